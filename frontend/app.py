@@ -1,0 +1,90 @@
+"""create_app(settings): the FastAPI app, and the lifespan that owns Triton and its client."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from frontend import __version__
+from frontend.core.config import Settings
+from frontend.core.errors import install_exception_handlers
+from frontend.core.middleware import RequestContextMiddleware
+from frontend.embed.routes import router as embed_router
+from frontend.embed.service import EmbeddingService
+from frontend.health.routes import router as health_router
+from frontend.models.registry import ModelRegistry
+from frontend.triton.embedded import EmbeddedTriton, TritonPorts
+from frontend.triton.gateway import TritonGateway
+from frontend.triton.repository import write_repository
+
+logger = logging.getLogger(__name__)
+
+
+def triton_environment(settings: Settings) -> dict[str, str]:
+    """What the stub processes need: the HF cache, and never a trip to the hub at load time."""
+    return {
+        "HF_HOME": str(settings.models_dir.resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HF_HOME", str(settings.models_dir.resolve()))
+    written = write_repository(settings)
+    logger.info("Triton model entries: %s", ", ".join(written) or "none")
+    embedded: EmbeddedTriton | None = None
+    url = settings.triton.url
+    if url is None:
+        ports = TritonPorts.choose(
+            settings.triton.http_port, settings.triton.grpc_port, settings.triton.metrics_port
+        )
+        embedded = EmbeddedTriton(
+            repositories=[settings.triton_repository_dir.resolve()],
+            work_dir=(settings.data_dir / "triton").resolve(),
+            ports=ports,
+            env=triton_environment(settings),
+            log_verbose=settings.triton.log_verbose,
+        )
+        await embedded.start(settings.triton.startup_timeout_seconds)
+        url = embedded.grpc_url
+    gateway = TritonGateway(
+        url,
+        infer_timeout=settings.triton.inference_timeout_seconds,
+        load_timeout=settings.triton.load_timeout_seconds,
+    )
+    registry = ModelRegistry(settings, gateway)
+    app.state.embedded_triton = embedded
+    app.state.gateway = gateway
+    app.state.registry = registry
+    app.state.embedding = EmbeddingService(registry, settings.limits)
+    try:
+        yield
+    finally:
+        await gateway.close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="Homelab AI",
+        version=__version__,
+        description="Self-hosted AI services on NVIDIA Triton. Errors use one envelope.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
+    install_exception_handlers(app)
+    app.include_router(health_router)
+    app.include_router(embed_router)
+    return app

@@ -1,0 +1,105 @@
+"""The `homelab-ai` command: serve, and import local model folders into the cache."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from frontend.core.config import ConfigError, Settings, load_settings
+
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    config = args.config
+    if config is None and DEFAULT_CONFIG.exists():
+        config = DEFAULT_CONFIG
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    settings = load_settings(config, **overrides)
+    # Every HF library reads HF_HOME at import: set it before any of them is imported.
+    os.environ["HF_HOME"] = str(settings.models_dir.resolve())
+    return settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    server = settings.server.model_copy(
+        update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    )
+    settings = settings.model_copy(update={"server": server})
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    import uvicorn
+
+    from frontend.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.log_level,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from frontend.models.cache import InvalidModelId, import_model
+
+    try:
+        result = import_model(args.source, args.id, settings.models_dir / "hub")
+    except (InvalidModelId, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"imported {result.model_id}: {result.files} files, {result.bytes / 1e6:.1f} MB "
+        f"-> {result.snapshot}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="homelab-ai", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, help="config file (default: ./config.yaml if present)"
+    )
+    common.add_argument("--data-dir", type=Path, help="data directory (models, Triton entries)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", parents=[common], help="run Triton and the API")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8000)")
+    serve.set_defaults(handler=_serve)
+
+    models = commands.add_parser("models", help="manage model files")
+    model_commands = models.add_subparsers(dest="models_command", required=True)
+    imp = model_commands.add_parser(
+        "import", parents=[common], help="copy a local model folder into the HF cache layout"
+    )
+    imp.add_argument("source", type=Path, help="folder with the model files (config.json, ...)")
+    imp.add_argument("--id", required=True, help="Hugging Face id to file it under, ORG/NAME")
+    imp.set_defaults(handler=_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

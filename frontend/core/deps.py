@@ -1,0 +1,28 @@
+"""FastAPI dependencies as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from frontend.embed.service import EmbeddingService
+from frontend.models.registry import ModelRegistry
+from frontend.triton.gateway import TritonGateway
+
+
+def get_gateway(request: Request) -> TritonGateway:
+    return request.app.state.gateway
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+def get_embedding_service(request: Request) -> EmbeddingService:
+    return request.app.state.embedding
+
+
+GatewayDep = Annotated[TritonGateway, Depends(get_gateway)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+EmbeddingServiceDep = Annotated[EmbeddingService, Depends(get_embedding_service)]

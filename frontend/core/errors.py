@@ -1,0 +1,112 @@
+"""The one error envelope (DESIGN.md) and every exception handler that produces it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+INVALID_REQUEST = "INVALID_REQUEST"
+MODEL_NOT_FOUND = "MODEL_NOT_FOUND"
+MODEL_LOAD_FAILED = "MODEL_LOAD_FAILED"
+INFERENCE_FAILED = "INFERENCE_FAILED"
+RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+NOT_FOUND = "NOT_FOUND"
+METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+
+_STATUS_CODES = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED, 413: INVALID_REQUEST}
+_MAX_VALIDATION_ITEMS = 10
+
+
+class APIError(Exception):
+    """An error that reaches the client as the documented envelope."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while reading a body past the limit (an HTTPException so FastAPI re-raises it)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than the limit of {limit} bytes")
+
+
+def request_id_of(request: Request) -> str:
+    return str(getattr(request.state, "request_id", "") or "")
+
+
+def envelope(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    details: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
+    if details:
+        body["details"] = details
+    return json_response({"error": body}, status, headers)
+
+
+def json_response(
+    content: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(content), status, headers, media_type="application/json")
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
+    """Field paths and messages only: never the submitted values (they may be huge or secret)."""
+    problems = []
+    for item in exc.errors()[:_MAX_VALIDATION_ITEMS]:
+        loc = [str(part) for part in item.get("loc", ()) if part != "body"]
+        problems.append(
+            {"field": ".".join(loc) or "body", "message": str(item.get("msg", ""))[:200]}
+        )
+    if problems and problems[0]["message"].startswith("JSON decode error"):
+        return "request body is not valid JSON", problems[:1]
+    first = problems[0] if problems else {"field": "body", "message": "invalid"}
+    return f"invalid request: {first['field']}: {first['message']}", problems
+
+
+def install_exception_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> Response:
+        return envelope(exc.status, exc.code, exc.message, request_id_of(request), exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        message, problems = _describe_validation(exc)
+        return envelope(400, INVALID_REQUEST, message, request_id_of(request), {"errors": problems})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = _STATUS_CODES.get(exc.status_code, INVALID_REQUEST)
+        message = str(exc.detail) if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route for {request.method} {request.url.path[:200]}"
+        return envelope(exc.status_code, code, message, request_id_of(request), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Never echo exception text: it can carry paths, addresses or model internals.
+        logger.exception("unhandled error in request %s", request_id_of(request))
+        return envelope(500, INTERNAL_ERROR, "internal server error", request_id_of(request))

@@ -1,0 +1,24 @@
+"""Kubernetes probes: /health (process alive) and /ready (Triton reachable and ready)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from frontend.core.deps import GatewayDep
+from frontend.core.errors import json_response
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="Liveness: the frontend process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="Readiness: Triton is reachable and ready")
+async def ready(gateway: GatewayDep) -> Response:
+    triton_ready = await gateway.is_ready()
+    status = 200 if triton_ready else 503
+    body = {"status": "ready" if triton_ready else "not_ready", "triton": triton_ready}
+    return json_response(body, status)

@@ -1,0 +1,1 @@
+"""Task logic that runs inside Triton's Python-backend stubs (kept free of frontend imports)."""

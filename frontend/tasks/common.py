@@ -1,0 +1,41 @@
+"""Helpers shared by every task model: offline snapshot lookup, threads, device choice."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+class ModelNotDownloaded(RuntimeError):
+    """The weights are not in the local cache; loading never reaches for the network."""
+
+
+def local_snapshot(hf_model: str) -> Path:
+    """Path of the cached snapshot, found without any network access or hub retries."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(hf_model, local_files_only=True))
+    except LocalEntryNotFoundError:
+        hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        raise ModelNotDownloaded(
+            f"model {hf_model} is not in the cache under {hf_home}/hub; download or import it first"
+        ) from None
+
+
+def configure_threads(threads: int) -> None:
+    """Pin torch's intra-op threads: spin-waiting threads collapse throughput on shared CPUs."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    with contextlib.suppress(RuntimeError):  # already set in this process
+        torch.set_num_interop_threads(1)
+
+
+def torch_device(instance_kind: str, device_id: str | int) -> str:
+    """The torch device for a Triton instance: its GPU for KIND_GPU, else the CPU."""
+    if instance_kind.upper().endswith("GPU"):
+        return f"cuda:{int(device_id)}"
+    return "cpu"

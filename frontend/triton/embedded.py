@@ -1,0 +1,266 @@
+"""Run the `tritonserver` shipped in the nvidia-pytriton wheel as a supervised child process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+
+class TritonSetupError(RuntimeError):
+    """The embedded Triton cannot run on this host; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    server_binary: Path
+    python_backend_dir: Path
+    stub: Path
+    bundled_libs: Path
+    libpython_dir: Path
+
+
+def find_triton_install() -> TritonInstall:
+    """Locate the wheel's binaries and check the host can run its Python-backend stub."""
+    try:
+        import pytriton
+    except ImportError:
+        raise TritonSetupError(
+            "the embedded Triton needs the 'nvidia-pytriton' package "
+            "(pip install nvidia-pytriton==0.7.0), or set triton.url to an external server"
+        ) from None
+    root = Path(pytriton.__file__).parent / "tritonserver"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise TritonSetupError(f"nvidia-pytriton ships no Python-backend stub for Python {version}")
+    libdir = Path(str(sysconfig.get_config_var("LIBDIR") or ""))
+    libpython = libdir / f"libpython{version}.so.1.0"
+    if not sysconfig.get_config_var("Py_ENABLE_SHARED") or not libpython.exists():
+        raise TritonSetupError(
+            f"the Triton Python stub needs a shared libpython ({libpython} not found); "
+            "use a Python built with --enable-shared (Debian's python3.11 and pyenv with "
+            "PYTHON_CONFIGURE_OPTS=--enable-shared are)"
+        )
+    install = TritonInstall(
+        server_binary=root / "bin" / "tritonserver",
+        python_backend_dir=root / "backends" / "python",
+        stub=stub,
+        bundled_libs=root.parent.parent / "nvidia_pytriton.libs",
+        libpython_dir=libdir,
+    )
+    if not install.server_binary.is_file():
+        raise TritonSetupError(f"tritonserver binary missing at {install.server_binary}")
+    return install
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class TritonPorts:
+    http: int
+    grpc: int
+    metrics: int
+
+    @classmethod
+    def choose(cls, http: int = 0, grpc: int = 0, metrics: int = 0) -> TritonPorts:
+        return cls(http or free_port(), grpc or free_port(), metrics or free_port())
+
+
+class EmbeddedTriton:
+    """One tritonserver process bound to loopback, restarted if it dies, stopped with its stubs."""
+
+    def __init__(
+        self,
+        repositories: list[Path],
+        work_dir: Path,
+        ports: TritonPorts,
+        env: dict[str, str] | None = None,
+        log_verbose: int = 0,
+    ) -> None:
+        self.install = find_triton_install()
+        self.repositories = repositories
+        self.work_dir = work_dir
+        self.ports = ports
+        self.extra_env = env or {}
+        self.log_verbose = log_verbose
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.ports.grpc}"
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.ports.http}"
+
+    def _backend_dir(self) -> Path:
+        """A backend dir whose python/ holds the wheel's backend plus the stub for this Python."""
+        backends = self.work_dir / "backends"
+        python_dir = backends / "python"
+        python_dir.mkdir(parents=True, exist_ok=True)
+        links = {
+            "libtriton_python.so": self.install.python_backend_dir / "libtriton_python.so",
+            "triton_python_backend_utils.py": self.install.python_backend_dir
+            / "triton_python_backend_utils.py",
+            "triton_python_backend_stub": self.install.stub,
+        }
+        for name, target in links.items():
+            link = python_dir / name
+            if link.is_symlink() and link.resolve() == target.resolve():
+                continue
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+        return backends
+
+    def command(self) -> list[str]:
+        cmd = [str(self.install.server_binary)]
+        cmd += [f"--model-repository={repo}" for repo in self.repositories]
+        cmd += [
+            f"--backend-directory={self._backend_dir()}",
+            "--model-control-mode=explicit",
+            "--disable-auto-complete-config",
+            "--strict-readiness=true",
+            "--http-address=127.0.0.1",
+            "--grpc-address=127.0.0.1",
+            "--metrics-address=127.0.0.1",
+            f"--http-port={self.ports.http}",
+            f"--grpc-port={self.ports.grpc}",
+            f"--metrics-port={self.ports.metrics}",
+            "--allow-gpu-metrics=false",
+            "--pinned-memory-pool-byte-size=0",
+            "--cuda-memory-pool-byte-size=0:0",
+            "--exit-timeout-secs=10",
+            f"--log-verbose={self.log_verbose}",
+        ]
+        return cmd
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # The stub runs Python isolated (PYTHONPATH ignored) and finds its prefix from the first
+        # python3 on PATH, so the running interpreter's bin/ goes first.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        libs = [str(self.install.libpython_dir), str(self.install.bundled_libs)]
+        if env.get("LD_LIBRARY_PATH"):
+            libs.append(env["LD_LIBRARY_PATH"])
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
+        env.pop("PYTHONPATH", None)
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.work_dir / "tritonserver.log"
+        with open(log_path, "ab") as log:
+            # A new session makes tritonserver and its stubs one process group to stop together;
+            # the neutral cwd keeps folders of the caller's cwd off the stubs' sys.path.
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=self.work_dir,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        logger.info(
+            "started tritonserver pid %s (http %s, grpc %s, metrics %s); log: %s",
+            self.process.pid,
+            self.ports.http,
+            self.ports.grpc,
+            self.ports.metrics,
+            log_path,
+        )
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    async def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"http://{self.http_url}/v2/health/ready"
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if not self.is_running():
+                    code = self.process.returncode if self.process else "?"
+                    raise TritonSetupError(
+                        f"tritonserver exited with code {code}; "
+                        f"see {self.work_dir / 'tritonserver.log'}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(url)).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise TritonSetupError(f"tritonserver not ready after {timeout:.0f} s")
+
+    async def start(self, timeout: float = 60.0) -> None:
+        self._stopping = False
+        self._spawn()
+        await self.wait_ready(timeout)
+        self._supervisor = asyncio.create_task(self._supervise(timeout), name="triton-supervisor")
+
+    async def _supervise(self, timeout: float) -> None:
+        backoff = 1.0
+        while not self._stopping:
+            await asyncio.sleep(0.5)
+            if self._stopping or self.is_running():
+                continue
+            code = self.process.returncode if self.process else None
+            logger.error("tritonserver exited (code %s); restarting in %.0f s", code, backoff)
+            self._kill_group(signal.SIGKILL)  # its stubs, if any outlived it
+            await asyncio.sleep(backoff)
+            if self._stopping:
+                return
+            self.restarts += 1
+            try:
+                self._spawn()
+                await self.wait_ready(timeout)
+                backoff = 1.0
+                logger.info("tritonserver is back (restart %d)", self.restarts)
+            except (TritonSetupError, OSError) as exc:
+                logger.error("tritonserver restart failed: %s", exc)
+                backoff = min(backoff * 2, 30.0)
+
+    def _kill_group(self, sig: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the whole group (server and stubs), SIGKILL what is left after `timeout`."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self.process is None:
+            return
+        self._kill_group(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        # Stubs exit on their own once the server is gone, but do not leave that to chance.
+        self._kill_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        logger.info("tritonserver stopped")

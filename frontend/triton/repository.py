@@ -1,0 +1,82 @@
+"""Write one Triton model entry per configured model, all linked to their task's model.py."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from frontend.core.config import ModelEntry, Settings, Task
+
+logger = logging.getLogger(__name__)
+
+# config.yaml task name -> folder of the shipped implementation in model_repository/
+TASK_FOLDERS: dict[str, str] = {"text_embedding": "embedding"}
+_MARKER = ".homelab-ai"  # marks entries this module owns, so nothing else is ever removed
+_KINDS = {"cpu": mc.ModelInstanceGroup.KIND_CPU, "gpu": mc.ModelInstanceGroup.KIND_GPU}
+
+
+def shipped_task_code_dir() -> Path:
+    return Path(__file__).resolve().parents[2] / "model_repository"
+
+
+def task_code_dir(settings: Settings) -> Path:
+    return settings.triton.task_code_dir or shipped_task_code_dir()
+
+
+def build_config(template: Path, entry: ModelEntry, task: Task) -> mc.ModelConfig:
+    """The task's template config.pbtxt with this model's name, batching and parameters."""
+    config = text_format.Parse(template.read_text(encoding="utf-8"), mc.ModelConfig())
+    config.name = entry.id
+    config.max_batch_size = entry.max_batch_size
+    config.dynamic_batching.max_queue_delay_microseconds = entry.max_queue_delay_us
+    del config.instance_group[:]
+    group = config.instance_group.add()
+    group.count = entry.instances
+    # "auto" leaves KIND_AUTO: Triton picks the GPU when one is visible, else the CPU.
+    group.kind = _KINDS.get(entry.device, mc.ModelInstanceGroup.KIND_AUTO)
+    parameters = {"hf_model": entry.hf_model, "threads": str(entry.threads), "task": task}
+    for key, value in parameters.items():
+        config.parameters[key].string_value = value
+    return config
+
+
+def write_repository(settings: Settings, code_dir: Path | None = None) -> list[str]:
+    """Create or refresh entries for every enabled model of a served task; drop stale ones."""
+    repository = settings.triton_repository_dir
+    repository.mkdir(parents=True, exist_ok=True)
+    code_dir = code_dir or task_code_dir(settings)
+    written: list[str] = []
+    for task, folder in TASK_FOLDERS.items():
+        shipped = shipped_task_code_dir() / folder
+        for entry in settings.models.entries(task):  # type: ignore[arg-type]
+            if not entry.enabled:
+                continue
+            config = build_config(shipped / "config.pbtxt", entry, task)  # type: ignore[arg-type]
+            _write_entry(repository / entry.id, config, code_dir / folder / "1" / "model.py")
+            written.append(entry.id)
+    for stale in repository.iterdir():
+        if stale.name not in written and (stale / _MARKER).exists():
+            shutil.rmtree(stale)
+            logger.info("removed Triton entry %s (no longer configured)", stale.name)
+    return written
+
+
+def _write_entry(model_dir: Path, config: mc.ModelConfig, model_py: Path) -> None:
+    version_dir = model_dir / "1"
+    version_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / _MARKER).touch()
+    text = text_format.MessageToString(config)
+    config_path = model_dir / "config.pbtxt"
+    if not config_path.exists() or config_path.read_text(encoding="utf-8") != text:
+        tmp = config_path.with_suffix(".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(config_path)
+    link = version_dir / "model.py"
+    if link.is_symlink() and Path(link.readlink()) == model_py:
+        return
+    link.unlink(missing_ok=True)
+    link.symlink_to(model_py)
