@@ -28,10 +28,13 @@ def triton_environment(settings: Settings) -> dict[str, str]:
     """What the stub processes need: the HF cache, and never a trip to the hub at load time."""
     return {
         "HF_HOME": str(settings.models_dir.resolve()),
+        "HF_HUB_CACHE": str((settings.models_dir / "hub").resolve()),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "OMP_NUM_THREADS": "1",
+        # Idle OpenMP threads sleep instead of spinning: the frontend shares these cores.
+        "OMP_WAIT_POLICY": "PASSIVE",
     }
 
 

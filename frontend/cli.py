@@ -18,9 +18,9 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     config = args.config
     if config is None and DEFAULT_CONFIG.exists():
         config = DEFAULT_CONFIG
-    if args.data_dir is not None:
-        overrides["data_dir"] = args.data_dir
     settings = load_settings(config, **overrides)
+    if args.data_dir is not None:  # flags beat the environment, which beats the file
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
     # Every HF library reads HF_HOME at import: set it before any of them is imported.
     os.environ["HF_HOME"] = str(settings.models_dir.resolve())
     return settings

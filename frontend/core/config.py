@@ -45,14 +45,14 @@ class ModelEntry(_Section):
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str) -> str:
-        if not MODEL_ID_PATTERN.match(value):
+        if not MODEL_ID_PATTERN.fullmatch(value):
             raise ValueError("must be 1-64 characters of letters, digits, '.', '_' or '-'")
         return value
 
     @field_validator("hf_model")
     @classmethod
     def _check_hf_model(cls, value: str) -> str:
-        if not HF_ID_PATTERN.match(value) or ".." in value:
+        if not HF_ID_PATTERN.fullmatch(value) or ".." in value:
             raise ValueError("must be a Hugging Face model id such as 'org/name'")
         return value
 
@@ -89,6 +89,13 @@ class TritonSection(_Section):
     inference_timeout_seconds: float = Field(default=120, gt=0)
     task_code_dir: Path | None = None
     log_verbose: int = Field(default=0, ge=0, le=3)
+
+    @field_validator("task_code_dir")
+    @classmethod
+    def _check_absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path (as Triton sees it)")
+        return value
 
 
 class LimitsSection(_Section):

@@ -26,7 +26,7 @@ class RequestContextMiddleware:
         request_id = ""
         declared_length = -1
         for name, value in scope["headers"]:
-            if name == b"x-request-id" and _CLIENT_ID.match(value):
+            if name == b"x-request-id" and _CLIENT_ID.fullmatch(value):
                 request_id = value.decode("ascii")
             elif name == b"content-length" and value.isdigit():
                 declared_length = int(value)

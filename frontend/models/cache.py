@@ -17,7 +17,7 @@ class InvalidModelId(ValueError):
 
 
 def check_hf_id(model_id: str) -> str:
-    if not HF_ID_PATTERN.match(model_id) or ".." in model_id or "/" not in model_id:
+    if not HF_ID_PATTERN.fullmatch(model_id) or ".." in model_id or "/" not in model_id:
         raise InvalidModelId(
             f"'{model_id[:100]}' is not a Hugging Face model id of the form ORG/NAME"
         )
@@ -66,6 +66,12 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def import_model(source: Path, model_id: str, hub_dir: Path) -> ImportResult:
     """Copy a local model folder into the cache layout the HF libraries read offline.
 
@@ -83,6 +89,10 @@ def import_model(source: Path, model_id: str, hub_dir: Path) -> ImportResult:
     if not files:
         raise ValueError(f"{source} contains no files")
     repo = repo_dir(hub_dir, model_id)
+    # Temp files are created 0600; give the results the usual modes so that a Triton running
+    # as another user (containers) can read them, as huggingface_hub does.
+    umask = _current_umask()
+    file_mode, dir_mode = 0o666 & ~umask, 0o777 & ~umask
     blobs = repo / "blobs"
     blobs.mkdir(parents=True, exist_ok=True)
     manifest = hashlib.sha1()
@@ -99,6 +109,7 @@ def import_model(source: Path, model_id: str, hub_dir: Path) -> ImportResult:
                 open(path, "rb") as src,
             ):
                 shutil.copyfileobj(src, tmp)
+            os.chmod(tmp.name, file_mode)
             os.replace(tmp.name, blob)
         entries.append((relative, digest))
         total += path.stat().st_size
@@ -107,9 +118,10 @@ def import_model(source: Path, model_id: str, hub_dir: Path) -> ImportResult:
     snapshot = snapshots / revision
     if not snapshot.exists():
         staging = Path(tempfile.mkdtemp(dir=repo, prefix=".import-"))
+        os.chmod(staging, dir_mode)
         for relative, digest in entries:
             link = staging / relative
-            link.parent.mkdir(parents=True, exist_ok=True)
+            link.parent.mkdir(mode=dir_mode, parents=True, exist_ok=True)
             link.symlink_to(os.path.relpath(blobs / digest, (snapshot / relative).parent))
         snapshots.mkdir(exist_ok=True)
         os.replace(staging, snapshot)
@@ -117,5 +129,6 @@ def import_model(source: Path, model_id: str, hub_dir: Path) -> ImportResult:
     refs.mkdir(exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=refs, delete=False) as ref:
         ref.write(revision.encode("ascii"))
+    os.chmod(ref.name, file_mode)
     os.replace(ref.name, refs / "main")
     return ImportResult(model_id, revision, snapshot, len(entries), total)

