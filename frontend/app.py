@@ -33,8 +33,6 @@ def triton_environment(settings: Settings) -> dict[str, str]:
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "OMP_NUM_THREADS": "1",
-        # Idle OpenMP threads sleep instead of spinning: the frontend shares these cores.
-        "OMP_WAIT_POLICY": "PASSIVE",
     }
 
 

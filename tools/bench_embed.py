@@ -21,11 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import numpy as np
 import yaml
+
+from frontend.core.config import ModelEntry
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCES = [f"The quick brown fox number {i} jumps over the lazy dog." for i in range(512)]
@@ -126,15 +129,63 @@ async def median_latency_ms(url: str, requests: int) -> float:
     return statistics.median(times)
 
 
+def process_tree_cpu(root_pid: int) -> dict[str, float]:
+    """CPU seconds (user+system) used so far by a process and its descendants, by program."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        stats[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ticks)
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, (ppid, _, _) in stats.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    usage: dict[str, float] = {}
+    for pid in tree:
+        if pid in stats:
+            _, name, seconds = stats[pid]
+            label = (
+                "stub" if "python_b" in name else "tritonserver" if "triton" in name else "frontend"
+            )
+            usage[label] = usage.get(label, 0.0) + seconds
+    return usage
+
+
+def cpu_per_request(
+    service_pid: int, run: Callable[[], float], seconds: float
+) -> tuple[float, str]:
+    """Run a load; return its rate and the CPU ms per request of each process involved."""
+    before, self_before = process_tree_cpu(service_pid), time.process_time()
+    rate = run()
+    after, self_after = process_tree_cpu(service_pid), time.process_time()
+    requests = rate * seconds
+    parts = {k: (after.get(k, 0.0) - before.get(k, 0.0)) for k in after}
+    parts["load generator"] = self_after - self_before
+    text = ", ".join(f"{k} {v / requests * 1000:.2f}" for k, v in sorted(parts.items()))
+    return rate, text
+
+
 def grpc_port_from_log(log: Path) -> str:
     text = log.read_text(errors="replace")
     marker = "Started GRPCInferenceService at "
     return text[text.rindex(marker) + len(marker) :].split('"')[0].strip()
 
 
-def start_service(work: Path, data_dir: Path, threads: int, port: int) -> subprocess.Popen[bytes]:
+def start_service(
+    work: Path, data_dir: Path, threads: int, instances: int, delay_us: int, port: int
+) -> subprocess.Popen[bytes]:
     config = work / "config.yaml"
     model = {"id": "minilm", "hf_model": MINILM, "threads": threads, "default": True}
+    model.update({"max_queue_delay_us": delay_us, "instances": instances})
     config.write_text(
         yaml.safe_dump({"log_level": "warning", "models": {"text_embedding": [model]}})
     )
@@ -163,7 +214,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="torch threads")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 2, help="torch threads of the ceiling"
+    )
+    parser.add_argument("--model-threads", type=int, default=1, help="torch threads per instance")
+    parser.add_argument("--instances", type=int, default=2, help="Triton instances of the model")
+    parser.add_argument(
+        "--delay-us",
+        type=int,
+        default=ModelEntry.model_fields["max_queue_delay_us"].default,
+        help="the model's max_queue_delay_us (default: the config default)",
+    )
     parser.add_argument("--data-dir", type=Path, help="reuse a data dir (default: a temp one)")
     parser.add_argument("--ceiling-of", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -178,18 +239,22 @@ def main() -> int:
     snapshot = prepare_data_dir(data_dir)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    service = start_service(work, data_dir, args.threads, port)
+    service = start_service(work, data_dir, args.model_threads, args.instances, args.delay_us, port)
     try:
         asyncio.run(wait_ready(url, 120))
         asyncio.run(median_latency_ms(url, 5))  # loads the model
         grpc_url = grpc_port_from_log(data_dir / "triton" / "tritonserver.log")
         results: dict[str, list[float]] = {"ceiling": [], "triton": [], "api": []}
+        cpu: dict[str, str] = {}
+        loads = {
+            "triton": lambda: asyncio.run(bench_triton(grpc_url, args.clients, args.seconds)),
+            "api": lambda: asyncio.run(bench_api(url, args.clients, args.seconds)),
+        }
         for round_ in range(args.rounds):
             results["ceiling"].append(bench_ceiling(snapshot, args.seconds, args.threads))
-            results["triton"].append(
-                asyncio.run(bench_triton(grpc_url, args.clients, args.seconds))
-            )
-            results["api"].append(asyncio.run(bench_api(url, args.clients, args.seconds)))
+            for name, load in loads.items():
+                rate, cpu[name] = cpu_per_request(service.pid, load, args.seconds)
+                results[name].append(rate)
             print(
                 f"round {round_ + 1}: "
                 + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in results.items()),
@@ -201,7 +266,11 @@ def main() -> int:
         service.wait(60)
 
     median = {k: float(np.median(v)) for k, v in results.items()}
-    print(f"\nall-MiniLM-L6-v2, {os.cpu_count()} cores, torch threads {args.threads}, medians")
+    print(
+        f"\nall-MiniLM-L6-v2, {os.cpu_count()} cores; ceiling: {args.threads} torch threads; "
+        f"Triton: {args.instances} instance(s) x {args.model_threads} thread(s), "
+        f"max_queue_delay_us {args.delay_us}; medians of {args.rounds} rounds"
+    )
     print(f"  in-process encode, batch 32 (ceiling): {median['ceiling']:7.1f} sentences/s")
     print(
         f"  Triton gRPC, {args.clients} clients x 1 sentence: {median['triton']:7.1f} sentences/s"
@@ -210,6 +279,9 @@ def main() -> int:
     print(f"  /api/embed single-client median latency: {latency:.1f} ms")
     print(f"  ratio triton / ceiling = {median['triton'] / median['ceiling']:.2f}")
     print(f"  ratio api / ceiling    = {median['api'] / median['ceiling']:.2f}  (target >= 0.8)")
+    print("CPU ms per request, last round (2 cores = 2000 ms of CPU per second):")
+    for phase, text in cpu.items():
+        print(f"  {phase:6}: {text}")
     return 0
 
 

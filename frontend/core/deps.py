@@ -11,15 +11,15 @@ from frontend.models.registry import ModelRegistry
 from frontend.triton.gateway import TritonGateway
 
 
-def get_gateway(request: Request) -> TritonGateway:
+async def get_gateway(request: Request) -> TritonGateway:
     return request.app.state.gateway
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return request.app.state.registry
 
 
-def get_embedding_service(request: Request) -> EmbeddingService:
+async def get_embedding_service(request: Request) -> EmbeddingService:
     return request.app.state.embedding
 
 

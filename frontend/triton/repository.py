@@ -38,7 +38,12 @@ def build_config(template: Path, entry: ModelEntry, task: Task) -> mc.ModelConfi
     group.count = entry.instances
     # "auto" leaves KIND_AUTO: Triton picks the GPU when one is visible, else the CPU.
     group.kind = _KINDS.get(entry.device, mc.ModelInstanceGroup.KIND_AUTO)
-    parameters = {"hf_model": entry.hf_model, "threads": str(entry.threads), "task": task}
+    parameters = {
+        "hf_model": entry.hf_model,
+        "threads": str(entry.threads),
+        "engine": entry.engine,
+        "task": task,
+    }
     for key, value in parameters.items():
         config.parameters[key].string_value = value
     return config

@@ -47,6 +47,7 @@ def test_build_config_fills_in_the_entry() -> None:
         max_queue_delay_us=750,
         instances=2,
         device="cpu",
+        engine="torch",
     )
 
     config = build_config(TEMPLATE, model, "text_embedding")
@@ -62,6 +63,7 @@ def test_build_config_fills_in_the_entry() -> None:
     assert parameters == {
         "hf_model": "sentence-transformers/all-MiniLM-L6-v2",
         "threads": "3",
+        "engine": "torch",
         "task": "text_embedding",
     }
 

@@ -18,9 +18,11 @@ class TritonPythonModel:
             threads=int(params.get("threads", "1")),
             device=device,
             fp16=params.get("fp16", "false") == "true",
+            engine=params.get("engine", "auto"),
         )
         pb_utils.Logger.log_info(
-            f"{args['model_name']}: {params['hf_model']} on {device}, {self.task.dimensions} dims"
+            f"{args['model_name']}: {params['hf_model']} on {device} ({self.task.engine}), "
+            f"{self.task.dimensions} dims"
         )
 
     def execute(self, requests):

@@ -1,0 +1,79 @@
+"""The embedding task that runs inside Triton: ONNX engine parity, export caching, fallback."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from frontend.models.cache import import_model, snapshot_path
+from frontend.tasks.embedding import EmbeddingTask
+from frontend.tasks.onnx_encoder import export_path
+from tests.conftest import MINILM_ID
+
+TEXTS = ["hello world", "A man is eating food.", "Ünïcödé 🚀 日本語", "x " * 400]
+
+
+@pytest.fixture(scope="module")
+def models_home(tmp_path_factory: pytest.TempPathFactory, minilm_source: Path) -> Path:
+    home = tmp_path_factory.mktemp("hf-home")
+    import_model(minilm_source, MINILM_ID, home / "hub")
+    return home
+
+
+@pytest.fixture
+def hf_home(models_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HF_HOME", str(models_home))
+    return models_home
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_onnx_engine_matches_torch_and_caches_its_export(hf_home: Path) -> None:
+    snapshot = snapshot_path(hf_home / "hub", MINILM_ID)
+    assert snapshot is not None
+    onnx = EmbeddingTask(MINILM_ID, engine="onnx")
+    torch_task = EmbeddingTask(MINILM_ID, engine="torch")
+    assert (onnx.engine, torch_task.engine) == ("onnx", "torch")
+
+    got, expected = onnx.embed(TEXTS), torch_task.embed(TEXTS)
+
+    assert got.shape == expected.shape == (len(TEXTS), 384)
+    assert got.dtype == np.float32
+    assert cosines(got, expected).min() >= 0.99999
+    exported = export_path(snapshot)
+    assert exported.is_file()
+    assert exported.stat().st_mode & 0o777 == 0o644
+    mtime = exported.stat().st_mtime_ns
+    assert EmbeddingTask(MINILM_ID, engine="auto").engine == "onnx"
+    assert exported.stat().st_mtime_ns == mtime  # reused, not exported again
+
+
+def test_batch_order_and_empty_batch(hf_home: Path) -> None:
+    task = EmbeddingTask(MINILM_ID)
+    together = task.embed(TEXTS)
+    one_by_one = np.concatenate([task.embed([t]) for t in TEXTS])
+    assert cosines(together, one_by_one).min() >= 0.99999
+    assert task.embed([]).shape == (0, 384)
+
+
+def test_corrupt_export_falls_back_to_torch_or_fails_when_onnx_is_required(
+    tmp_path: Path, minilm_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    snapshot = import_model(minilm_source, MINILM_ID, home / "hub").snapshot
+    monkeypatch.setenv("HF_HOME", str(home))
+    broken = export_path(snapshot)
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not an onnx model")
+
+    fallback = EmbeddingTask(MINILM_ID, engine="auto")
+    assert fallback.engine == "torch"
+    assert fallback.embed(["still works"]).shape == (1, 384)
+    with pytest.raises(Exception, match=r"(?i)protobuf|onnx|load"):
+        EmbeddingTask(MINILM_ID, engine="onnx")
+    shutil.rmtree(home)
