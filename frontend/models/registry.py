@@ -25,7 +25,7 @@ class ModelRegistry:
         self.gateway = gateway
         self.hub_dir = settings.models_dir / "hub"
         self._loaded: set[str] = set()
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._loading: dict[str, asyncio.Future[None]] = {}
         self.load_count: dict[str, int] = {}
         self.last_load_seconds: dict[str, float] = {}
 
@@ -53,15 +53,21 @@ class ModelRegistry:
         )
 
     async def ensure_loaded(self, entry: ModelEntry) -> None:
-        """Load once: concurrent first requests wait on the same lock and share that one load."""
+        """Load once: concurrent first requests share one load attempt and its outcome."""
         if entry.id in self._loaded:
             return
-        lock = self._locks.setdefault(entry.id, asyncio.Lock())
-        async with lock:
-            if entry.id in self._loaded:
-                return
-            await self._load(entry)
-            self._loaded.add(entry.id)
+        attempt = self._loading.get(entry.id)
+        if attempt is None:
+            attempt = asyncio.ensure_future(self._load(entry))
+            self._loading[entry.id] = attempt
+            attempt.add_done_callback(lambda done, key=entry.id: self._finish_load(key, done))
+        # shield: a client that disconnects must not cancel the load the others wait for
+        await asyncio.shield(attempt)
+
+    def _finish_load(self, model_id: str, attempt: asyncio.Future[None]) -> None:
+        self._loading.pop(model_id, None)
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._loaded.add(model_id)
 
     async def _load(self, entry: ModelEntry) -> None:
         if not is_downloaded(self.hub_dir, entry.hf_model):
@@ -118,7 +124,8 @@ class ModelRegistry:
                 ) from None
 
     async def unload(self, entry: ModelEntry) -> None:
-        lock = self._locks.setdefault(entry.id, asyncio.Lock())
-        async with lock:
-            await self.gateway.unload(entry.id)
-            self._loaded.discard(entry.id)
+        attempt = self._loading.get(entry.id)
+        if attempt is not None:  # let a load in progress finish first
+            await asyncio.gather(attempt, return_exceptions=True)
+        self._loaded.discard(entry.id)
+        await self.gateway.unload(entry.id)

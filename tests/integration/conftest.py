@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,23 @@ def api(settings: Settings, triton: EmbeddedTriton) -> Iterator[RunningApi]:
     yield RunningApi(url, app)
     server.should_exit = True
     thread.join(30)
+
+
+def concurrent_posts(api: RunningApi, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
+    """POST every body to /api/embed at the same moment, one client thread each."""
+    barrier = threading.Barrier(len(bodies))
+
+    def post(body: dict[str, Any]) -> httpx.Response:
+        with api.client() as http:
+            barrier.wait()
+            return http.post("/api/embed", json=body)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(post, bodies))
+
+
+def triton_log_count(triton: EmbeddedTriton, text: str) -> int:
+    return (triton.work_dir / "tritonserver.log").read_text(errors="replace").count(text)
 
 
 @pytest.fixture

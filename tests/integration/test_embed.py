@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -14,7 +12,7 @@ import tritonclient.http as triton_http
 
 from frontend.triton.embedded import EmbeddedTriton
 from tests.conftest import MINILM_ID
-from tests.integration.conftest import RunningApi
+from tests.integration.conftest import RunningApi, concurrent_posts, triton_log_count
 
 SENTENCES = [
     "hello world",
@@ -43,8 +41,7 @@ def triton_admin(triton: EmbeddedTriton) -> triton_http.InferenceServerClient:
 
 
 def loads_in_log(triton: EmbeddedTriton, model: str) -> int:
-    log = (triton.work_dir / "tritonserver.log").read_text(errors="replace")
-    return log.count(f"successfully loaded '{model}'")
+    return triton_log_count(triton, f"successfully loaded '{model}'")
 
 
 def unload_and_wait(triton: EmbeddedTriton, model: str) -> None:
@@ -101,18 +98,6 @@ def test_client_request_id_is_echoed(client: httpx.Client) -> None:
     assert response.json()["request_id"] == "my-trace-42"
 
 
-def _concurrent_posts(api: RunningApi, bodies: list[dict[str, object]]) -> list[httpx.Response]:
-    barrier = threading.Barrier(len(bodies))
-
-    def post(body: dict[str, object]) -> httpx.Response:
-        with api.client() as http:
-            barrier.wait()
-            return http.post("/api/embed", json=body)
-
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        return list(pool.map(post, bodies))
-
-
 def test_concurrent_requests_are_batched_by_triton(
     api: RunningApi, client: httpx.Client, triton: EmbeddedTriton
 ) -> None:
@@ -125,7 +110,7 @@ def test_concurrent_requests_are_batched_by_triton(
 
     requests_before, executions_before = counts()
     bodies: list[dict[str, object]] = [{"texts": [f"sentence number {i}"]} for i in range(16)]
-    responses = _concurrent_posts(api, bodies)
+    responses = concurrent_posts(api, bodies)
     assert [r.status_code for r in responses] == [200] * 16
     requests_after, executions_after = counts()
     assert requests_after - requests_before == 16
@@ -143,7 +128,7 @@ def test_concurrent_first_requests_share_one_load(
     loads_before = registry.load_count.get("minilm", 0)
     log_loads_before = loads_in_log(triton, "minilm")
 
-    responses = _concurrent_posts(api, [{"texts": [f"first {i}"]} for i in range(8)])
+    responses = concurrent_posts(api, [{"texts": [f"first {i}"]} for i in range(8)])
 
     assert [r.status_code for r in responses] == [200] * 8
     assert registry.load_count["minilm"] - loads_before == 1

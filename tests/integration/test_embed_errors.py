@@ -10,8 +10,8 @@ import pytest
 
 from frontend.app import create_app
 from frontend.core.config import Settings
-from frontend.triton.embedded import free_port
-from tests.integration.conftest import serve_app
+from frontend.triton.embedded import EmbeddedTriton, free_port
+from tests.integration.conftest import RunningApi, concurrent_posts, serve_app, triton_log_count
 
 LEAKS = ("Traceback", "/tmp/", "/root/", "site-packages", 'File "', "pytest-of")
 
@@ -89,6 +89,14 @@ def test_not_downloaded_says_how_to_get_it(client: httpx.Client) -> None:
     )
     assert "homelab-ai models import" in error["message"]
     assert error["details"]["hf_model"] == "nobody/not-downloaded"
+
+
+def test_concurrent_requests_share_one_failed_load(api: RunningApi, triton: EmbeddedTriton) -> None:
+    attempts_before = triton_log_count(triton, "failed to load 'broken' version 1")
+    responses = concurrent_posts(api, [{"texts": ["a"], "model": "broken"}] * 6)
+    for response in responses:
+        assert_envelope(response, 503, "MODEL_LOAD_FAILED")
+    assert triton_log_count(triton, "failed to load 'broken' version 1") - attempts_before == 1
 
 
 def test_validation_errors_never_echo_input(client: httpx.Client) -> None:
