@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -60,7 +61,7 @@ class ModelRegistry:
         if attempt is None:
             attempt = asyncio.ensure_future(self._load(entry))
             self._loading[entry.id] = attempt
-            attempt.add_done_callback(lambda done, key=entry.id: self._finish_load(key, done))
+            attempt.add_done_callback(functools.partial(self._finish_load, entry.id))
         # shield: a client that disconnects must not cancel the load the others wait for
         await asyncio.shield(attempt)
 
