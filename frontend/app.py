@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,7 +39,6 @@ def triton_environment(settings: Settings) -> dict[str, str]:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.models_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("HF_HOME", str(settings.models_dir.resolve()))
     written = write_repository(settings)
     logger.info("Triton model entries: %s", ", ".join(written) or "none")
     embedded: EmbeddedTriton | None = None

@@ -18,6 +18,12 @@ from frontend.triton.embedded import free_port
 from tests.conftest import MINILM_ID
 
 
+def serve_command(config: Path, data: Path, *extra: str) -> list[str]:
+    """`homelab-ai serve` as the installed command runs it."""
+    command = [sys.executable, "-m", "frontend.cli", "serve", "--config", str(config)]
+    return [*command, "--data-dir", str(data), *extra]
+
+
 def processes_mentioning(marker: str) -> dict[int, str]:
     """pid -> command line of every process whose command line contains `marker`."""
     found = {}
@@ -64,18 +70,7 @@ def served(tmp_path: Path, data_dir: Path) -> Iterator[tuple[subprocess.Popen[by
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELAB_")}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "frontend.cli",
-            "serve",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-        ],
+        serve_command(config, data, "--port", str(port)),
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -127,16 +122,7 @@ def test_serve_refuses_an_invalid_config(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("resources:\n  max_concurrent_requests: lots\n")
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "frontend.cli",
-            "serve",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(tmp_path / "data"),
-        ],
+        serve_command(config, tmp_path / "data"),
         capture_output=True,
         text=True,
         timeout=60,
