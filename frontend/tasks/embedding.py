@@ -46,6 +46,9 @@ class EmbeddingTask:
         if engine == "onnx" or (engine == "auto" and device == "cpu"):
             self.onnx = self._onnx_encoder(snapshot, threads, required=engine == "onnx")
         self.engine = "onnx" if self.onnx is not None else "torch"
+        if self.onnx is not None:
+            # The torch encoder weights are never used again: free them.
+            self.model[0].auto_model.to("meta")
 
     def _onnx_encoder(self, snapshot: Path, threads: int, required: bool) -> OnnxEncoder | None:
         """The ONNX encoder if it reproduces torch on a probe; None (torch) otherwise."""
