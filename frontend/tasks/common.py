@@ -46,3 +46,11 @@ def torch_device(instance_kind: str, device_id: str | int) -> str:
     if instance_kind.upper().endswith("GPU"):
         return f"cuda:{int(device_id)}"
     return "cpu"
+
+
+BUILTIN_PREFIX = "rapidocr/"
+
+
+def is_builtin(hf_model: str) -> bool:
+    """Engines whose weights ship inside a Python package (no Hugging Face download)."""
+    return hf_model.lower().startswith(BUILTIN_PREFIX)
