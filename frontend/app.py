@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from frontend import __version__
+from frontend.caption.routes import router as caption_router
 from frontend.core.config import Settings
 from frontend.core.errors import install_exception_handlers
 from frontend.core.middleware import RequestContextMiddleware
@@ -16,6 +17,7 @@ from frontend.embed.routes import router as embed_router
 from frontend.embed.service import EmbeddingService
 from frontend.health.routes import router as health_router
 from frontend.models.registry import ModelRegistry
+from frontend.ocr.routes import router as ocr_router
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts
 from frontend.triton.gateway import TritonGateway
 from frontend.triton.repository import write_repository
@@ -86,4 +88,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_exception_handlers(app)
     app.include_router(health_router)
     app.include_router(embed_router)
+    app.include_router(caption_router)
+    app.include_router(ocr_router)
     return app

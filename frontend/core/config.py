@@ -42,6 +42,10 @@ class ModelEntry(_Section):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     engine: Literal["auto", "torch", "onnx"] = "auto"
     keep_alive_seconds: float | None = Field(default=None, ge=0)
+    # generation defaults for caption and HF OCR models (requests may lower or raise them
+    # within limits.max_new_tokens / limits.max_num_beams)
+    max_new_tokens: int = Field(default=30, ge=1, le=1024)
+    num_beams: int = Field(default=1, ge=1, le=16)
 
     @field_validator("id")
     @classmethod
@@ -100,9 +104,14 @@ class TritonSection(_Section):
 
 
 class LimitsSection(_Section):
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_texts_per_request: int = Field(default=256, ge=1, le=100_000)
     max_text_chars: int = Field(default=20_000, ge=1)
+    max_images_per_request: int = Field(default=16, ge=1, le=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_image_side: int = Field(default=16_384, ge=1)
+    max_new_tokens: int = Field(default=128, ge=1)
+    max_num_beams: int = Field(default=8, ge=1)
 
 
 class ResourcesSection(_Section):

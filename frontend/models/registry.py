@@ -14,6 +14,7 @@ from tritonclient.utils import InferenceServerException
 from frontend.core.config import ModelEntry, Settings, Task
 from frontend.core.errors import MODEL_LOAD_FAILED, MODEL_NOT_FOUND, SERVICE_UNAVAILABLE, APIError
 from frontend.models.cache import is_downloaded
+from frontend.tasks.common import is_builtin
 from frontend.triton.gateway import ModelNotLoaded, TritonGateway
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class ModelRegistry:
             self._loaded.add(model_id)
 
     async def _load(self, entry: ModelEntry) -> None:
-        if not is_downloaded(self.hub_dir, entry.hf_model):
+        if not is_builtin(entry.hf_model) and not is_downloaded(self.hub_dir, entry.hf_model):
             raise APIError(
                 503,
                 MODEL_LOAD_FAILED,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 class ModelNotDownloaded(RuntimeError):
@@ -54,3 +58,29 @@ BUILTIN_PREFIX = "rapidocr/"
 def is_builtin(hf_model: str) -> bool:
     """Engines whose weights ship inside a Python package (no Hugging Face download)."""
     return hf_model.lower().startswith(BUILTIN_PREFIX)
+
+
+def model_parameters(args: dict[str, Any]) -> dict[str, str]:
+    """The string parameters of a Triton model config, from initialize()'s args."""
+    config = json.loads(args["model_config"])
+    return {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+
+
+def images_of(array: np.ndarray) -> list[np.ndarray]:
+    """A request's IMAGE tensor, [n, H, W, 3] uint8, as n images; ValueError if malformed."""
+    if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3 or 0 in array.shape:
+        raise ValueError(f"IMAGE must be uint8 [n, H, W, 3], got {array.dtype} {array.shape}")
+    return list(array)
+
+
+def request_settings(parameters_json: str, allowed: dict[str, int]) -> dict[str, int]:
+    """Integer request parameters named in `allowed` (name -> upper bound); ValueError if bad."""
+    parameters = json.loads(parameters_json or "{}")
+    settings = {}
+    for name, bound in allowed.items():
+        if name in parameters:
+            value = parameters[name]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+                raise ValueError(f"parameter {name} must be an integer from 1 to {bound}")
+            settings[name] = value
+    return settings

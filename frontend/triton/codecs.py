@@ -23,3 +23,19 @@ def fp32_matrix(result: grpcclient.InferResult, name: str, rows: int) -> np.ndar
     if array.ndim != 2 or array.shape[0] != rows:
         raise ValueError(f"output {name} has shape {array.shape}, expected ({rows}, d)")
     return array
+
+
+def image_input(image: np.ndarray, name: str = "IMAGE") -> grpcclient.InferInput:
+    """One decoded RGB image as a [1, H, W, 3] UINT8 tensor."""
+    array = np.ascontiguousarray(image, dtype=np.uint8)[np.newaxis]
+    tensor = grpcclient.InferInput(name, list(array.shape), "UINT8")
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
+def strings(result: grpcclient.InferResult, name: str) -> list[str]:
+    """A BYTES output as UTF-8 strings, one per batch row."""
+    array = result.as_numpy(name)
+    if array is None:
+        raise ValueError(f"Triton response has no output {name}")
+    return [item.decode("utf-8") for item in array.reshape(-1)]

@@ -72,12 +72,20 @@ class TritonGateway:
             raise triton_error(exc, name) from None
 
     async def infer(
-        self, name: str, inputs: list[grpcclient.InferInput], outputs: list[str]
+        self,
+        name: str,
+        inputs: list[grpcclient.InferInput],
+        outputs: list[str],
+        parameters: dict[str, int | str] | None = None,
     ) -> grpcclient.InferResult:
         requested = [grpcclient.InferRequestedOutput(o) for o in outputs]
         try:
             return await self.client.infer(
-                name, inputs, outputs=requested, client_timeout=self.infer_timeout
+                name,
+                inputs,
+                outputs=requested,
+                client_timeout=self.infer_timeout,
+                parameters=parameters,
             )
         except InferenceServerException as exc:
             raise triton_error(exc, name) from None

@@ -14,7 +14,11 @@ from frontend.core.config import ModelEntry, Settings, Task
 logger = logging.getLogger(__name__)
 
 # config.yaml task name -> folder of the shipped implementation in model_repository/
-TASK_FOLDERS: dict[str, str] = {"text_embedding": "embedding"}
+TASK_FOLDERS: dict[str, str] = {
+    "text_embedding": "embedding",
+    "image_caption": "caption",
+    "ocr": "ocr",
+}
 _MARKER = ".homelab-ai"  # marks entries this module owns, so nothing else is ever removed
 _KINDS = {"cpu": mc.ModelInstanceGroup.KIND_CPU, "gpu": mc.ModelInstanceGroup.KIND_GPU}
 
@@ -43,6 +47,8 @@ def build_config(template: Path, entry: ModelEntry, task: Task) -> mc.ModelConfi
         "threads": str(entry.threads),
         "engine": entry.engine,
         "task": task,
+        "max_new_tokens": str(entry.max_new_tokens),
+        "num_beams": str(entry.num_beams),
     }
     for key, value in parameters.items():
         config.parameters[key].string_value = value

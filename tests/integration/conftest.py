@@ -21,6 +21,7 @@ from frontend.models.cache import import_model
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, free_port
 from frontend.triton.repository import write_repository
 from tests.conftest import MINILM_ID
+from tools.build_test_models import build_test_models
 
 pytestmark = pytest.mark.integration
 
@@ -41,9 +42,32 @@ MODELS: dict[str, Any] = {
         {"id": "broken", "hf_model": "test/broken-model"},
         # enabled: false hides it from the API
         {"id": "hidden", "hf_model": MINILM_ID, "enabled": False},
-    ]
+    ],
+    "image_caption": [
+        {
+            "id": "tiny-blip",
+            "hf_model": "homelab-test/tiny-blip",
+            "default": True,
+            "max_batch_size": 8,
+            "max_queue_delay_us": 20000,
+            "max_new_tokens": 8,
+        }
+    ],
+    "ocr": [
+        {"id": "rapidocr", "hf_model": "rapidocr/PP-OCRv4", "default": True, "threads": 2},
+        {"id": "tiny-trocr", "hf_model": "homelab-test/tiny-trocr", "max_new_tokens": 6},
+    ],
 }
-LIMITS = {"max_texts_per_request": 100, "max_text_chars": 2000, "max_body_bytes": 65536}
+LIMITS = {
+    "max_texts_per_request": 100,
+    "max_text_chars": 2000,
+    "max_body_bytes": 4 * 1024 * 1024,
+    "max_images_per_request": 8,
+    "max_image_pixels": 12_000_000,
+    "max_image_side": 8000,
+    "max_new_tokens": 16,
+    "max_num_beams": 3,
+}
 
 
 class LoopThread:
@@ -70,6 +94,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, minilm_source: Path) -> P
     broken = tmp_path_factory.mktemp("broken-model")
     (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
     import_model(broken, "test/broken-model", hub)
+    build_test_models(root)
     return root
 
 

@@ -34,7 +34,7 @@ CASES: list[tuple[str, dict[str, Any], int, str]] = [
     ("text too long", {"json": {"texts": ["x" * 2001]}}, 400, "INVALID_REQUEST"),
     ("model not a string", {"json": {"texts": ["a"], "model": 3}}, 400, "INVALID_REQUEST"),
     ("unknown field", {"json": {"texts": ["a"], "inputs": ["b"]}}, 400, "INVALID_REQUEST"),
-    ("body over the limit", {"json": {"texts": ["y" * 1000] * 80}}, 413, "INVALID_REQUEST"),
+    ("body over the limit", {"json": {"texts": ["y" * 40_000] * 110}}, 413, "INVALID_REQUEST"),
     ("unknown model", {"json": {"texts": ["a"], "model": "nope"}}, 404, "MODEL_NOT_FOUND"),
     ("path trick model", {"json": {"texts": ["a"], "model": "../../etc"}}, 404, "MODEL_NOT_FOUND"),
     ("disabled model", {"json": {"texts": ["a"], "model": "hidden"}}, 404, "MODEL_NOT_FOUND"),
@@ -110,7 +110,7 @@ def test_validation_errors_never_echo_input(client: httpx.Client) -> None:
 def test_body_limit_applies_without_content_length(client: httpx.Client) -> None:
     def chunks() -> Any:
         yield b'{"texts": ["'
-        for _ in range(100):
+        for _ in range(4200):
             yield b"x" * 1024
         yield b'"]}'
 

@@ -65,6 +65,8 @@ def test_build_config_fills_in_the_entry() -> None:
         "threads": "3",
         "engine": "torch",
         "task": "text_embedding",
+        "max_new_tokens": "30",
+        "num_beams": "1",
     }
 
 
@@ -161,15 +163,24 @@ def test_disabled_models_get_no_entry(tmp_path: Path) -> None:
     assert [p.name for p in settings.triton_repository_dir.iterdir()] == ["on"]
 
 
-def test_other_tasks_get_no_entry_yet(tmp_path: Path) -> None:
+def test_every_task_links_its_own_implementation(tmp_path: Path) -> None:
     settings = load_settings(
         None,
         data_dir=tmp_path / "data",
-        models={"image_caption": [{"id": "blip", "hf_model": "Salesforce/blip"}]},
+        models={
+            "text_embedding": [{"id": "minilm", "hf_model": "org/minilm"}],
+            "image_caption": [{"id": "blip", "hf_model": "Salesforce/blip"}],
+            "ocr": [{"id": "rapid", "hf_model": "rapidocr/PP-OCRv4"}],
+        },
     )
 
-    assert write_repository(settings) == []
-    assert list(settings.triton_repository_dir.iterdir()) == []
+    assert sorted(write_repository(settings)) == ["blip", "minilm", "rapid"]
+    repository = settings.triton_repository_dir
+    for model_id, folder in (("minilm", "embedding"), ("blip", "caption"), ("rapid", "ocr")):
+        link = repository / model_id / "1" / "model.py"
+        assert link.resolve() == (shipped_task_code_dir() / folder / "1" / "model.py").resolve()
+        config = (repository / model_id / "config.pbtxt").read_text()
+        assert f'name: "{model_id}"' in config
 
 
 def test_removed_and_disabled_models_are_deleted_but_foreign_dirs_kept(tmp_path: Path) -> None:

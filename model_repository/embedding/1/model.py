@@ -1,17 +1,14 @@
 """Triton Python-backend entry point shared by every text-embedding model."""
 
-import json
-
 import triton_python_backend_utils as pb_utils
 
-from frontend.tasks.common import torch_device
+from frontend.tasks.common import model_parameters, torch_device
 from frontend.tasks.embedding import EmbeddingTask
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        config = json.loads(args["model_config"])
-        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        params = model_parameters(args)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
         self.task = EmbeddingTask(
             params["hf_model"],

@@ -1,0 +1,66 @@
+"""Decode untrusted image bytes exactly once, safely, into RGB uint8 arrays for the models."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from frontend.core.errors import INVALID_REQUEST, APIError
+
+# Formats decoded by Pillow's own C code and common for photos and scans.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_pixels: int
+    max_side: int
+
+
+def _bad(index: int, message: str) -> APIError:
+    return APIError(400, INVALID_REQUEST, f"image {index}: {message}", {"image_index": index})
+
+
+def decode_image(data: bytes, index: int, limits: ImageLimits) -> np.ndarray:
+    """RGB uint8 [H, W, 3], EXIF orientation applied; APIError 400 for anything unusable.
+
+    Sizes are checked from the header before any pixel is decoded, so a decompression bomb
+    costs a few bytes of parsing, not gigabytes of memory.
+    """
+    if not data:
+        raise _bad(index, "is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise _bad(index, f"has no pixels ({width}x{height})")
+            if width > limits.max_side or height > limits.max_side:
+                raise _bad(
+                    index, f"is {width}x{height}; the largest side allowed is {limits.max_side}"
+                )
+            if width * height > limits.max_pixels:
+                raise _bad(
+                    index,
+                    f"has {width * height} pixels; the limit is {limits.max_pixels}",
+                )
+            image.load()  # raises on truncated or corrupt data
+            upright = ImageOps.exif_transpose(image) or image
+            rgb = upright.convert("RGB")
+    except APIError:
+        raise
+    except UnidentifiedImageError:
+        raise _bad(
+            index, f"is not a supported image (supported: {', '.join(SUPPORTED_FORMATS)})"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _bad(index, "is too large to decode (decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError):
+        # Pillow reports truncated and corrupt files this way; the text stays out of the reply.
+        raise _bad(index, "is truncated or corrupt") from None
+    return np.asarray(rgb, dtype=np.uint8)

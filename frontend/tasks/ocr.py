@@ -1,0 +1,207 @@
+"""Text recognition: RapidOCR (PP-OCRv4 on ONNX Runtime) or a TrOCR-style Hugging Face model.
+
+Both engines take a whole Triton batch of RGB images and return one result per image, with
+lines in reading order (rows top to bottom, left to right within a row).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from frontend.tasks.common import configure_threads, is_builtin, local_snapshot
+
+logger = logging.getLogger(__name__)
+
+# Small inputs stay at their size; big ones are scaled down so the longer side is at most
+# this (the package default scales the *shorter* side up to 736: ~10x slower on small images).
+DETECT_MAX_SIDE = 960
+TROCR_MAX_NEW_TOKENS = 64
+
+
+@dataclass
+class OcrLine:
+    text: str
+    confidence: float  # 0..1
+    box: list[list[float]]  # 4 [x, y] points, clockwise from top-left, in input-image pixels
+
+
+@dataclass
+class OcrResult:
+    text: str  # lines of one row joined by " ", rows by "\n"
+    lines: list[OcrLine]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class OcrEngine(Protocol):
+    def read(self, images: list[np.ndarray]) -> list[OcrResult]: ...
+
+
+def load_ocr_engine(hf_model: str, threads: int = 1, device: str = "cpu") -> OcrEngine:
+    """RapidOCR for the built-in ids ("rapidocr/..."), a TrOCR-style model otherwise."""
+    if is_builtin(hf_model):
+        return RapidOcrEngine(threads, device)
+    return TrOcrEngine(hf_model, threads, device)
+
+
+def _vertical_span(line: OcrLine) -> tuple[float, float]:
+    ys = [point[1] for point in line.box]
+    return min(ys), max(ys)
+
+
+def _left(line: OcrLine) -> float:
+    return min(point[0] for point in line.box)
+
+
+def _same_row(row: list[OcrLine], line: OcrLine) -> bool:
+    """The line overlaps the row's band by half its own (or the row's) height."""
+    spans = [_vertical_span(member) for member in row]
+    top, bottom = float(np.median([s[0] for s in spans])), float(np.median([s[1] for s in spans]))
+    line_top, line_bottom = _vertical_span(line)
+    overlap = min(bottom, line_bottom) - max(top, line_top)
+    return overlap > 0.5 * min(bottom - top, line_bottom - line_top)
+
+
+def reading_order(lines: list[OcrLine]) -> list[list[OcrLine]]:
+    """Group lines into rows by vertical overlap; rows top to bottom, lines left to right."""
+
+    def centre(line: OcrLine) -> float:
+        top, bottom = _vertical_span(line)
+        return (top + bottom) / 2
+
+    rows: list[list[OcrLine]] = []
+    for line in sorted(lines, key=lambda item: (centre(item), _left(item))):
+        if rows and _same_row(rows[-1], line):
+            rows[-1].append(line)
+        else:
+            rows.append([line])
+    return [sorted(row, key=_left) for row in rows]
+
+
+def ordered_result(lines: list[OcrLine]) -> OcrResult:
+    rows = reading_order(lines)
+    text = "\n".join(" ".join(line.text for line in row) for row in rows)
+    return OcrResult(text, [line for row in rows for line in row])
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 [H, W, 3] from grey, grey+alpha or RGBA input."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    channels = image.shape[2]
+    if channels in (1, 2):
+        image = np.repeat(image[:, :, :1], 3, axis=2)
+    elif channels == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+def _whole_image_box(image: np.ndarray) -> list[list[float]]:
+    height, width = float(image.shape[0]), float(image.shape[1])
+    return [[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]]
+
+
+class RapidOcrEngine:
+    """PP-OCRv4 detection + recognition from rapidocr-onnxruntime's bundled ONNX models."""
+
+    def __init__(self, threads: int = 1, device: str = "cpu"):
+        from rapidocr_onnxruntime import RapidOCR
+
+        use_cuda = device.startswith("cuda")
+        self.engine = RapidOCR(
+            det_limit_type="max",
+            det_limit_side_len=DETECT_MAX_SIDE,
+            # Global settings the package copies into its three ONNX Runtime sessions.
+            intra_op_num_threads=max(1, threads),
+            inter_op_num_threads=1,
+            det_use_cuda=use_cuda,
+            cls_use_cuda=use_cuda,
+            rec_use_cuda=use_cuda,
+        )
+
+    def read(self, images: list[np.ndarray]) -> list[OcrResult]:
+        # The detector's output sizes differ per image, so images go through one at a time.
+        return [self._read_one(image) for image in images]
+
+    def _read_one(self, image: np.ndarray) -> OcrResult:
+        bgr = np.ascontiguousarray(_rgb(image)[:, :, ::-1])  # OpenCV order
+        found, _elapsed = self.engine(bgr)
+        lines = [
+            OcrLine(
+                text=str(text),
+                confidence=float(np.clip(score, 0.0, 1.0)),
+                box=[[float(x), float(y)] for x, y in box],
+            )
+            for box, text, score in found or []
+        ]
+        return ordered_result(lines)
+
+
+class TrOcrEngine:
+    """A VisionEncoderDecoder line recogniser (TrOCR): each image is one text line."""
+
+    def __init__(
+        self,
+        hf_model: str,
+        threads: int = 1,
+        device: str = "cpu",
+        max_new_tokens: int = TROCR_MAX_NEW_TOKENS,
+    ):
+        configure_threads(threads)
+        import torch
+        from transformers import AutoProcessor, TrOCRProcessor, VisionEncoderDecoderModel
+
+        self._torch = torch
+        snapshot = local_snapshot(hf_model)
+        processor: Any = AutoProcessor.from_pretrained(snapshot, local_files_only=True)
+        if not hasattr(processor, "image_processor"):  # no processor_class recorded
+            processor = TrOCRProcessor.from_pretrained(snapshot, local_files_only=True)
+        self.processor = processor
+        # Any: transformers' decorated `to` does not type-check, and `generate` returns a Union.
+        model: Any = VisionEncoderDecoderModel.from_pretrained(snapshot, local_files_only=True)
+        self.model = model.to(device).eval()
+        self.device = device
+        self.max_new_tokens = max_new_tokens
+        eos = self.model.generation_config.eos_token_id
+        self._eos = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+
+    def read(self, images: list[np.ndarray]) -> list[OcrResult]:
+        if not images:
+            return []
+        rgb = [_rgb(image) for image in images]
+        inputs = self.processor(images=rgb, return_tensors="pt", input_data_format="channels_last")
+        pixel_values = inputs["pixel_values"].to(self.device, dtype=self.model.dtype)
+        with self._torch.inference_mode():
+            # Greedy: the transition scores are then exactly the chosen tokens' probabilities.
+            out = self.model.generate(
+                pixel_values=pixel_values,
+                max_new_tokens=self.max_new_tokens,
+                num_beams=1,
+                do_sample=False,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
+            log_probs = self.model.compute_transition_scores(
+                out.sequences, out.scores, normalize_logits=True
+            )
+        generated = out.sequences[:, -log_probs.shape[1] :].cpu().numpy()
+        probabilities = log_probs.float().exp().cpu().numpy()
+        texts = self.processor.batch_decode(out.sequences, skip_special_tokens=True)
+        results = []
+        for image, text, tokens, probs in zip(rgb, texts, generated, probabilities, strict=True):
+            confidence = float(np.clip(np.mean(probs[: self._length(tokens)]), 0.0, 1.0))
+            line = OcrLine(text.strip(), confidence, _whole_image_box(image))
+            results.append(OcrResult(line.text, [line]) if line.text else OcrResult("", []))
+        return results
+
+    def _length(self, tokens: np.ndarray) -> int:
+        """Generated tokens up to and including the first end token (padding follows it)."""
+        for index, token in enumerate(tokens.tolist()):
+            if token in self._eos:
+                return index + 1
+        return len(tokens)

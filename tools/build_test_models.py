@@ -1,0 +1,177 @@
+"""Tiny, randomly initialised caption and OCR models for tests, imported into a data dir's cache.
+
+The hub is out of reach here, so tests and demos run on look-alikes of the real checkpoints:
+a BLIP captioner and a TrOCR line recogniser with the real classes and file layout, 32-wide
+and 2 layers deep, built from a fixed seed (same weights, same files, same revision).
+
+    python tools/build_test_models.py --data-dir DIR [--only caption|ocr]
+"""
+
+from __future__ import annotations
+
+import argparse
+import string
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from frontend.models.cache import import_model, is_downloaded
+
+TINY_BLIP = "homelab-test/tiny-blip"
+TINY_TROCR = "homelab-test/tiny-trocr"
+SEED = 0
+SIZE = 32  # image side, hidden width
+# Weights drawn wider than the usual 0.02: with tiny std every image yields the same caption,
+# and tests could not tell whether a batch kept its images apart.
+INIT_STD = 0.2
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+CAPTION_WORDS = [
+    *("a", "an", "the", "of", "on", "in", "with", "and", "is", "are", "there", "two"),
+    *("cat", "dog", "man", "woman", "child", "car", "bus", "tree", "sky", "street"),
+    *("table", "room", "picture", "photo", "red", "blue", "green", "white", "black"),
+    *("sitting", "standing", "holding", "next", "to", "front", "large", "small"),
+]
+
+
+def _vision_layers() -> dict[str, Any]:
+    return {
+        "hidden_size": SIZE,
+        "intermediate_size": 2 * SIZE,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "image_size": SIZE,
+        "patch_size": 8,
+        "initializer_range": INIT_STD,
+    }
+
+
+def _save_blip(folder: Path) -> None:
+    from transformers import (
+        BertTokenizer,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    words = [*SPECIALS, "[DEC]", *dict.fromkeys(CAPTION_WORDS)]
+    # BLIP's decoder starts from [DEC] (its tokenizer's bos) and stops at [SEP].
+    tokenizer = BertTokenizer(
+        vocab={word: i for i, word in enumerate(words)}, bos_token="[DEC]", model_max_length=64
+    )
+    text = {
+        "vocab_size": len(words),
+        "hidden_size": SIZE,
+        "intermediate_size": 2 * SIZE,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "encoder_hidden_size": SIZE,
+        "max_position_embeddings": 64,
+        "bos_token_id": tokenizer.bos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "sep_token_id": tokenizer.sep_token_id,
+        "eos_token_id": tokenizer.sep_token_id,
+        "initializer_range": INIT_STD,
+    }
+    config = BlipConfig(
+        vision_config=_vision_layers(),
+        text_config=text,
+        projection_dim=SIZE,
+        initializer_range=INIT_STD,
+    )
+    model = BlipForConditionalGeneration(config).eval()
+    image_processor = BlipImageProcessor(size={"height": SIZE, "width": SIZE})
+    model.save_pretrained(folder)
+    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+def _save_trocr(folder: Path) -> None:
+    import torch
+    from transformers import (
+        BertTokenizer,
+        TrOCRConfig,
+        TrOCRProcessor,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
+
+    characters = list(string.ascii_lowercase + string.digits + ".,:-")
+    words = [*SPECIALS, *characters, *(f"##{c}" for c in characters)]
+    tokenizer = BertTokenizer(vocab={word: i for i, word in enumerate(words)}, model_max_length=64)
+    start, pad, eos = tokenizer.cls_token_id, tokenizer.pad_token_id, tokenizer.sep_token_id
+    encoder = ViTConfig(**_vision_layers())
+    decoder = TrOCRConfig(
+        vocab_size=len(words),
+        d_model=SIZE,
+        decoder_layers=2,
+        decoder_attention_heads=4,
+        decoder_ffn_dim=2 * SIZE,
+        max_position_embeddings=64,
+        cross_attention_hidden_size=SIZE,
+        init_std=INIT_STD,
+        pad_token_id=pad,
+        bos_token_id=start,
+        eos_token_id=eos,
+        decoder_start_token_id=start,
+    )
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    config.decoder_start_token_id, config.pad_token_id, config.eos_token_id = start, pad, eos
+    model = VisionEncoderDecoderModel(config).eval()
+    # Make the random recogniser look like a reader: never emit the specials that decode to
+    # nothing, and end some lines early (an end token likelier than chance) so batches mix
+    # finished and running sequences. Its output projection is tied to the token embeddings.
+    model.generation_config.suppress_tokens = [
+        pad,
+        start,
+        tokenizer.unk_token_id,
+        tokenizer.mask_token_id,
+    ]
+    with torch.no_grad():
+        model.decoder.get_output_embeddings().weight[eos] *= 2
+    image_processor = ViTImageProcessor(size={"height": SIZE, "width": SIZE})
+    model.save_pretrained(folder)
+    TrOCRProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+BUILDERS: dict[str, tuple[str, Callable[[Path], None]]] = {
+    "caption": (TINY_BLIP, _save_blip),
+    "ocr": (TINY_TROCR, _save_trocr),
+}
+
+
+def build_test_models(data_dir: Path, only: str | None = None) -> dict[str, str]:
+    """Build what is missing from DATA_DIR/models/hub; returns task name -> model id."""
+    import torch
+
+    if only is not None and only not in BUILDERS:
+        raise ValueError(f"unknown model group {only!r}; choose from {sorted(BUILDERS)}")
+    hub = Path(data_dir) / "models" / "hub"
+    built: dict[str, str] = {}
+    for name, (model_id, save) in BUILDERS.items():
+        if only not in (None, name):
+            continue
+        built[name] = model_id
+        if is_downloaded(hub, model_id):
+            continue
+        # Seeded per model (so --only builds the same weights) without touching the caller's RNG.
+        with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as tmp:
+            torch.manual_seed(SEED)
+            save(Path(tmp))
+            import_model(Path(tmp), model_id, hub)
+    return built
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--only", choices=sorted(BUILDERS))
+    args = parser.parse_args(argv)
+    for name, model_id in build_test_models(args.data_dir, args.only).items():
+        print(f"{name}: {model_id}")
+
+
+if __name__ == "__main__":
+    main()
