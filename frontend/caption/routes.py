@@ -18,6 +18,9 @@ from frontend.images.service import infer_images
 
 router = APIRouter(prefix="/api", tags=["captioning"])
 TASK: Task = "image_caption"
+# Captioning models look at a few hundred pixels (BLIP: 384); shipping a 12 MP photo's raw
+# RGB to them would cost 36 MB per image for nothing. OCR keeps full resolution.
+CAPTION_MAX_SIDE = 1024
 _FIELDS: dict[str, dict[str, Any]] = {
     "model": {"type": "string", "description": "config id or HF id; the default if omitted"},
     "max_new_tokens": {"type": "integer", "minimum": 1},
@@ -35,7 +38,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
 async def caption(request: Request, registry: RegistryDep) -> Response:
     started = time.perf_counter()
     limits = request.app.state.settings.limits
-    parsed = await read_images(request, CaptionOptions, limits)
+    parsed = await read_images(request, CaptionOptions, limits, fit_within=CAPTION_MAX_SIDE)
     options: CaptionOptions = parsed.options
     entry = registry.resolve(TASK, options.model)
     parameters: dict[str, int | str] = {}

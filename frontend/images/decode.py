@@ -25,8 +25,12 @@ def _bad(index: int, message: str) -> APIError:
     return APIError(400, INVALID_REQUEST, f"image {index}: {message}", {"image_index": index})
 
 
-def decode_image(data: bytes, index: int, limits: ImageLimits) -> np.ndarray:
+def decode_image(
+    data: bytes, index: int, limits: ImageLimits, fit_within: int | None = None
+) -> np.ndarray:
     """RGB uint8 [H, W, 3], EXIF orientation applied; APIError 400 for anything unusable.
+
+    `fit_within` shrinks (never enlarges) the image to fit that many pixels per side.
 
     Sizes are checked from the header before any pixel is decoded, so a decompression bomb
     costs a few bytes of parsing, not gigabytes of memory.
@@ -52,6 +56,8 @@ def decode_image(data: bytes, index: int, limits: ImageLimits) -> np.ndarray:
             image.load()  # raises on truncated or corrupt data
             upright = ImageOps.exif_transpose(image) or image
             rgb = upright.convert("RGB")
+            if fit_within is not None and max(rgb.size) > fit_within:
+                rgb.thumbnail((fit_within, fit_within), Image.Resampling.BICUBIC)
     except APIError:
         raise
     except UnidentifiedImageError:

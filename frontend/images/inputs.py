@@ -101,8 +101,12 @@ async def _from_form(
 
 
 async def read_images(
-    request: Request, options: type[OptionsT], limits: LimitsSection
+    request: Request,
+    options: type[OptionsT],
+    limits: LimitsSection,
+    fit_within: int | None = None,
 ) -> ImageRequest:
+    """Parse, check and decode the request's images (shrunk to `fit_within` if given)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         data, single, parsed = await _from_form(request, options, limits.max_images_per_request)
@@ -117,7 +121,7 @@ async def read_images(
     image_limits = ImageLimits(limits.max_image_pixels, limits.max_image_side)
 
     def decode_all() -> list[np.ndarray]:
-        return [decode_image(blob, i, image_limits) for i, blob in enumerate(data)]
+        return [decode_image(blob, i, image_limits, fit_within) for i, blob in enumerate(data)]
 
     # Pillow releases the GIL while decoding: keep the event loop free meanwhile.
     images = await anyio.to_thread.run_sync(decode_all)

@@ -17,15 +17,15 @@ GOOD = encode(render_text(["ok"], size=(120, 60)))
 
 
 def png_header(width: int, height: int) -> bytes:
-    """A PNG that declares a size and stops after its header (no pixel data at all)."""
+    """A well-formed PNG that declares width x height but carries almost no pixel data."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + struct.pack(">I", len(ihdr))
-        + chunk
-        + struct.pack(">I", zlib.crc32(chunk))
-    )
+    idat = zlib.compress(b"\0" * 16)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def bomb() -> bytes:
@@ -119,3 +119,15 @@ def test_multipart_options_are_checked(client: httpx.Client) -> None:
     response = client.post("/api/caption", files=files, data={"max_new_tokens": "lots"})
     assert_envelope(response, 400, "INVALID_REQUEST")
     assert "max_new_tokens" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [(png_header(100_000, 10), "largest side"), (bomb(), "pixels; the limit is")],
+    ids=["absurd width", "decompression bomb"],
+)
+def test_size_refusals_name_the_limit(client: httpx.Client, data: bytes, fragment: str) -> None:
+    response = client.post("/api/ocr", json={"image": b64(data)})
+    error = assert_envelope(response, 400, "INVALID_REQUEST")
+    assert fragment in error["message"]
+    assert error["details"] == {"image_index": 0}
