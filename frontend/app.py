@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,8 +17,11 @@ from frontend.core.middleware import RequestContextMiddleware
 from frontend.embed.routes import router as embed_router
 from frontend.embed.service import EmbeddingService
 from frontend.health.routes import router as health_router
+from frontend.models.lifecycle import Lifecycle
 from frontend.models.registry import ModelRegistry
+from frontend.models.routes import router as models_router
 from frontend.ocr.routes import router as ocr_router
+from frontend.status.routes import router as status_router
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts
 from frontend.triton.gateway import TritonGateway
 from frontend.triton.repository import write_repository
@@ -64,6 +68,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         load_timeout=settings.triton.load_timeout_seconds,
     )
     registry = ModelRegistry(settings, gateway)
+    lifecycle = Lifecycle(settings, registry)
+    lifecycle.start()
+    app.state.lifecycle = lifecycle
+    app.state.started_at = time.time()
     app.state.embedded_triton = embedded
     app.state.gateway = gateway
     app.state.registry = registry
@@ -71,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await lifecycle.stop()
         await gateway.close()
         if embedded is not None:
             await embedded.stop()
@@ -90,4 +99,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(embed_router)
     app.include_router(caption_router)
     app.include_router(ocr_router)
+    app.include_router(status_router)
+    app.include_router(models_router)
     return app

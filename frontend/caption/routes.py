@@ -15,6 +15,7 @@ from frontend.core.openapi import ERROR_RESPONSES
 from frontend.images.inputs import read_images
 from frontend.images.openapi import image_request_body
 from frontend.images.service import infer_images
+from frontend.models.lifecycle import parse_keep_alive
 
 router = APIRouter(prefix="/api", tags=["captioning"])
 TASK: Task = "image_caption"
@@ -50,7 +51,8 @@ async def caption(request: Request, registry: RegistryDep) -> Response:
             if value > bound:
                 raise APIError(400, INVALID_REQUEST, f"{name} must be at most {bound}")
             parameters[name] = value
-    captions = await infer_images(registry, entry, parsed.images, "CAPTION", parameters)
+    keep_alive = parse_keep_alive(options.keep_alive)
+    captions = await infer_images(registry, entry, parsed.images, "CAPTION", parameters, keep_alive)
     body: dict[str, Any] = {"request_id": request_id_of(request)}
     body.update({"caption": captions[0]} if parsed.single else {"captions": captions})
     body["model_used"] = entry.id

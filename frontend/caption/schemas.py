@@ -9,6 +9,7 @@ class CaptionOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: StrictStr | None = None
+    keep_alive: float | StrictStr | None = None
     max_new_tokens: int | None = Field(default=None, ge=1)
     num_beams: int | None = Field(default=None, ge=1)
 

@@ -42,6 +42,7 @@ class ModelEntry(_Section):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     engine: Literal["auto", "torch", "onnx"] = "auto"
     keep_alive_seconds: float | None = Field(default=None, ge=0)
+    pinned: bool = False  # never unloaded for idleness or evicted
     # generation defaults for caption and HF OCR models (requests may lower or raise them
     # within limits.max_new_tokens / limits.max_num_beams)
     max_new_tokens: int = Field(default=30, ge=1, le=1024)
@@ -116,8 +117,11 @@ class LimitsSection(_Section):
 
 class ResourcesSection(_Section):
     max_gpu_memory_gb: float = Field(default=8, gt=0)
+    max_host_memory_gb: float | None = Field(default=None, gt=0)
     max_concurrent_requests: int = Field(default=4, ge=1)
     model_keep_alive_minutes: float = Field(default=30, ge=0)
+    ocr_keep_alive_seconds: float = Field(default=5, ge=0)
+    max_keep_alive_seconds: float = Field(default=86_400, ge=0)
 
 
 class ApiKey(_Section):

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from frontend.embed.service import EmbeddingService
+from frontend.models.lifecycle import Lifecycle
 from frontend.models.registry import ModelRegistry
 from frontend.triton.gateway import TritonGateway
 
@@ -23,6 +24,11 @@ async def get_embedding_service(request: Request) -> EmbeddingService:
     return request.app.state.embedding
 
 
+async def get_lifecycle(request: Request) -> Lifecycle:
+    return request.app.state.lifecycle
+
+
 GatewayDep = Annotated[TritonGateway, Depends(get_gateway)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 EmbeddingServiceDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
+LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]

@@ -11,6 +11,7 @@ from frontend.core.deps import EmbeddingServiceDep
 from frontend.core.errors import request_id_of
 from frontend.core.openapi import ERROR_RESPONSES
 from frontend.embed.schemas import EmbedRequest, EmbedResponse
+from frontend.models.lifecycle import parse_keep_alive
 
 router = APIRouter(prefix="/api", tags=["embedding"])
 
@@ -23,7 +24,8 @@ router = APIRouter(prefix="/api", tags=["embedding"])
 )
 async def embed(body: EmbedRequest, request: Request, service: EmbeddingServiceDep) -> Response:
     started = time.perf_counter()
-    entry, vectors = await service.embed(body.texts, body.model)
+    keep_alive = parse_keep_alive(body.keep_alive)
+    entry, vectors = await service.embed(body.texts, body.model, keep_alive)
     payload = {
         "request_id": request_id_of(request),
         "embeddings": vectors,

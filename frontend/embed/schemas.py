@@ -18,6 +18,11 @@ class EmbedRequest(BaseModel):
         default=None,
         description="Config id (e.g. `minilm`) or HF id; the default model if omitted.",
     )
+    keep_alive: float | StrictStr | None = Field(
+        default=None,
+        description="How long the model stays loaded after this request: seconds or '5m'; "
+        "0 unloads right after it, -1 keeps it loaded (up to the admin cap).",
+    )
 
 
 class EmbedResponse(BaseModel):

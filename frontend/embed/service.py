@@ -37,19 +37,25 @@ class EmbeddingService:
         self.registry = registry
         self.limits = limits
 
-    async def embed(self, texts: list[str], model: str | None) -> tuple[ModelEntry, np.ndarray]:
+    async def embed(
+        self, texts: list[str], model: str | None, keep_alive: float | None = None
+    ) -> tuple[ModelEntry, np.ndarray]:
         check_texts(texts, self.limits)
         entry = self.registry.resolve(TASK, model)
         size = entry.max_batch_size
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
-        parts = await asyncio.gather(*(self._embed_chunk(entry, chunk) for chunk in chunks))
+        parts = await asyncio.gather(
+            *(self._embed_chunk(entry, chunk, keep_alive) for chunk in chunks)
+        )
         return entry, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    async def _embed_chunk(self, entry: ModelEntry, texts: list[str]) -> np.ndarray:
+    async def _embed_chunk(
+        self, entry: ModelEntry, texts: list[str], keep_alive: float | None
+    ) -> np.ndarray:
         gateway = self.registry.gateway
 
         async def call() -> np.ndarray:
             result = await gateway.infer(entry.id, [texts_input(texts)], ["EMBEDDING"])
             return fp32_matrix(result, "EMBEDDING", len(texts))
 
-        return await self.registry.run(entry, call)
+        return await self.registry.run(entry, call, keep_alive)

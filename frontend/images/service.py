@@ -17,6 +17,7 @@ async def infer_images(
     images: list[np.ndarray],
     output: str,
     parameters: dict[str, int | str] | None = None,
+    keep_alive: float | None = None,
 ) -> list[str]:
     """The model's string output for each image, in input order."""
 
@@ -27,6 +28,6 @@ async def infer_images(
             )
             return strings(result, output)[0]
 
-        return await registry.run(entry, call)
+        return await registry.run(entry, call, keep_alive)
 
     return list(await asyncio.gather(*(one(image) for image in images)))

@@ -7,6 +7,7 @@ import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from tritonclient.utils import InferenceServerException
@@ -14,11 +15,24 @@ from tritonclient.utils import InferenceServerException
 from frontend.core.config import ModelEntry, Settings, Task
 from frontend.core.errors import MODEL_LOAD_FAILED, MODEL_NOT_FOUND, SERVICE_UNAVAILABLE, APIError
 from frontend.models.cache import is_downloaded
+from frontend.models.stubs import resident_bytes, stub_pids
 from frontend.tasks.common import is_builtin
 from frontend.triton.gateway import ModelNotLoaded, TritonGateway
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+UNLOAD_WAIT_SECONDS = 30.0
+
+
+@dataclass
+class ModelUsage:
+    """What the lifecycle needs to know about one model."""
+
+    last_used: float = 0.0
+    in_flight: int = 0
+    requests: int = 0
+    keep_alive: float | None = None  # sticky override from a request's `keep_alive`
+    loaded_at: float | None = None
 
 
 class ModelRegistry:
@@ -26,10 +40,39 @@ class ModelRegistry:
         self.settings = settings
         self.gateway = gateway
         self.hub_dir = settings.models_dir / "hub"
+        self.repository = settings.triton_repository_dir
         self._loaded: set[str] = set()
         self._loading: dict[str, asyncio.Future[None]] = {}
         self.load_count: dict[str, int] = {}
         self.last_load_seconds: dict[str, float] = {}
+        self.usage: dict[str, ModelUsage] = {}
+        self.footprints: dict[str, int] = {}  # bytes measured after each model's last load
+        # Called before a load with the entry to make room for (LRU eviction); set by lifecycle.
+        self.before_load: Callable[[ModelEntry], Awaitable[None]] | None = None
+
+    def all_enabled(self) -> list[ModelEntry]:
+        tasks: tuple[Task, ...] = ("text_embedding", "image_caption", "ocr")
+        return [entry for task in tasks for entry in self.enabled(task)]
+
+    def entry(self, model_id: str) -> ModelEntry | None:
+        """An enabled model by config id."""
+        return next((e for e in self.all_enabled() if e.id == model_id), None)
+
+    def find(self, name: str) -> ModelEntry | None:
+        """An enabled model by config id, else by HF id."""
+        entries = self.all_enabled()
+        by_id = next((e for e in entries if e.id == name), None)
+        return by_id or next((e for e in entries if e.hf_model == name), None)
+
+    def loaded_entries(self) -> list[ModelEntry]:
+        return [e for e in map(self.entry, sorted(self._loaded)) if e is not None]
+
+    def is_loaded(self, model_id: str) -> bool:
+        return model_id in self._loaded
+
+    def memory_bytes(self, model_id: str) -> int:
+        """What the model's stub processes hold now (0 when they are not visible here)."""
+        return resident_bytes(stub_pids(self.repository, model_id))
 
     def enabled(self, task: Task) -> list[ModelEntry]:
         return [e for e in self.settings.models.entries(task) if e.enabled]
@@ -80,6 +123,8 @@ class ModelRegistry:
                 f"'homelab-ai models import <folder> --id {entry.hf_model}' or download it",
                 {"model_id": entry.id, "hf_model": entry.hf_model},
             )
+        if self.before_load is not None:
+            await self.before_load(entry)
         started = time.monotonic()
         logger.info("loading model %s (%s)", entry.id, entry.hf_model)
         try:
@@ -103,13 +148,39 @@ class ModelRegistry:
         elapsed = time.monotonic() - started
         self.load_count[entry.id] = self.load_count.get(entry.id, 0) + 1
         self.last_load_seconds[entry.id] = elapsed
+        usage = self.usage.setdefault(entry.id, ModelUsage())
+        usage.loaded_at = usage.last_used = time.monotonic()
+        footprint = self.memory_bytes(entry.id)
+        if footprint:
+            self.footprints[entry.id] = footprint
         logger.info("loaded model %s in %.2f s", entry.id, elapsed)
 
     def forget(self, model_id: str) -> None:
         self._loaded.discard(model_id)
 
-    async def run(self, entry: ModelEntry, call: Callable[[], Awaitable[T]]) -> T:
-        """Run an inference call, loading the model first; reload once if Triton lost it."""
+    async def run(
+        self, entry: ModelEntry, call: Callable[[], Awaitable[T]], keep_alive: float | None = None
+    ) -> T:
+        """Run an inference call, loading the model first; reload once if Triton lost it.
+
+        `keep_alive` (seconds; 0 = unload after this request, negative = keep loaded) sticks
+        to the model for later requests, as in Ollama.
+        """
+        usage = self.usage.setdefault(entry.id, ModelUsage())
+        usage.in_flight += 1
+        try:
+            return await self._run(entry, call)
+        finally:
+            usage.in_flight -= 1
+            usage.requests += 1
+            usage.last_used = time.monotonic()
+            if keep_alive is not None:
+                usage.keep_alive = keep_alive
+            if usage.keep_alive == 0 and usage.in_flight == 0 and entry.id in self._loaded:
+                task = asyncio.ensure_future(self.unload(entry))
+                task.add_done_callback(_log_unload_failure)
+
+    async def _run(self, entry: ModelEntry, call: Callable[[], Awaitable[T]]) -> T:
         await self.ensure_loaded(entry)
         try:
             return await call()
@@ -126,8 +197,30 @@ class ModelRegistry:
                 ) from None
 
     async def unload(self, entry: ModelEntry) -> None:
+        """Unload and return only once the model's stub processes are gone (memory freed)."""
         attempt = self._loading.get(entry.id)
         if attempt is not None:  # let a load in progress finish first
             await asyncio.gather(attempt, return_exceptions=True)
         self._loaded.discard(entry.id)
+        visible = bool(stub_pids(self.repository, entry.id))
         await self.gateway.unload(entry.id)
+        deadline = time.monotonic() + UNLOAD_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if visible:
+                if not stub_pids(self.repository, entry.id):
+                    break
+            elif not await self.gateway.is_model_ready(entry.id):
+                break  # Triton elsewhere: its readiness is all we can see
+            await asyncio.sleep(0.1)
+        else:
+            logger.warning("model %s: stub still running %.0f s after unload", entry.id, 30)
+        if entry.id not in self._loaded:  # not reloaded meanwhile
+            usage = self.usage.get(entry.id)
+            if usage is not None:
+                usage.loaded_at = None
+        logger.info("unloaded model %s", entry.id)
+
+
+def _log_unload_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("unload after keep_alive 0 failed: %s", task.exception())

@@ -15,6 +15,7 @@ from frontend.core.openapi import ERROR_RESPONSES
 from frontend.images.inputs import read_images
 from frontend.images.openapi import image_request_body
 from frontend.images.service import infer_images
+from frontend.models.lifecycle import parse_keep_alive
 from frontend.ocr.schemas import OcrOptions, OcrResponse
 
 router = APIRouter(prefix="/api", tags=["ocr"])
@@ -36,7 +37,8 @@ async def ocr(request: Request, registry: RegistryDep) -> Response:
     parsed = await read_images(request, OcrOptions, request.app.state.settings.limits)
     options: OcrOptions = parsed.options
     entry = registry.resolve(TASK, options.model)
-    documents = await infer_images(registry, entry, parsed.images, "RESULT")
+    keep_alive = parse_keep_alive(options.keep_alive)
+    documents = await infer_images(registry, entry, parsed.images, "RESULT", None, keep_alive)
     pages = [orjson.loads(document) for document in documents]
     body: dict[str, Any] = {"request_id": request_id_of(request)}
     body.update(pages[0] if parsed.single else {"results": pages})

@@ -9,6 +9,7 @@ class OcrOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: StrictStr | None = None
+    keep_alive: float | StrictStr | None = None
 
 
 class OcrLine(BaseModel):

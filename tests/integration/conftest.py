@@ -42,6 +42,8 @@ MODELS: dict[str, Any] = {
         {"id": "broken", "hf_model": "test/broken-model"},
         # enabled: false hides it from the API
         {"id": "hidden", "hf_model": MINILM_ID, "enabled": False},
+        # unloaded after 2 idle seconds
+        {"id": "minilm-brief", "hf_model": MINILM_ID, "keep_alive_seconds": 2},
     ],
     "image_caption": [
         {
@@ -56,6 +58,12 @@ MODELS: dict[str, Any] = {
     "ocr": [
         {"id": "rapidocr", "hf_model": "rapidocr/PP-OCRv4", "default": True, "threads": 2},
         {"id": "tiny-trocr", "hf_model": "homelab-test/tiny-trocr", "max_new_tokens": 6},
+        {
+            "id": "rapidocr-pinned",
+            "hf_model": "rapidocr/PP-OCRv4",
+            "pinned": True,
+            "keep_alive_seconds": 0.5,
+        },
     ],
 }
 LIMITS = {

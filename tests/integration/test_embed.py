@@ -154,7 +154,16 @@ def test_request_after_unload_reloads_transparently(
 def test_models_are_not_loaded_at_start(api: RunningApi, triton: EmbeddedTriton) -> None:
     index = {m["name"]: m for m in triton_admin(triton).get_model_repository_index()}
     # the disabled model has no entry
-    assert set(index) == {"minilm", "ghost", "broken", "tiny-blip", "rapidocr", "tiny-trocr"}
+    assert set(index) == {
+        "minilm",
+        "ghost",
+        "broken",
+        "minilm-brief",
+        "tiny-blip",
+        "rapidocr",
+        "tiny-trocr",
+        "rapidocr-pinned",
+    }
     assert index["ghost"].get("state") != "READY"
     assert api.app.state.embedded_triton is None  # triton.url set: no Triton of its own
 

@@ -80,7 +80,7 @@ def test_unknown_model_lists_available_models(client: httpx.Client) -> None:
         client.post("/api/embed", json={"texts": ["a"], "model": "nope"}), 404, "MODEL_NOT_FOUND"
     )
     assert error["details"]["model_id"] == "nope"
-    assert error["details"]["available_models"] == ["minilm", "ghost", "broken"]
+    assert error["details"]["available_models"] == ["minilm", "ghost", "broken", "minilm-brief"]
 
 
 def test_not_downloaded_says_how_to_get_it(client: httpx.Client) -> None:

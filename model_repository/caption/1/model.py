@@ -2,8 +2,8 @@
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from frontend.tasks.caption import CaptionTask
 
+from frontend.tasks.caption import CaptionTask
 from frontend.tasks.common import images_of, model_parameters, request_settings, torch_device
 
 # Upper bounds a request may ask for; the frontend applies the configured (lower) limits.

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from frontend.tasks.ocr import load_ocr_engine
 
 from frontend.tasks.common import images_of, model_parameters, torch_device
+from frontend.tasks.ocr import load_ocr_engine
 
 
 class TritonPythonModel:

@@ -1,0 +1,148 @@
+"""Model lifecycle policy: keep-alive expiry, idle unloading and LRU eviction under a budget."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+
+from frontend.core.config import ModelEntry, Settings
+from frontend.core.errors import INVALID_REQUEST, RESOURCE_EXHAUSTED, APIError
+from frontend.models.cache import repo_dir
+from frontend.models.registry import ModelRegistry
+from frontend.tasks.common import is_builtin
+
+logger = logging.getLogger(__name__)
+# A stub process holds the Python runtime, torch and friends before any weights (measured
+# ~430 MB); used to estimate a model never loaded before.
+STUB_BASELINE_BYTES = 450 * 1024 * 1024
+
+
+class Lifecycle:
+    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        self._reaper: asyncio.Task[None] | None = None
+        registry.before_load = self.make_room
+
+    def keep_alive_seconds(self, entry: ModelEntry) -> float | None:
+        """How long the model stays loaded when idle; None = forever (pinned)."""
+        if entry.pinned:
+            return None
+        resources = self.settings.resources
+        usage = self.registry.usage.get(entry.id)
+        if usage is not None and usage.keep_alive is not None:
+            requested = usage.keep_alive
+            cap = resources.max_keep_alive_seconds
+            return cap if requested < 0 else min(requested, cap)
+        if entry.keep_alive_seconds is not None:
+            return entry.keep_alive_seconds
+        if any(entry is e for e in self.registry.enabled("ocr")):
+            return resources.ocr_keep_alive_seconds
+        return resources.model_keep_alive_minutes * 60
+
+    def expires_in(self, entry: ModelEntry, now: float | None = None) -> float | None:
+        """Seconds until an idle unload (negative: due); None when pinned or busy."""
+        keep = self.keep_alive_seconds(entry)
+        usage = self.registry.usage.get(entry.id)
+        if keep is None or usage is None or usage.in_flight:
+            return None
+        return usage.last_used + keep - (now if now is not None else time.monotonic())
+
+    async def unload_expired(self) -> list[str]:
+        now = time.monotonic()
+        unloaded = []
+        for entry in self.registry.loaded_entries():
+            remaining = self.expires_in(entry, now)
+            if remaining is not None and remaining <= 0:
+                try:
+                    await self.registry.unload(entry)
+                    unloaded.append(entry.id)
+                except APIError as exc:
+                    logger.warning("idle unload of %s failed: %s", entry.id, exc.message)
+        return unloaded
+
+    async def _reap(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.unload_expired()
+            except Exception:  # the reaper must outlive any one failure
+                logger.exception("idle unloading failed")
+
+    def start(self, interval: float = 0.5) -> None:
+        self._reaper = asyncio.create_task(self._reap(interval), name="model-reaper")
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+
+    def budget_bytes(self) -> int | None:
+        limit = self.settings.resources.max_host_memory_gb
+        return int(limit * 1024**3) if limit is not None else None
+
+    def estimate_bytes(self, entry: ModelEntry) -> int:
+        """The footprint measured at its last load, else a guess from the files on disk."""
+        if entry.id in self.registry.footprints:
+            return self.registry.footprints[entry.id]
+        weights = 0
+        if not is_builtin(entry.hf_model):
+            blobs = repo_dir(self.registry.hub_dir, entry.hf_model) / "blobs"
+            if blobs.is_dir():
+                weights = sum(p.stat().st_size for p in blobs.iterdir() if p.is_file())
+        return entry.instances * (STUB_BASELINE_BYTES + weights)
+
+    async def make_room(self, entry: ModelEntry) -> None:
+        """Unload least-recently-used idle models until `entry` fits the memory budget."""
+        budget = self.budget_bytes()
+        if budget is None:
+            return
+        need = self.estimate_bytes(entry)
+        while True:
+            loaded = self.registry.loaded_entries()
+            used = sum(self.registry.memory_bytes(e.id) for e in loaded)
+            if used + need <= budget:
+                return
+            usage = self.registry.usage
+            idle = [
+                e
+                for e in loaded
+                if not e.pinned
+                and e.id != entry.id
+                and not (e.id in usage and usage[e.id].in_flight)
+            ]
+            if not idle:
+                raise APIError(
+                    503,
+                    RESOURCE_EXHAUSTED,
+                    f"model '{entry.id}' needs about {need / 2**20:.0f} MiB; "
+                    f"{used / 2**20:.0f} of {budget / 2**20:.0f} MiB are held by models in use",
+                    {"model_id": entry.id},
+                )
+            victim = min(idle, key=lambda e: usage[e.id].last_used if e.id in usage else 0.0)
+            logger.info("evicting %s (least recently used) to load %s", victim.id, entry.id)
+            await self.registry.unload(victim)
+
+
+_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_keep_alive(value: float | str | None) -> float | None:
+    """Ollama-style keep_alive: seconds, or "30s", "5m", "1h"; 0 unloads, negative keeps."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value)
+    if match is None:
+        raise APIError(
+            400,
+            INVALID_REQUEST,
+            "keep_alive must be seconds or a duration such as '30s', '5m' or '1h'",
+        )
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]

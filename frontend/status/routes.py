@@ -1,0 +1,51 @@
+"""GET /api/status: service, Triton and loaded-model state for operators and the admin page."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from frontend import __version__
+from frontend.core.deps import GatewayDep, LifecycleDep, RegistryDep
+
+router = APIRouter(prefix="/api", tags=["status"])
+
+
+@router.get("/status", summary="Service status, loaded models and their memory")
+async def status(
+    request: Request, gateway: GatewayDep, registry: RegistryDep, lifecycle: LifecycleDep
+) -> dict[str, Any]:
+    now = time.monotonic()
+    embedded = request.app.state.embedded_triton
+    models = []
+    for entry in registry.loaded_entries():
+        usage = registry.usage.get(entry.id)
+        expires = lifecycle.expires_in(entry, now)
+        models.append(
+            {
+                "id": entry.id,
+                "hf_model": entry.hf_model,
+                "memory_bytes": registry.memory_bytes(entry.id),
+                "pinned": entry.pinned,
+                "in_flight": usage.in_flight if usage else 0,
+                "requests": usage.requests if usage else 0,
+                "idle_seconds": round(now - usage.last_used, 1) if usage else None,
+                "expires_in_seconds": None if expires is None else round(max(expires, 0.0), 1),
+                "keep_alive_seconds": lifecycle.keep_alive_seconds(entry),
+            }
+        )
+    return {
+        "version": __version__,
+        "uptime_seconds": round(time.time() - request.app.state.started_at, 1),
+        "triton": {
+            "ready": await gateway.is_ready(),
+            "mode": "embedded" if embedded is not None else "external",
+            "restarts": embedded.restarts if embedded is not None else None,
+        },
+        "models": models,
+        "in_flight": sum(u.in_flight for u in registry.usage.values()),
+        "requests": sum(u.requests for u in registry.usage.values()),
+        "memory_budget_bytes": lifecycle.budget_bytes(),
+    }
