@@ -1,0 +1,586 @@
+"""Model downloads from the Hugging Face hub into the local HF cache, observable from asyncio.
+
+One job, in a worker thread:
+
+1. ``HfApi(endpoint).model_info(id, files_metadata=True, timeout=etag_timeout)``: a single
+   request, which huggingface_hub never retries. It lists the files with their sizes and pins the
+   commit, and it is what makes an unreachable hub fail fast: a closed port fails at once, a hub
+   that accepts but never answers fails after ``etag_timeout`` seconds (10 by default).
+2. ``select_files``: the files a PyTorch load needs (duplicate TF/Flax/ONNX/OpenVINO weights and
+   .bin copies of safetensors weights are skipped).
+3. ``hf_hub_download(id, file, revision=<commit>, cache_dir=<staging>)`` per file, into a staging
+   cache ``hub/.download-XXXX`` that nothing else reads; a stand-in ``tqdm_class`` counts the bytes
+   into the job (huggingface_hub reports every 10 MB chunk, and at the end of each file).
+4. ``import_model(<staging snapshot>, id, hub)``: blobs are copied into ``hub/models--ORG--NAME``
+   and ``refs/main`` is switched last, so the model counts as downloaded only once it is whole.
+5. The staging directory is removed, whatever happened.
+
+A model that ``is_downloaded`` already is reported done at once without any network access (to
+move to a newer revision, delete the model and download it again).
+
+Mid-download failures go through huggingface_hub's own resume logic: a connection that breaks off
+is resumed up to 5 times (1 s apart) before the job fails; a stalled transfer waits
+HF_HUB_DOWNLOAD_TIMEOUT (10 s) per attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import fnmatch
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from frontend.models.cache import check_hf_id, import_model, repo_dir, snapshot_path
+from frontend.tasks.common import is_builtin
+
+logger = logging.getLogger(__name__)
+
+JobState = Literal["queued", "running", "done", "failed"]
+STAGING_PREFIX = ".download-"
+DEFAULT_ENDPOINT = "https://huggingface.co"
+MAX_FINISHED_JOBS = 200
+# A staging directory without its lock file is being created right now, or was left by a crash
+# in between: only the second kind (older than this) is removed.
+UNLOCKED_STAGING_GRACE_SECONDS = 300.0
+
+# Alternative copies of the weights, skipped when the repo has PyTorch weights at its root: the
+# tasks load safetensors/.bin with transformers or sentence-transformers (and export their own
+# ONNX encoder when they want one).
+ALTERNATE_WEIGHT_PATTERNS = (
+    "*.h5",
+    "*.msgpack",
+    "*.ot",
+    "*.tflite",
+    "*.gguf",
+    "*.mlmodel",
+    "*.mlpackage/*",
+    "coreml/*",
+    "onnx/*",
+    "openvino/*",
+)
+# Files every loadable model snapshot has at its root (frontend.models.cache.snapshot_path).
+MARKER_FILES = ("config.json", "modules.json")
+
+
+class DownloadFailure(RuntimeError):
+    """A failure whose message is safe and meant for the API client."""
+
+
+class DownloadCancelled(DownloadFailure):
+    pass
+
+
+@dataclass
+class DownloadJob:
+    id: str
+    model_id: str
+    state: JobState
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    files_done: int = 0
+    files_total: int | None = None
+    error: str | None = None
+    started_at: float = 0.0
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+
+def _is_torch_weight(name: str) -> bool:
+    return name.endswith(".safetensors") or fnmatch.fnmatch(name, "pytorch_model*.bin")
+
+
+def select_files(filenames: Iterable[str]) -> list[str]:
+    """The repo files worth downloading, in a stable order.
+
+    - TF/Flax/Rust/GGUF/CoreML/ONNX/OpenVINO weights are dropped when PyTorch weights
+      (``*.safetensors`` or ``pytorch_model*.bin``) sit at the repo root.
+    - ``pytorch_model*.bin`` (and its index) are dropped from a folder that has safetensors.
+    """
+    names = sorted(set(filenames))
+    has_torch = any("/" not in name and _is_torch_weight(name) for name in names)
+    safetensors_dirs = {
+        str(PurePosixPath(name).parent) for name in names if name.endswith(".safetensors")
+    }
+    selected = []
+    for name in names:
+        path = PurePosixPath(name)
+        if has_torch and any(fnmatch.fnmatch(name, p) for p in ALTERNATE_WEIGHT_PATTERNS):
+            continue
+        if str(path.parent) in safetensors_dirs and (
+            fnmatch.fnmatch(path.name, "pytorch_model*.bin")
+            or path.name == "pytorch_model.bin.index.json"
+        ):
+            continue
+        selected.append(name)
+    return selected
+
+
+def _endpoint_label(endpoint: str) -> str:
+    """scheme://host[:port] of the endpoint: no credentials, no path."""
+    parts = urlsplit(endpoint)
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def describe_error(exc: BaseException, model_id: str, endpoint: str, stage: str) -> str:
+    """A message for the API client: what went wrong, with no local paths or internals."""
+    import httpx2
+    from huggingface_hub.errors import (
+        FileMetadataError,
+        GatedRepoError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    hub = f"the hub at {_endpoint_label(endpoint)}"
+    for error in _chain(exc):
+        if isinstance(error, DownloadFailure):
+            return str(error)
+        if isinstance(error, OfflineModeIsEnabled):
+            return "downloads are disabled on this server (HF_HUB_OFFLINE is set)"
+        if isinstance(error, GatedRepoError):
+            return (
+                f"model {model_id} is gated on the hub: accept its terms on the model page and "
+                "give the server a Hugging Face token (HF_TOKEN)"
+            )
+        if isinstance(error, RepositoryNotFoundError):
+            return f"model {model_id} not found on the hub (or it is private)"
+        if isinstance(error, RevisionNotFoundError):
+            return f"model {model_id}: the hub no longer has the revision being downloaded"
+        if isinstance(error, RemoteEntryNotFoundError):
+            return f"model {model_id}: a file the hub listed is missing on it ({stage})"
+        if isinstance(error, HfHubHTTPError):
+            status = error.response.status_code if error.response is not None else None
+            if status in (401, 404):
+                return f"model {model_id} not found on the hub (or it is private)"
+            return f"{hub} answered HTTP {status} ({stage})"
+        if isinstance(error, FileMetadataError):
+            return f"{hub} does not answer like a Hugging Face hub ({stage}): check HF_ENDPOINT"
+        if isinstance(error, httpx2.TimeoutException):
+            return f"{hub} did not respond in time ({stage})"
+        if isinstance(error, httpx2.ConnectError):
+            return f"cannot connect to {hub} ({stage}): is it reachable from this server?"
+        if isinstance(error, httpx2.TransportError):
+            return f"the connection to {hub} broke off ({stage})"
+    if isinstance(exc, OSError):
+        if "Consistency check failed" in str(exc):
+            return f"a file arrived incomplete ({stage}); try again"
+        if exc.errno:
+            return f"local storage error ({stage}): {os.strerror(exc.errno)}"
+    return f"download failed ({stage}): {type(exc).__name__}"
+
+
+def _progress_class(on_bytes: Callable[[int], None]) -> type:
+    """A stand-in for tqdm that huggingface_hub's download code drives: counts, never prints."""
+
+    class _Progress:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.total: int | None = kwargs.get("total")
+            self.n = 0
+
+        def __enter__(self) -> _Progress:
+            return self
+
+        def __exit__(self, *args: object) -> None:
+            return None
+
+        def update(self, n: float | None = 1) -> None:
+            count = int(n or 0)
+            self.n += count
+            on_bytes(count)
+
+        # Network bytes (xet transfers, or every chunk in http_get): update() already counts
+        # the bytes written; having update_transfer also keeps the xet reporter from creating
+        # a second bar with this class.
+        def update_transfer(self, n: float | None = 1) -> None:
+            return None
+
+        def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def set_description(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def refresh(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def close(self) -> None:
+            return None
+
+    return _Progress
+
+
+def _snapshot_totals(snapshot: Path) -> tuple[int, int]:
+    files = total = 0
+    for path in snapshot.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                files += 1
+                total += path.stat().st_size
+    return files, total
+
+
+def _age_seconds(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def sweep_staging(hub_dir: Path) -> int:
+    """Remove staging directories that no download holds any more (left by a crash).
+
+    Each live download holds an flock on its ``.lock`` file (released by the kernel when the
+    process dies), so this is safe while other processes download into the same hub.
+    """
+    removed = 0
+    try:
+        candidates = [p for p in hub_dir.glob(STAGING_PREFIX + "*") if not p.is_symlink()]
+    except OSError:
+        return 0
+    for staging in candidates:
+        if not staging.is_dir():
+            continue
+        try:
+            fd = os.open(staging / ".lock", os.O_RDWR)
+        except FileNotFoundError:
+            if _age_seconds(staging) > UNLOCKED_STAGING_GRACE_SECONDS:
+                shutil.rmtree(staging, ignore_errors=True)
+                removed += 1
+            continue
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a download is using it
+            shutil.rmtree(staging, ignore_errors=True)
+            removed += 1
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _create_staging(hub_dir: Path) -> tuple[Path, int]:
+    """A fresh staging directory under the hub, locked (see sweep_staging) before it is visible
+    with its lock file: the lock is taken on a temporary name and then renamed into place."""
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=hub_dir))
+    fd = os.open(staging / ".lock.tmp", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(staging / ".lock.tmp", staging / ".lock")
+    except BaseException:
+        os.close(fd)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging, fd
+
+
+class DownloadManager:
+    """Starts and tracks downloads; one job per model at a time, shared by concurrent callers.
+
+    Jobs run in daemon threads (at most ``max_concurrent`` at once; the rest wait "queued") and
+    update their DownloadJob in place, so any coroutine can poll ``get()`` for progress.
+    """
+
+    def __init__(
+        self,
+        hub_dir: Path,
+        endpoint: str | None = None,
+        etag_timeout: float = 10.0,
+        *,
+        max_concurrent: int = 2,
+        token: str | bool | None = None,
+    ) -> None:
+        self.hub_dir = Path(hub_dir)
+        # Read HF_ENDPOINT now: huggingface_hub freezes its own copy at import time.
+        resolved = endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT
+        self.endpoint = resolved.rstrip("/")
+        self.etag_timeout = etag_timeout
+        self.token = token  # None: huggingface_hub's own (HF_TOKEN or the saved login)
+        self.max_concurrent = max(1, max_concurrent)
+        self._jobs: dict[str, DownloadJob] = {}
+        self._active: dict[str, str] = {}  # model id -> id of its queued/running job
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel: dict[str, threading.Event] = {}
+        self._slots: asyncio.Semaphore | None = None
+
+    # -- public API -------------------------------------------------------------------------
+
+    async def start(self, model_id: str) -> DownloadJob:
+        """Start downloading a model, or return the job already doing so.
+
+        InvalidModelId for anything that is not ORG/NAME (before touching disk or network);
+        ValueError for builtin engines, which have nothing to download.
+        """
+        check_hf_id(model_id)
+        if is_builtin(model_id):
+            raise ValueError(f"{model_id} ships with its Python package: nothing to download")
+        active = self._active.get(model_id)
+        if active is not None:
+            return self._jobs[active]
+        now = time.time()
+        job = DownloadJob(id=uuid.uuid4().hex, model_id=model_id, state="queued", started_at=now)
+        snapshot = snapshot_path(self.hub_dir, model_id)
+        if snapshot is not None:
+            files, total = _snapshot_totals(snapshot)
+            job.files_done = job.files_total = files
+            job.bytes_done = job.bytes_total = total
+            job.finished_at = now
+            job.state = "done"
+            self._remember(job)
+            return job
+        self._remember(job)
+        self._active[model_id] = job.id
+        cancel = self._cancel[job.id] = threading.Event()
+        task = asyncio.create_task(self._run(job, cancel), name=f"download {model_id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+        return job
+
+    def get(self, job_id: str) -> DownloadJob | None:
+        return self._jobs.get(job_id)
+
+    def jobs(self) -> list[DownloadJob]:
+        return list(self._jobs.values())
+
+    def active_job(self, model_id: str) -> DownloadJob | None:
+        """The queued or running job for a model, if any."""
+        job_id = self._active.get(model_id)
+        return self._jobs.get(job_id) if job_id else None
+
+    async def wait(self, job_id: str) -> DownloadJob:
+        """The job once it is done or failed (cancelling the waiter leaves the download going)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.shield(task)
+        return job
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a queued/running job to stop; it ends "failed" with its staging removed."""
+        event = self._cancel.get(job_id)
+        job = self._jobs.get(job_id)
+        if event is None or job is None or job.finished:
+            return False
+        event.set()
+        return True
+
+    def shutdown(self) -> None:
+        """Ask every unfinished job to stop (for application shutdown); does not wait."""
+        for job_id in list(self._cancel):
+            self.cancel(job_id)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _remember(self, job: DownloadJob) -> None:
+        self._jobs[job.id] = job
+        finished = [j.id for j in self._jobs.values() if j.finished]
+        for old in finished[: max(0, len(finished) - MAX_FINISHED_JOBS)]:
+            self._jobs.pop(old, None)
+            self._cancel.pop(old, None)
+
+    async def _run(self, job: DownloadJob, cancel: threading.Event) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrent)
+        try:
+            async with self._slots:
+                if cancel.is_set():
+                    self._finish(job, DownloadCancelled("download cancelled"), "queued")
+                    return
+                job.state = "running"
+                await self._in_thread(job, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the thread stops at its next chunk and cleans up
+            raise
+        finally:
+            if self._active.get(job.model_id) == job.id:
+                del self._active[job.model_id]
+            self._cancel.pop(job.id, None)
+
+    async def _in_thread(self, job: DownloadJob, cancel: threading.Event) -> None:
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def signal() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        def target() -> None:
+            try:
+                _Run(self, job, cancel)()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
+                    loop.call_soon_threadsafe(signal)
+
+        thread = threading.Thread(target=target, name=f"download-{job.model_id}", daemon=True)
+        thread.start()
+        await finished
+
+    def _finish(self, job: DownloadJob, error: BaseException | None, stage: str) -> None:
+        if error is not None:
+            try:
+                job.error = describe_error(error, job.model_id, self.endpoint, stage)
+            except Exception:  # pragma: no cover - never leave a job without a final state
+                job.error = f"download failed ({stage})"
+        job.finished_at = time.time()
+        job.state = "failed" if error is not None else "done"
+
+
+class _Run:
+    """One download, executed in its worker thread."""
+
+    def __init__(self, manager: DownloadManager, job: DownloadJob, cancel: threading.Event):
+        self.manager = manager
+        self.job = job
+        self.cancel = cancel
+        self.stage = "contacting the hub"
+        self.hub_dir = manager.hub_dir
+
+    def __call__(self) -> None:
+        """Never raises. The job turns done or failed only once the staging is gone."""
+        staging: Path | None = None
+        lock_fd: int | None = None
+        error: BaseException | None = None
+        try:
+            self.hub_dir.mkdir(parents=True, exist_ok=True)
+            sweep_staging(self.hub_dir)
+            staging, lock_fd = _create_staging(self.hub_dir)
+            self._execute(staging)
+        except BaseException as exc:
+            logger.warning("download of %s failed while %s: %r", self.job.model_id, self.stage, exc)
+            error = exc
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            if lock_fd is not None:
+                os.close(lock_fd)
+            self.manager._finish(self.job, error, self.stage)
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise DownloadCancelled("download cancelled")
+
+    def _on_bytes(self, count: int) -> None:
+        self._check_cancel()
+        self.job.bytes_done += count
+
+    def _execute(self, staging: Path) -> None:
+        from huggingface_hub import HfApi, hf_hub_download
+
+        job, manager = self.job, self.manager
+        model_id = job.model_id
+        self.stage = "listing the model's files"
+        api = HfApi(endpoint=manager.endpoint, token=manager.token)
+        info = api.model_info(model_id, files_metadata=True, timeout=manager.etag_timeout)
+        sizes: dict[str, int | None] = {s.rfilename: s.size for s in info.siblings or []}
+        names = select_files(sizes)
+        if not any(marker in names for marker in MARKER_FILES):
+            raise DownloadFailure(
+                f"model {model_id} has no config.json or modules.json on the hub: "
+                "not a model this server can load"
+            )
+        known = [sizes[name] for name in names]
+        job.files_total = len(names)
+        job.bytes_total = sum(s for s in known if s is not None) if None not in known else None
+        self._check_disk_space()
+        revision = info.sha or "main"
+        progress = _progress_class(self._on_bytes)
+        completed = 0
+        for name in names:
+            self.stage = f"downloading {name[:200]}"
+            self._check_cancel()
+            local = hf_hub_download(
+                model_id,
+                name,
+                revision=revision,
+                cache_dir=staging,
+                endpoint=manager.endpoint,
+                etag_timeout=manager.etag_timeout,
+                token=manager.token,
+                tqdm_class=progress,
+            )
+            size = sizes[name]
+            completed += size if size is not None else Path(local).stat().st_size
+            job.bytes_done = completed
+            job.files_done += 1
+        self.stage = "installing into the cache"
+        self._check_cancel()
+        self._install(self._staged_snapshot(staging, info.sha))
+
+    def _check_disk_space(self) -> None:
+        """The files land twice (staging, then the cache) before the staging copy goes."""
+        total = self.job.bytes_total
+        if not total:
+            return
+        try:
+            free = shutil.disk_usage(self.hub_dir).free
+        except OSError:
+            return
+        needed = 2 * total + (64 << 20)
+        if free < needed:
+            raise DownloadFailure(
+                f"not enough disk space for {self.job.model_id}: about {needed >> 20} MB "
+                f"needed, {free >> 20} MB free"
+            )
+
+    def _staged_snapshot(self, staging: Path, sha: str | None) -> Path:
+        snapshots = repo_dir(staging, self.job.model_id) / "snapshots"
+        if sha and (snapshots / sha).is_dir():
+            return snapshots / sha
+        found = [p for p in snapshots.iterdir() if p.is_dir()] if snapshots.is_dir() else []
+        if len(found) != 1:
+            raise DownloadFailure(
+                f"model {self.job.model_id} changed on the hub during the download; try again"
+            )
+        return found[0]
+
+    def _install(self, snapshot: Path) -> None:
+        model_id = self.job.model_id
+        target = repo_dir(self.hub_dir, model_id)
+        existed = target.exists()
+        try:
+            import_model(snapshot, model_id, self.hub_dir)
+        except BaseException:
+            # Nothing half-imported stays behind for a model that was not there before.
+            if not existed and snapshot_path(self.hub_dir, model_id) is None:
+                shutil.rmtree(target, ignore_errors=True)
+            raise
+        if snapshot_path(self.hub_dir, model_id) is None:  # pragma: no cover - import_model bug
+            raise DownloadFailure(f"model {model_id} did not install as a loadable snapshot")

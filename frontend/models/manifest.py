@@ -1,0 +1,160 @@
+"""The catalogue of models the API offers for download: models_manifest.json, validated.
+
+The JSON groups entries by manifest task ("embedding", "caption", "ocr"); TASK_TO_CONFIG maps
+those names onto the config.yaml sections ("text_embedding", "image_caption", "ocr").
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from frontend.models.cache import InvalidModelId, check_hf_id
+from frontend.tasks.common import is_builtin
+
+MANIFEST_FILE = "models_manifest.json"
+TASK_TO_CONFIG: dict[str, str] = {
+    "embedding": "text_embedding",
+    "caption": "image_caption",
+    "ocr": "ocr",
+}
+CONFIG_TO_TASK: dict[str, str] = {config: task for task, config in TASK_TO_CONFIG.items()}
+MANIFEST_TASKS: tuple[str, ...] = tuple(TASK_TO_CONFIG)
+
+
+class ManifestError(ValueError):
+    """models_manifest.json is malformed; the message says which entry and why."""
+
+
+class UnknownTask(ValueError):
+    """A task name that is neither a manifest task nor a config task."""
+
+
+class ManifestEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str  # the manifest group the entry sits in (set by the loader, not in the JSON)
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    team: str = Field(min_length=1)
+    size_mb: int = Field(ge=0)  # approximate download size
+    dimensions: int | None = Field(default=None, gt=0)  # embeddings only
+    large: bool = False  # needs a large GPU / lots of memory
+    builtin: bool = False  # weights ship inside a Python package: nothing to download
+    remote_code: bool = False  # the repo's modelling code lives on the hub (trust_remote_code)
+
+    @property
+    def config_task(self) -> str:
+        """The config.yaml section this model belongs in."""
+        return TASK_TO_CONFIG[self.task]
+
+    @model_validator(mode="after")
+    def _check(self) -> ManifestEntry:
+        if self.task not in TASK_TO_CONFIG:
+            raise ValueError(f"unknown task '{self.task}'")
+        if self.builtin != is_builtin(self.id):
+            raise ValueError(
+                "builtin: true is for (and only for) engines shipped in a package (rapidocr/...)"
+            )
+        if not self.builtin:
+            try:
+                check_hf_id(self.id)
+            except InvalidModelId as exc:
+                raise ValueError(str(exc)) from None
+        if self.task == "embedding" and self.dimensions is None:
+            raise ValueError("embedding models need 'dimensions'")
+        if self.task != "embedding" and self.dimensions is not None:
+            raise ValueError("'dimensions' is only meaningful for embedding models")
+        return self
+
+
+class Manifest:
+    """Validated manifest entries, in file order, looked up by task or by id."""
+
+    def __init__(self, entries: list[ManifestEntry]) -> None:
+        self._entries = list(entries)
+        self._by_id = {entry.id: entry for entry in self._entries}
+        self._by_folded_id = {entry.id.casefold(): entry for entry in self._entries}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def entries(self, task: str | None = None) -> list[ManifestEntry]:
+        """All entries, or those of one task (manifest name such as "embedding", or config name
+        such as "text_embedding"); UnknownTask for any other name."""
+        if task is None:
+            return list(self._entries)
+        name = CONFIG_TO_TASK.get(task, task)
+        if name not in TASK_TO_CONFIG:
+            raise UnknownTask(
+                f"unknown model type '{task[:50]}'; expected one of {', '.join(MANIFEST_TASKS)}"
+            )
+        return [entry for entry in self._entries if entry.task == name]
+
+    def get(self, model_id: str) -> ManifestEntry | None:
+        """The entry for a hub id (exact match first; hub ids are case-insensitive)."""
+        return self._by_id.get(model_id) or self._by_folded_id.get(model_id.casefold())
+
+    def ids(self) -> list[str]:
+        return [entry.id for entry in self._entries]
+
+
+def parse_manifest(data: Any) -> Manifest:
+    """Validate the manifest's JSON structure; ManifestError names the offending entry."""
+    if not isinstance(data, Mapping):
+        raise ManifestError("the manifest must be an object keyed by task")
+    unknown = [str(task) for task in data if task not in TASK_TO_CONFIG]
+    if unknown:
+        raise ManifestError(
+            f"unknown task group(s) {', '.join(unknown)}; expected {', '.join(MANIFEST_TASKS)}"
+        )
+    entries: list[ManifestEntry] = []
+    seen: dict[str, str] = {}
+    for task in MANIFEST_TASKS:
+        group = data.get(task, [])
+        if not isinstance(group, list):
+            raise ManifestError(f"{task}: must be a list of models")
+        for index, raw in enumerate(group):
+            where = f"{task}[{index}]"
+            if not isinstance(raw, Mapping):
+                raise ManifestError(f"{where}: must be an object")
+            if "task" in raw:
+                raise ManifestError(f"{where}: 'task' is given by the group, not the entry")
+            try:
+                entry = ManifestEntry(**{**raw, "task": task})
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(p) for p in err['loc']) or 'entry'}: {err['msg']}"
+                    for err in exc.errors()
+                )
+                raise ManifestError(f"{where} ({raw.get('id', '?')}): {problems}") from None
+            folded = entry.id.casefold()
+            if folded in seen:
+                raise ManifestError(f"{where}: id '{entry.id}' is already listed in {seen[folded]}")
+            seen[folded] = where
+            entries.append(entry)
+    return Manifest(entries)
+
+
+def read_manifest_text() -> str:
+    """The JSON shipped next to this module (package data, so it works from a wheel too)."""
+    return (
+        resources.files(__package__ or "frontend.models")
+        .joinpath(MANIFEST_FILE)
+        .read_text(encoding="utf-8")
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def load_manifest() -> Manifest:
+    """The shipped manifest, parsed and validated once per process."""
+    try:
+        data = json.loads(read_manifest_text())
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{MANIFEST_FILE} is not valid JSON: {exc}") from None
+    return parse_manifest(data)
