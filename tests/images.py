@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
@@ -41,3 +43,15 @@ def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
 def b64(data: bytes, data_url: str | None = None) -> str:
     text = base64.b64encode(data).decode("ascii")
     return f"data:{data_url};base64,{text}" if data_url else text
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A well-formed PNG that declares width x height but carries almost no pixel data."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        body = kind + payload
+        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 16)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

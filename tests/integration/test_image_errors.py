@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from tests.images import b64, encode, render_text
+from tests.images import b64, encode, png_header, render_text
 from tests.integration.test_embed_errors import assert_envelope
 
 GOOD = encode(render_text(["ok"], size=(120, 60)))
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A well-formed PNG that declares width x height but carries almost no pixel data."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        body = kind + payload
-        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 16)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 def bomb() -> bytes:

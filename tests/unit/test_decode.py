@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import resource
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from PIL import Image
 
 from frontend.core.errors import APIError
 from frontend.images.decode import ImageLimits, decode_image
+from tests.images import png_header
 
 LIMITS = ImageLimits(max_pixels=10_000_000, max_side=8000)
 
@@ -21,18 +20,6 @@ def encode(image: Image.Image, fmt: str = "PNG", **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A well-formed PNG that declares width x height but carries almost no pixel data."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        body = kind + payload
-        return struct.pack(">I", len(payload)) + body + struct.pack(">I", zlib.crc32(body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 16)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"])
