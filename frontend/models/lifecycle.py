@@ -39,7 +39,7 @@ class Lifecycle:
             return cap if requested < 0 else min(requested, cap)
         if entry.keep_alive_seconds is not None:
             return entry.keep_alive_seconds
-        if any(entry is e for e in self.registry.enabled("ocr")):
+        if self.registry.task_of(entry.id) == "ocr":
             return resources.ocr_keep_alive_seconds
         return resources.model_keep_alive_minutes * 60
 

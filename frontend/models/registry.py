@@ -21,6 +21,7 @@ from frontend.triton.gateway import ModelNotLoaded, TritonGateway
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+TASK_NAMES: tuple[Task, ...] = ("text_embedding", "image_caption", "ocr")
 UNLOAD_WAIT_SECONDS = 30.0
 
 
@@ -51,8 +52,13 @@ class ModelRegistry:
         self.before_load: Callable[[ModelEntry], Awaitable[None]] | None = None
 
     def all_enabled(self) -> list[ModelEntry]:
-        tasks: tuple[Task, ...] = ("text_embedding", "image_caption", "ocr")
-        return [entry for task in tasks for entry in self.enabled(task)]
+        return [entry for task in TASK_NAMES for entry in self.enabled(task)]
+
+    def task_of(self, model_id: str) -> Task | None:
+        for task in TASK_NAMES:
+            if any(e.id == model_id for e in self.enabled(task)):
+                return task
+        return None
 
     def entry(self, model_id: str) -> ModelEntry | None:
         """An enabled model by config id."""

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from frontend.tasks.common import configure_threads, local_snapshot
+from frontend.tasks.common import configure_threads, load_generation_model
 
 
 class CaptionTask:
@@ -21,19 +19,12 @@ class CaptionTask:
     ):
         configure_threads(threads)
         import torch
-        from transformers import AutoProcessor, BlipForConditionalGeneration, BlipProcessor
+        from transformers import BlipForConditionalGeneration, BlipProcessor
 
         self._torch = torch
-        snapshot = local_snapshot(hf_model)
-        processor: Any = AutoProcessor.from_pretrained(snapshot, local_files_only=True)
-        if not hasattr(processor, "image_processor"):  # no processor_class recorded
-            processor = BlipProcessor.from_pretrained(snapshot, local_files_only=True)
-        self.processor = processor
-        # Any: transformers' decorated `to` does not type-check, and `generate` returns a Union.
-        model: Any = BlipForConditionalGeneration.from_pretrained(snapshot, local_files_only=True)
-        if fp16 and device.startswith("cuda"):
-            model = model.half()
-        self.model = model.to(device).eval()
+        self.processor, self.model = load_generation_model(
+            hf_model, BlipForConditionalGeneration, BlipProcessor, device, fp16
+        )
         self.device = device
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams

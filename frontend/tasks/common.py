@@ -84,3 +84,24 @@ def request_settings(parameters_json: str, allowed: dict[str, int]) -> dict[str,
                 raise ValueError(f"parameter {name} must be an integer from 1 to {bound}")
             settings[name] = value
     return settings
+
+
+def load_generation_model(
+    hf_model: str, model_class: Any, processor_class: Any, device: str, fp16: bool = False
+) -> tuple[Any, Any]:
+    """(processor, model in eval mode on `device`) for a transformers generation checkpoint.
+
+    AutoProcessor picks the processor the checkpoint records; `processor_class` is the
+    fallback for checkpoints saved without one. Both come from the local cache only.
+    """
+    from transformers import AutoProcessor
+
+    snapshot = local_snapshot(hf_model)
+    processor: Any = AutoProcessor.from_pretrained(snapshot, local_files_only=True)
+    if not hasattr(processor, "image_processor"):  # no processor_class recorded
+        processor = processor_class.from_pretrained(snapshot, local_files_only=True)
+    # Any: transformers' decorated `to` does not type-check, and `generate` returns a Union.
+    model: Any = model_class.from_pretrained(snapshot, local_files_only=True)
+    if fp16 and device.startswith("cuda"):
+        model = model.half()
+    return processor, model.to(device).eval()

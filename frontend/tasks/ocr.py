@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from frontend.tasks.common import configure_threads, is_builtin, local_snapshot
+from frontend.tasks.common import configure_threads, is_builtin, load_generation_model
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +42,16 @@ class OcrEngine(Protocol):
     def read(self, images: list[np.ndarray]) -> list[OcrResult]: ...
 
 
-def load_ocr_engine(hf_model: str, threads: int = 1, device: str = "cpu") -> OcrEngine:
+def load_ocr_engine(
+    hf_model: str,
+    threads: int = 1,
+    device: str = "cpu",
+    max_new_tokens: int = TROCR_MAX_NEW_TOKENS,
+) -> OcrEngine:
     """RapidOCR for the built-in ids ("rapidocr/..."), a TrOCR-style model otherwise."""
     if is_builtin(hf_model):
         return RapidOcrEngine(threads, device)
-    return TrOcrEngine(hf_model, threads, device)
+    return TrOcrEngine(hf_model, threads, device, max_new_tokens)
 
 
 def _vertical_span(line: OcrLine) -> tuple[float, float]:
@@ -154,17 +159,12 @@ class TrOcrEngine:
     ):
         configure_threads(threads)
         import torch
-        from transformers import AutoProcessor, TrOCRProcessor, VisionEncoderDecoderModel
+        from transformers import TrOCRProcessor, VisionEncoderDecoderModel
 
         self._torch = torch
-        snapshot = local_snapshot(hf_model)
-        processor: Any = AutoProcessor.from_pretrained(snapshot, local_files_only=True)
-        if not hasattr(processor, "image_processor"):  # no processor_class recorded
-            processor = TrOCRProcessor.from_pretrained(snapshot, local_files_only=True)
-        self.processor = processor
-        # Any: transformers' decorated `to` does not type-check, and `generate` returns a Union.
-        model: Any = VisionEncoderDecoderModel.from_pretrained(snapshot, local_files_only=True)
-        self.model = model.to(device).eval()
+        self.processor, self.model = load_generation_model(
+            hf_model, VisionEncoderDecoderModel, TrOCRProcessor, device
+        )
         self.device = device
         self.max_new_tokens = max_new_tokens
         eos = self.model.generation_config.eos_token_id

@@ -185,3 +185,14 @@ def test_result_is_plain_data() -> None:
         "text": "a b",
         "lines": [{"text": "a b", "confidence": 0.5, "box": box(0, 0, 1, 1)}],
     }
+
+
+def test_trocr_honours_configured_max_new_tokens(
+    trocr: OcrEngine, models_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(models_home))
+    short = load_ocr_engine(TINY_TROCR, max_new_tokens=3)
+    assert isinstance(short, TrOcrEngine) and short.max_new_tokens == 3
+    full, clipped = trocr.read([HELLO])[0].text, short.read([HELLO])[0].text
+    assert clipped and len(clipped) < len(full)
+    assert full.startswith(clipped.strip()[:1])

@@ -14,7 +14,10 @@ class TritonPythonModel:
         params = model_parameters(args)
         device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
         self.engine = load_ocr_engine(
-            params["hf_model"], threads=int(params.get("threads", "1")), device=device
+            params["hf_model"],
+            threads=int(params.get("threads", "1")),
+            device=device,
+            max_new_tokens=int(params.get("max_new_tokens", "64")),
         )
         pb_utils.Logger.log_info(f"{args['model_name']}: {params['hf_model']} on {device}")
 
