@@ -25,6 +25,7 @@ class Lifecycle:
         self.settings = settings
         self.registry = registry
         self._reaper: asyncio.Task[None] | None = None
+        self._unloading: dict[str, asyncio.Task[None]] = {}
         registry.before_load = self.make_room
 
     def keep_alive_seconds(self, entry: ModelEntry) -> float | None:
@@ -51,24 +52,33 @@ class Lifecycle:
             return None
         return usage.last_used + keep - (now if now is not None else time.monotonic())
 
-    async def unload_expired(self) -> list[str]:
+    def unload_expired(self) -> list[str]:
+        """Start unloading every model past its keep-alive; each unload runs on its own, so
+        one slow process exit never delays another model's expiry."""
         now = time.monotonic()
-        unloaded = []
+        started = []
         for entry in self.registry.loaded_entries():
             remaining = self.expires_in(entry, now)
-            if remaining is not None and remaining <= 0:
-                try:
-                    await self.registry.unload(entry)
-                    unloaded.append(entry.id)
-                except APIError as exc:
-                    logger.warning("idle unload of %s failed: %s", entry.id, exc.message)
-        return unloaded
+            if remaining is None or remaining > 0 or entry.id in self._unloading:
+                continue
+            task = asyncio.create_task(self._unload_idle(entry), name=f"unload-{entry.id}")
+            self._unloading[entry.id] = task
+            started.append(entry.id)
+        return started
+
+    async def _unload_idle(self, entry: ModelEntry) -> None:
+        try:
+            await self.registry.unload(entry)
+        except APIError as exc:
+            logger.warning("idle unload of %s failed: %s", entry.id, exc.message)
+        finally:
+            self._unloading.pop(entry.id, None)
 
     async def _reap(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.unload_expired()
+                self.unload_expired()
             except Exception:  # the reaper must outlive any one failure
                 logger.exception("idle unloading failed")
 
@@ -76,10 +86,12 @@ class Lifecycle:
         self._reaper = asyncio.create_task(self._reap(interval), name="model-reaper")
 
     async def stop(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        tasks = [t for t in (self._reaper, *self._unloading.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+                await task
 
     def budget_bytes(self) -> int | None:
         limit = self.settings.resources.max_host_memory_gb

@@ -53,11 +53,15 @@ MODELS: dict[str, Any] = {
             "max_batch_size": 8,
             "max_queue_delay_us": 20000,
             "max_new_tokens": 8,
-        }
+        },
+        {"id": "lru-blip", "hf_model": "homelab-test/tiny-blip", "keep_alive_seconds": 600},
     ],
     "ocr": [
         {"id": "rapidocr", "hf_model": "rapidocr/PP-OCRv4", "default": True, "threads": 2},
         {"id": "tiny-trocr", "hf_model": "homelab-test/tiny-trocr", "max_new_tokens": 6},
+        # used only by the LRU eviction test's own frontend (long keep-alive)
+        {"id": "lru-rapidocr", "hf_model": "rapidocr/PP-OCRv4", "keep_alive_seconds": 600},
+        {"id": "lru-trocr", "hf_model": "homelab-test/tiny-trocr", "keep_alive_seconds": 600},
         {
             "id": "rapidocr-pinned",
             "hf_model": "rapidocr/PP-OCRv4",

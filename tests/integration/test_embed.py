@@ -163,6 +163,9 @@ def test_models_are_not_loaded_at_start(api: RunningApi, triton: EmbeddedTriton)
         "rapidocr",
         "tiny-trocr",
         "rapidocr-pinned",
+        "lru-rapidocr",
+        "lru-trocr",
+        "lru-blip",
     }
     assert index["ghost"].get("state") != "READY"
     assert api.app.state.embedded_triton is None  # triton.url set: no Triton of its own

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from frontend.app import create_app
-from frontend.core.config import ModelEntry, Settings
+from frontend.core.config import Settings
 from frontend.models.stubs import stub_pids
 from frontend.triton.embedded import EmbeddedTriton
 from tests.images import b64, encode, render_text
@@ -82,24 +82,10 @@ def test_bad_keep_alive_is_refused(client: httpx.Client, value: object) -> None:
 
 @pytest.fixture
 def lru_api(settings: Settings, triton: EmbeddedTriton) -> Iterator[tuple[httpx.Client, Settings]]:
-    """An app of its own over the shared Triton, with long keep-alives and a settable budget."""
-
-    def long_lived(entries: list[ModelEntry]) -> list[ModelEntry]:
-        return [e.model_copy(update={"keep_alive_seconds": 600}) for e in entries if not e.pinned]
-
-    models = settings.models.model_copy(
-        update={
-            "text_embedding": [],
-            "image_caption": long_lived(settings.models.image_caption),
-            "ocr": long_lived(settings.models.ocr),
-        }
-    )
+    """A frontend of its own over the shared Triton, with a budget of its own. It uses only
+    the lru-* models, which no other test's frontend loads or unloads."""
     own = settings.model_copy(
-        deep=True,
-        update={
-            "models": models,
-            "triton": settings.triton.model_copy(update={"url": triton.grpc_url}),
-        },
+        deep=True, update={"triton": settings.triton.model_copy(update={"url": triton.grpc_url})}
     )
     server, thread, url = serve_app(create_app(own))
     try:
@@ -112,7 +98,7 @@ def lru_api(settings: Settings, triton: EmbeddedTriton) -> Iterator[tuple[httpx.
 
 def test_lru_eviction_under_a_memory_budget(lru_api: tuple[httpx.Client, Settings]) -> None:
     client, own = lru_api
-    names = ["tiny-trocr", "rapidocr", "tiny-blip"]
+    names = ["lru-trocr", "lru-rapidocr", "lru-blip"]
     sizes = {}
     for name in names:  # measure each model's real footprint, one at a time
         assert client.post(f"/api/models/{name}/load").status_code == 200
@@ -123,12 +109,12 @@ def test_lru_eviction_under_a_memory_budget(lru_api: tuple[httpx.Client, Setting
     budget = pairs + min(sizes.values()) // 2  # any two fit, all three do not
     own.resources.max_host_memory_gb = budget / 1024**3
 
-    for name in ["tiny-trocr", "rapidocr"]:
+    for name in ["lru-trocr", "lru-rapidocr"]:
         assert client.post(f"/api/models/{name}/load").status_code == 200
-    ocr = client.post("/api/ocr", json={"image": PAGE, "model": "tiny-trocr"})
-    assert ocr.status_code == 200  # tiny-trocr used last: rapidocr is least recently used
-    caption = client.post("/api/caption", json={"image": PAGE})
+    ocr = client.post("/api/ocr", json={"image": PAGE, "model": "lru-trocr"})
+    assert ocr.status_code == 200  # lru-trocr used last: lru-rapidocr is least recently used
+    caption = client.post("/api/caption", json={"image": PAGE, "model": "lru-blip"})
     assert caption.status_code == 200, caption.text
 
-    assert set(loaded(client)) == {"tiny-trocr", "tiny-blip"}
-    assert not stub_pids(own.triton_repository_dir, "rapidocr")
+    assert set(loaded(client)) == {"lru-trocr", "lru-blip"}
+    assert not stub_pids(own.triton_repository_dir, "lru-rapidocr")
