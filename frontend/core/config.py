@@ -41,6 +41,7 @@ class ModelEntry(_Section):
     instances: int = Field(default=1, ge=1, le=16)
     device: Literal["auto", "cpu", "gpu"] = "auto"
     engine: Literal["auto", "torch", "onnx"] = "auto"
+    fp16: bool = False  # half precision on a GPU (ignored on the CPU)
     keep_alive_seconds: float | None = Field(default=None, ge=0)
     pinned: bool = False  # never unloaded for idleness or evicted
     # generation defaults for caption and HF OCR models (requests may lower or raise them
@@ -142,6 +143,14 @@ class SecuritySection(_Section):
     ip_allowlist: list[str] = Field(default_factory=list)
 
 
+class HubSection(_Section):
+    """Where models are downloaded from (POST /api/models/download)."""
+
+    endpoint: str | None = None  # None: $HF_ENDPOINT, else https://huggingface.co
+    etag_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    max_concurrent_downloads: int = Field(default=2, ge=1, le=16)
+
+
 class ServerSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -164,6 +173,7 @@ class Settings(BaseSettings):
     limits: LimitsSection = Field(default_factory=LimitsSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
+    hub: HubSection = Field(default_factory=HubSection)
 
     @classmethod
     def settings_customise_sources(

@@ -49,6 +49,7 @@ def build_config(template: Path, entry: ModelEntry, task: Task) -> mc.ModelConfi
         "task": task,
         "max_new_tokens": str(entry.max_new_tokens),
         "num_beams": str(entry.num_beams),
+        "fp16": "true" if entry.fp16 else "false",
     }
     for key, value in parameters.items():
         config.parameters[key].string_value = value
