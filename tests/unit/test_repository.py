@@ -46,8 +46,9 @@ def test_build_config_fills_in_the_entry() -> None:
         max_batch_size=48,
         max_queue_delay_us=750,
         instances=2,
-        device="cpu",
+        device="gpu",
         engine="torch",
+        fp16=True,
     )
 
     config = build_config(TEMPLATE, model, "text_embedding")
@@ -58,7 +59,7 @@ def test_build_config_fills_in_the_entry() -> None:
     assert config.dynamic_batching.max_queue_delay_microseconds == 750
     assert len(config.instance_group) == 1
     assert config.instance_group[0].count == 2
-    assert config.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
+    assert config.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
     parameters = {k: v.string_value for k, v in config.parameters.items()}
     assert parameters == {
         "hf_model": "sentence-transformers/all-MiniLM-L6-v2",
@@ -67,6 +68,7 @@ def test_build_config_fills_in_the_entry() -> None:
         "task": "text_embedding",
         "max_new_tokens": "30",
         "num_beams": "1",
+        "fp16": "true",
     }
 
 
