@@ -17,9 +17,14 @@ from frontend.core.middleware import RequestContextMiddleware
 from frontend.embed.routes import router as embed_router
 from frontend.embed.service import EmbeddingService
 from frontend.health.routes import router as health_router
+from frontend.models.downloads import DownloadManager
 from frontend.models.lifecycle import Lifecycle
+from frontend.models.manifest import load_manifest
 from frontend.models.registry import ModelRegistry
+from frontend.models.routes import downloads_router
 from frontend.models.routes import router as models_router
+from frontend.models.service import ModelService, sweep_deleted
+from frontend.models.store import SettingsStore, apply_added_models
 from frontend.ocr.routes import router as ocr_router
 from frontend.status.routes import router as status_router
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts
@@ -45,6 +50,11 @@ def triton_environment(settings: Settings) -> dict[str, str]:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.models_dir.mkdir(parents=True, exist_ok=True)
+    store = SettingsStore(settings.data_dir / "settings.db")
+    added = apply_added_models(settings, store)
+    if added:
+        logger.info("models added at runtime: %s", ", ".join(added))
+    sweep_deleted(settings.models_dir / "hub")
     written = write_repository(settings)
     logger.info("Triton model entries: %s", ", ".join(written) or "none")
     embedded: EmbeddedTriton | None = None
@@ -67,9 +77,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         infer_timeout=settings.triton.inference_timeout_seconds,
         load_timeout=settings.triton.load_timeout_seconds,
     )
-    registry = ModelRegistry(settings, gateway)
+    registry = ModelRegistry(settings, gateway, store)
     lifecycle = Lifecycle(settings, registry)
     lifecycle.start()
+    downloads = DownloadManager(
+        settings.models_dir / "hub",
+        endpoint=settings.hub.endpoint,
+        etag_timeout=settings.hub.etag_timeout_seconds,
+        max_concurrent=settings.hub.max_concurrent_downloads,
+    )
+    app.state.downloads = downloads
+    app.state.model_service = ModelService(
+        settings, registry, lifecycle, store, downloads, load_manifest()
+    )
     app.state.lifecycle = lifecycle
     app.state.started_at = time.time()
     app.state.embedded_triton = embedded
@@ -79,13 +99,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        downloads.shutdown()
         await lifecycle.stop()
         await gateway.close()
         if embedded is not None:
             await embedded.stop()
+        store.close()
 
 
 def create_app(settings: Settings) -> FastAPI:
+    settings = settings.model_copy(deep=True)  # models added at runtime go into this copy
     app = FastAPI(
         title="Homelab AI",
         version=__version__,
@@ -101,4 +124,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ocr_router)
     app.include_router(status_router)
     app.include_router(models_router)
+    app.include_router(downloads_router)
     return app

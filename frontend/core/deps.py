@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from frontend.embed.service import EmbeddingService
+from frontend.models.downloads import DownloadManager
 from frontend.models.lifecycle import Lifecycle
 from frontend.models.registry import ModelRegistry
+from frontend.models.service import ModelService
 from frontend.triton.gateway import TritonGateway
 
 
@@ -28,7 +30,17 @@ async def get_lifecycle(request: Request) -> Lifecycle:
     return request.app.state.lifecycle
 
 
+async def get_model_service(request: Request) -> ModelService:
+    return request.app.state.model_service
+
+
+async def get_downloads(request: Request) -> DownloadManager:
+    return request.app.state.downloads
+
+
 GatewayDep = Annotated[TritonGateway, Depends(get_gateway)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 EmbeddingServiceDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
+ModelServiceDep = Annotated[ModelService, Depends(get_model_service)]
+DownloadsDep = Annotated[DownloadManager, Depends(get_downloads)]

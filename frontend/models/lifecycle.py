@@ -10,6 +10,7 @@ import time
 
 from frontend.core.config import ModelEntry, Settings
 from frontend.core.errors import INVALID_REQUEST, RESOURCE_EXHAUSTED, APIError
+from frontend.models import gpu
 from frontend.models.cache import repo_dir
 from frontend.models.registry import ModelRegistry
 from frontend.tasks.common import is_builtin
@@ -18,6 +19,9 @@ logger = logging.getLogger(__name__)
 # A stub process holds the Python runtime, torch and friends before any weights (measured
 # ~430 MB); used to estimate a model never loaded before.
 STUB_BASELINE_BYTES = 450 * 1024 * 1024
+# A CUDA context and the framework's kernels, before weights: a guess for a model whose GPU
+# footprint was never measured.
+CUDA_CONTEXT_BYTES = 600 * 1024 * 1024
 
 
 class Lifecycle:
@@ -29,8 +33,11 @@ class Lifecycle:
         registry.before_load = self.make_room
 
     def keep_alive_seconds(self, entry: ModelEntry) -> float | None:
-        """How long the model stays loaded when idle; None = forever (pinned)."""
-        if entry.pinned:
+        """How long the model stays loaded when idle; None = forever (pinned).
+
+        In order: pinned; the last request's `keep_alive` (capped); the operator's runtime
+        setting (settings store); the model's config; the task's default."""
+        if self.registry.pinned(entry):
             return None
         resources = self.settings.resources
         usage = self.registry.usage.get(entry.id)
@@ -38,6 +45,10 @@ class Lifecycle:
             requested = usage.keep_alive
             cap = resources.max_keep_alive_seconds
             return cap if requested < 0 else min(requested, cap)
+        store = self.registry.store
+        override = store.override(entry.id).idle_timeout_seconds if store is not None else None
+        if override is not None:
+            return None if override < 0 else override
         if entry.keep_alive_seconds is not None:
             return entry.keep_alive_seconds
         if self.registry.task_of(entry.id) == "ocr":
@@ -97,41 +108,75 @@ class Lifecycle:
         limit = self.settings.resources.max_host_memory_gb
         return int(limit * 1024**3) if limit is not None else None
 
+    def gpu_budget_bytes(self) -> int:
+        return int(self.settings.resources.max_gpu_memory_gb * 1024**3)
+
+    def on_gpu(self, entry: ModelEntry) -> bool:
+        """Whether Triton will place the model on a GPU of this host (KIND_GPU, or KIND_AUTO
+        with a GPU present)."""
+        if entry.device == "cpu":
+            return False
+        return entry.device == "gpu" or gpu.gpu_available()
+
+    def _weights_bytes(self, entry: ModelEntry) -> int:
+        if is_builtin(entry.hf_model):
+            return 0
+        blobs = repo_dir(self.registry.hub_dir, entry.hf_model) / "blobs"
+        if not blobs.is_dir():
+            return 0
+        return sum(p.stat().st_size for p in blobs.iterdir() if p.is_file())
+
     def estimate_bytes(self, entry: ModelEntry) -> int:
         """The footprint measured at its last load, else a guess from the files on disk."""
         if entry.id in self.registry.footprints:
             return self.registry.footprints[entry.id]
-        weights = 0
-        if not is_builtin(entry.hf_model):
-            blobs = repo_dir(self.registry.hub_dir, entry.hf_model) / "blobs"
-            if blobs.is_dir():
-                weights = sum(p.stat().st_size for p in blobs.iterdir() if p.is_file())
-        return entry.instances * (STUB_BASELINE_BYTES + weights)
+        return entry.instances * (STUB_BASELINE_BYTES + self._weights_bytes(entry))
+
+    def estimate_gpu_bytes(self, entry: ModelEntry) -> int:
+        if entry.id in self.registry.gpu_footprints:
+            return self.registry.gpu_footprints[entry.id]
+        weights = self._weights_bytes(entry) // (2 if entry.fp16 else 1)
+        return entry.instances * (CUDA_CONTEXT_BYTES + weights)
+
+    def _shortfall(self, entry: ModelEntry) -> tuple[str, int, int, int] | None:
+        """(memory kind, need, used, budget) of the first budget `entry` would exceed."""
+        loaded = self.registry.loaded_entries()
+        budget = self.budget_bytes()
+        if budget is not None:
+            need = self.estimate_bytes(entry)
+            used = sum(self.registry.memory_bytes(e.id) for e in loaded)
+            if used + need > budget:
+                return "host memory", need, used, budget
+        if self.on_gpu(entry):
+            budget = self.gpu_budget_bytes()
+            need = self.estimate_gpu_bytes(entry)
+            used = sum(self.registry.gpu_memory_bytes(e.id) for e in loaded)
+            if used + need > budget:
+                return "GPU memory", need, used, budget
+        return None
 
     async def make_room(self, entry: ModelEntry) -> None:
-        """Unload least-recently-used idle models until `entry` fits the memory budget."""
-        budget = self.budget_bytes()
-        if budget is None:
-            return
-        need = self.estimate_bytes(entry)
+        """Unload least-recently-used idle models until `entry` fits the memory budgets
+        (resources.max_host_memory_gb; resources.max_gpu_memory_gb for a model on a GPU)."""
         while True:
-            loaded = self.registry.loaded_entries()
-            used = sum(self.registry.memory_bytes(e.id) for e in loaded)
-            if used + need <= budget:
+            shortfall = self._shortfall(entry)
+            if shortfall is None:
                 return
+            kind, need, used, budget = shortfall
             usage = self.registry.usage
             idle = [
                 e
-                for e in loaded
-                if not e.pinned
+                for e in self.registry.loaded_entries()
+                if not self.registry.pinned(e)
                 and e.id != entry.id
                 and not (e.id in usage and usage[e.id].in_flight)
+                and (kind == "host memory" or self.on_gpu(e))
             ]
             if not idle:
                 raise APIError(
                     503,
                     RESOURCE_EXHAUSTED,
-                    f"model '{entry.id}' needs about {need / 2**20:.0f} MiB; "
+                    f"model '{entry.id}' needs about {need / 2**20:.0f} MiB of {kind}; "
                     f"{used / 2**20:.0f} of {budget / 2**20:.0f} MiB are held by models in use",
                     {"model_id": entry.id},
                 )

@@ -14,7 +14,9 @@ from tritonclient.utils import InferenceServerException
 
 from frontend.core.config import ModelEntry, Settings, Task
 from frontend.core.errors import MODEL_LOAD_FAILED, MODEL_NOT_FOUND, SERVICE_UNAVAILABLE, APIError
+from frontend.models import gpu
 from frontend.models.cache import is_downloaded
+from frontend.models.store import SettingsStore
 from frontend.models.stubs import resident_bytes, stub_pids
 from frontend.tasks.common import is_builtin
 from frontend.triton.gateway import ModelNotLoaded, TritonGateway
@@ -37,9 +39,12 @@ class ModelUsage:
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings, gateway: TritonGateway) -> None:
+    def __init__(
+        self, settings: Settings, gateway: TritonGateway, store: SettingsStore | None = None
+    ) -> None:
         self.settings = settings
         self.gateway = gateway
+        self.store = store  # runtime overrides (keep-alive, pinning)
         self.hub_dir = settings.models_dir / "hub"
         self.repository = settings.triton_repository_dir
         self._loaded: set[str] = set()
@@ -48,6 +53,7 @@ class ModelRegistry:
         self.last_load_seconds: dict[str, float] = {}
         self.usage: dict[str, ModelUsage] = {}
         self.footprints: dict[str, int] = {}  # bytes measured after each model's last load
+        self.gpu_footprints: dict[str, int] = {}  # GPU bytes likewise (NVML), when on a GPU
         # Called before a load with the entry to make room for (LRU eviction); set by lifecycle.
         self.before_load: Callable[[ModelEntry], Awaitable[None]] | None = None
 
@@ -76,9 +82,22 @@ class ModelRegistry:
     def is_loaded(self, model_id: str) -> bool:
         return model_id in self._loaded
 
+    def is_loading(self, model_id: str) -> bool:
+        return model_id in self._loading
+
+    def pinned(self, entry: ModelEntry) -> bool:
+        """Pinned in config.yaml, unless an operator changed it at runtime."""
+        override = self.store.override(entry.id).pinned if self.store is not None else None
+        return entry.pinned if override is None else override
+
     def memory_bytes(self, model_id: str) -> int:
         """What the model's stub processes hold now (0 when they are not visible here)."""
         return resident_bytes(stub_pids(self.repository, model_id))
+
+    def gpu_memory_bytes(self, model_id: str) -> int:
+        """GPU memory its stub processes hold now (NVML; 0 with no GPU or none visible)."""
+        pids = stub_pids(self.repository, model_id)
+        return gpu.process_gpu_memory(pids) if pids else 0
 
     def enabled(self, task: Task) -> list[ModelEntry]:
         return [e for e in self.settings.models.entries(task) if e.enabled]
@@ -159,6 +178,9 @@ class ModelRegistry:
         footprint = self.memory_bytes(entry.id)
         if footprint:
             self.footprints[entry.id] = footprint
+        gpu_footprint = self.gpu_memory_bytes(entry.id)
+        if gpu_footprint:
+            self.gpu_footprints[entry.id] = gpu_footprint
         logger.info("loaded model %s in %.2f s", entry.id, elapsed)
 
     def forget(self, model_id: str) -> None:
@@ -182,7 +204,12 @@ class ModelRegistry:
             usage.last_used = time.monotonic()
             if keep_alive is not None:
                 usage.keep_alive = keep_alive
-            if usage.keep_alive == 0 and usage.in_flight == 0 and entry.id in self._loaded:
+            if (
+                usage.keep_alive == 0
+                and usage.in_flight == 0
+                and entry.id in self._loaded
+                and not self.pinned(entry)
+            ):
                 task = asyncio.ensure_future(self.unload(entry))
                 task.add_done_callback(_log_unload_failure)
 

@@ -1,18 +1,34 @@
-"""Explicit model load and unload: POST /api/models/{id}/load and /unload."""
+"""Model management: list, add, download, delete, runtime settings, explicit load/unload.
+
+`{model_id}` is a config id (`minilm`) or a Hugging Face id (`BAAI/bge-small-en-v1.5`, slashes
+and all); `GET /api/models/{task}` lists one task (embedding, caption or ocr).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from frontend.core.config import ModelEntry
-from frontend.core.deps import RegistryDep
-from frontend.core.errors import MODEL_NOT_FOUND, APIError
+from frontend.core.deps import DownloadsDep, ModelServiceDep, RegistryDep
+from frontend.core.errors import MODEL_NOT_FOUND, NOT_FOUND, APIError
 from frontend.core.openapi import ERROR_RESPONSES
 from frontend.models.registry import ModelRegistry
+from frontend.models.schemas import (
+    AddModelRequest,
+    DownloadJobOut,
+    DownloadRequest,
+    ModelInfo,
+    ModelList,
+    ModelPatch,
+)
+from frontend.models.service import RESERVED_IDS
 
 router = APIRouter(prefix="/api/models", tags=["models"])
+downloads_router = APIRouter(prefix="/api/downloads", tags=["models"])
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 def _find(registry: ModelRegistry, model_id: str) -> ModelEntry:
@@ -27,7 +43,46 @@ def _find(registry: ModelRegistry, model_id: str) -> ModelEntry:
     return entry
 
 
-@router.post("/{model_id:path}/load", responses=ERROR_RESPONSES, summary="Load a model now")
+@router.get("", response_model=ModelList, summary="Every configured, listed and cached model")
+async def list_models(service: ModelServiceDep) -> dict[str, Any]:
+    return {"models": service.list_models()}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ModelInfo,
+    responses=ERROR_RESPONSES,
+    summary="Add a Hugging Face model to a task (persisted; loaded on first use)",
+)
+async def add_model(body: AddModelRequest, service: ModelServiceDep) -> dict[str, Any]:
+    return await service.add(body)
+
+
+@router.post(
+    "/download",
+    response_model=DownloadJobOut,
+    status_code=202,
+    responses=ERROR_RESPONSES,
+    summary="Download a model into the cache; poll GET /api/downloads/{job_id} for progress",
+)
+async def download_model(
+    body: DownloadRequest,
+    service: ModelServiceDep,
+    downloads: DownloadsDep,
+    wait: Annotated[bool, Query(description="answer once the download has finished")] = False,
+) -> dict[str, Any]:
+    job = await service.download(body.model_id)
+    if wait:
+        job = await downloads.wait(job.id)
+    return job.to_dict()
+
+
+@router.post(
+    "/{model_id:path}/load",
+    responses=ERROR_RESPONSES,
+    summary="Load a configured model now",
+)
 async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     entry = _find(registry, model_id)
     await registry.ensure_loaded(entry)
@@ -37,6 +92,71 @@ async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
 @router.post("/{model_id:path}/unload", responses=ERROR_RESPONSES, summary="Unload a model")
 async def unload(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     entry = _find(registry, model_id)
-    if registry.is_loaded(entry.id):
+    if registry.is_loaded(entry.id) or registry.is_loading(entry.id):
         await registry.unload(entry)  # returns once its processes are gone
     return {"id": entry.id, "loaded": False}
+
+
+@router.get(
+    "/{model_id:path}",
+    response_model=ModelInfo | ModelList,
+    responses=ERROR_RESPONSES,
+    summary="One model (config id or HF id), or every model of a task (embedding/caption/ocr)",
+)
+async def get_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
+    if model_id in RESERVED_IDS - {"download", "downloads"}:
+        return {"models": service.list_models(model_id)}
+    return service.get(model_id)
+
+
+@router.patch(
+    "/{model_id:path}",
+    response_model=ModelInfo,
+    responses=ERROR_RESPONSES,
+    summary="Change a configured model's keep-alive or pinning at runtime (persisted)",
+)
+async def patch_model(model_id: str, body: ModelPatch, service: ModelServiceDep) -> dict[str, Any]:
+    return service.patch(model_id, body)
+
+
+@router.delete(
+    "/{model_id:path}",
+    responses=ERROR_RESPONSES,
+    summary="Unload a model and delete its files from the cache",
+)
+async def delete_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
+    return await service.delete(model_id)
+
+
+def _job(downloads: DownloadsDep, job_id: str) -> Any:
+    job = downloads.get(job_id) if _JOB_ID.fullmatch(job_id) else None
+    if job is None:
+        raise APIError(404, NOT_FOUND, "no such download job")
+    return job
+
+
+@downloads_router.get("", response_model=list[DownloadJobOut], summary="Recent download jobs")
+async def list_downloads(downloads: DownloadsDep) -> list[dict[str, Any]]:
+    return [job.to_dict() for job in downloads.jobs()]
+
+
+@downloads_router.get(
+    "/{job_id}",
+    response_model=DownloadJobOut,
+    responses=ERROR_RESPONSES,
+    summary="A download's progress",
+)
+async def get_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:
+    return dict(_job(downloads, job_id).to_dict())
+
+
+@downloads_router.delete(
+    "/{job_id}",
+    response_model=DownloadJobOut,
+    responses=ERROR_RESPONSES,
+    summary="Cancel a download (its partial files are removed)",
+)
+async def cancel_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:
+    job = _job(downloads, job_id)
+    downloads.cancel(job.id)
+    return dict(job.to_dict())

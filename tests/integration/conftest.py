@@ -17,11 +17,12 @@ from fastapi import FastAPI
 
 from frontend.app import create_app, triton_environment
 from frontend.core.config import Settings, load_settings
-from frontend.models.cache import import_model
+from frontend.models.cache import import_model, snapshot_path
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, free_port
 from frontend.triton.repository import write_repository
 from tests.conftest import MINILM_ID
-from tools.build_test_models import build_test_models
+from tests.fake_hub import FakeHub
+from tools.build_test_models import TINY_BLIP, build_test_models
 
 pytestmark = pytest.mark.integration
 
@@ -110,9 +111,27 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, minilm_source: Path) -> P
     return root
 
 
+# What the session's fake Hugging Face hub serves (a copy of the tiny BLIP under another id).
+HUB_CAPTION_MODEL = "acme/tiny-caption"
+
+
 @pytest.fixture(scope="session")
-def settings(data_dir: Path) -> Settings:
-    return load_settings(None, data_dir=data_dir, models=MODELS, limits=LIMITS)
+def fake_hub(data_dir: Path) -> Iterator[FakeHub]:
+    snapshot = snapshot_path(data_dir / "models" / "hub", TINY_BLIP)
+    assert snapshot is not None
+    with FakeHub({HUB_CAPTION_MODEL: snapshot}) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, fake_hub: FakeHub) -> Settings:
+    return load_settings(
+        None,
+        data_dir=data_dir,
+        models=MODELS,
+        limits=LIMITS,
+        hub={"endpoint": fake_hub.url, "etag_timeout_seconds": 3},
+    )
 
 
 @pytest.fixture(scope="session")

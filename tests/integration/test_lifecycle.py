@@ -87,10 +87,11 @@ def lru_api(settings: Settings, triton: EmbeddedTriton) -> Iterator[tuple[httpx.
     own = settings.model_copy(
         deep=True, update={"triton": settings.triton.model_copy(update={"url": triton.grpc_url})}
     )
-    server, thread, url = serve_app(create_app(own))
+    app = create_app(own)
+    server, thread, url = serve_app(app)
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
-            yield http, own
+            yield http, app.state.settings
     finally:
         server.should_exit = True
         thread.join(30)

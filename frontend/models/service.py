@@ -1,0 +1,367 @@
+"""The model management API's logic: one view over the manifest, the configuration and the cache,
+and the changes (add, download, delete, runtime settings) made through it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from frontend.core.config import MODEL_ID_PATTERN, ModelEntry, Settings, Task
+from frontend.core.errors import CONFLICT, INVALID_REQUEST, MODEL_NOT_FOUND, APIError
+from frontend.models.cache import InvalidModelId, check_hf_id, repo_dir, snapshot_path
+from frontend.models.downloads import DownloadJob, DownloadManager
+from frontend.models.lifecycle import Lifecycle
+from frontend.models.manifest import CONFIG_TO_TASK, TASK_TO_CONFIG, Manifest, ManifestEntry
+from frontend.models.registry import TASK_NAMES, ModelRegistry
+from frontend.models.schemas import AddModelRequest, ModelPatch
+from frontend.models.store import FOREVER, SettingsStore
+from frontend.tasks.common import is_builtin
+from frontend.triton.repository import write_repository
+
+logger = logging.getLogger(__name__)
+REPO_PREFIX = "models--"
+DELETING_PREFIX = ".deleting-"
+RESERVED_IDS = frozenset({*TASK_TO_CONFIG, *CONFIG_TO_TASK, "download", "downloads"})
+
+
+def config_task(name: str) -> Task:
+    """'embedding' or 'text_embedding' -> 'text_embedding' (APIError 404 for anything else)."""
+    task = TASK_TO_CONFIG.get(name, name)
+    if task not in TASK_NAMES:
+        raise APIError(
+            404, MODEL_NOT_FOUND, f"unknown task '{name[:50]}'; expected embedding, caption or ocr"
+        )
+    return task
+
+
+def check_ref(ref: str) -> str:
+    """A config id or a Hugging Face id, else 400: nothing else is ever looked up on disk."""
+    if MODEL_ID_PATTERN.fullmatch(ref):
+        return ref
+    try:
+        return check_hf_id(ref)
+    except InvalidModelId as exc:
+        raise APIError(400, INVALID_REQUEST, str(exc)) from None
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes of the regular files under path (links not followed, so blobs count once)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                stat = os.lstat(os.path.join(root, name))
+                if not os.path.islink(os.path.join(root, name)):
+                    total += stat.st_size
+    return total
+
+
+class ModelService:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        lifecycle: Lifecycle,
+        store: SettingsStore,
+        downloads: DownloadManager,
+        manifest: Manifest,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.lifecycle = lifecycle
+        self.store = store
+        self.downloads = downloads
+        self.manifest = manifest
+        self.hub_dir = registry.hub_dir
+        self._changes = asyncio.Lock()  # add / delete / repository writes, one at a time
+
+    # -- views ------------------------------------------------------------------------------
+
+    def configured(self) -> list[tuple[Task, ModelEntry]]:
+        return [(t, e) for t in TASK_NAMES for e in self.settings.models.entries(t)]
+
+    def _cached_ids(self) -> list[str]:
+        if not self.hub_dir.is_dir():
+            return []
+        found = []
+        for path in sorted(self.hub_dir.iterdir()):
+            if path.name.startswith(REPO_PREFIX) and path.is_dir() and not path.is_symlink():
+                model_id = path.name[len(REPO_PREFIX) :].replace("--", "/", 1)
+                with contextlib.suppress(InvalidModelId):
+                    found.append(check_hf_id(model_id))
+        return found
+
+    def _info(self, hf_model: str, entry: ModelEntry | None, task: str | None) -> dict[str, Any]:
+        listed: ManifestEntry | None = self.manifest.get(hf_model)
+        builtin = is_builtin(hf_model)
+        downloaded, size = builtin, 0
+        if not builtin:
+            downloaded = snapshot_path(self.hub_dir, hf_model) is not None
+            repo = repo_dir(self.hub_dir, hf_model)
+            size = disk_usage(repo) if repo.is_dir() else 0
+        if task is None and listed is not None:
+            task = listed.task
+        loaded = entry is not None and self.registry.is_loaded(entry.id)
+        job = self.downloads.active_job(hf_model) if not builtin else None
+        memory = gpu_memory = None
+        keep_alive = expires = None
+        if entry is not None:
+            keep_alive = self.lifecycle.keep_alive_seconds(entry)
+            if loaded:
+                memory = self.registry.memory_bytes(entry.id)
+                gpu_memory = self.registry.gpu_memory_bytes(entry.id)
+                remaining = self.lifecycle.expires_in(entry)
+                expires = None if remaining is None else round(max(remaining, 0.0), 1)
+        return {
+            "id": hf_model,
+            "config_id": entry.id if entry else None,
+            "task": task,
+            "name": listed.name if listed else hf_model.split("/")[-1],
+            "team": listed.team if listed else hf_model.split("/")[0],
+            "size_mb": listed.size_mb if listed else None,
+            "dimensions": (entry.dimensions if entry else None)
+            or (listed.dimensions if listed else None),
+            "large": bool(listed and listed.large),
+            "in_manifest": listed is not None,
+            "builtin": builtin,
+            "downloaded": downloaded,
+            "size_on_disk_bytes": size,
+            "configured": entry is not None,
+            "added_at_runtime": entry is not None and self.store.is_added(entry.id),
+            "enabled": bool(entry and entry.enabled),
+            "default": bool(entry and entry.default),
+            "pinned": entry is not None and self.registry.pinned(entry),
+            "loaded": loaded,
+            "memory_bytes": memory,
+            "gpu_memory_bytes": gpu_memory,
+            "keep_alive_seconds": keep_alive,
+            "expires_in_seconds": expires,
+            "download": job.to_dict() if job else None,
+        }
+
+    def list_models(self, task: str | None = None) -> list[dict[str, Any]]:
+        """Configured models first (one item each), then manifest and cached models."""
+        wanted = CONFIG_TO_TASK[config_task(task)] if task is not None else None
+        items = []
+        seen: set[str] = set()
+        for entry_task, entry in self.configured():
+            items.append(self._info(entry.hf_model, entry, CONFIG_TO_TASK[entry_task]))
+            seen.add(entry.hf_model.casefold())
+        for listed in self.manifest.entries():
+            if listed.id.casefold() not in seen:
+                items.append(self._info(listed.id, None, listed.task))
+                seen.add(listed.id.casefold())
+        downloading = [job.model_id for job in self.downloads.jobs() if not job.finished]
+        for model_id in [*self._cached_ids(), *downloading]:
+            if model_id.casefold() not in seen:
+                items.append(self._info(model_id, None, None))
+                seen.add(model_id.casefold())
+        return [item for item in items if wanted is None or item["task"] == wanted]
+
+    def _entries_for(self, ref: str) -> list[tuple[Task, ModelEntry]]:
+        by_id = [(t, e) for t, e in self.configured() if e.id == ref]
+        return by_id or [(t, e) for t, e in self.configured() if e.hf_model == ref]
+
+    def get(self, ref: str) -> dict[str, Any]:
+        check_ref(ref)
+        entries = self._entries_for(ref)
+        if entries:
+            task, entry = entries[0]
+            return self._info(entry.hf_model, entry, CONFIG_TO_TASK[task])
+        if "/" in ref and (
+            self.manifest.get(ref) is not None
+            or self.downloads.active_job(ref) is not None
+            or ref in self._cached_ids()
+        ):
+            return self._info(ref, None, None)
+        raise APIError(
+            404, MODEL_NOT_FOUND, f"model '{ref}' is not configured, listed or downloaded"
+        )
+
+    # -- changes ----------------------------------------------------------------------------
+
+    async def download(self, model_id: str) -> DownloadJob:
+        try:
+            check_hf_id(model_id)
+            listed = self.manifest.get(model_id)
+            if listed is not None and listed.remote_code:
+                raise ValueError(
+                    f"{model_id} needs code from the hub (trust_remote_code), which this "
+                    "service does not run"
+                )
+            return await self.downloads.start(model_id)
+        except ValueError as exc:  # InvalidModelId included
+            raise APIError(400, INVALID_REQUEST, str(exc)) from None
+
+    def _new_id(self, hf_model: str) -> str:
+        base = re.sub(r"[^a-z0-9._-]+", "-", hf_model.split("/")[-1].lower()).strip("-._")[:56]
+        base = base or "model"
+        taken = {e.id for _, e in self.configured()} | RESERVED_IDS
+        candidate, n = base, 2
+        while candidate in taken:
+            candidate, n = f"{base}-{n}", n + 1
+        return candidate
+
+    async def add(self, request: AddModelRequest) -> dict[str, Any]:
+        task = config_task(request.task)
+        hf_model = request.hf_model
+        try:
+            check_hf_id(hf_model)
+        except InvalidModelId as exc:
+            raise APIError(400, INVALID_REQUEST, str(exc)) from None
+        listed = self.manifest.get(hf_model)
+        if listed is not None and listed.config_task != task:
+            raise APIError(
+                400, INVALID_REQUEST, f"{hf_model} is a {listed.task} model, not {request.task}"
+            )
+        if listed is not None and listed.remote_code:
+            raise APIError(
+                400, INVALID_REQUEST, f"{hf_model} needs code from the hub (trust_remote_code)"
+            )
+        if is_builtin(hf_model) and task != "ocr":
+            raise APIError(400, INVALID_REQUEST, f"{hf_model} is an OCR engine")
+        async with self._changes:
+            for existing_task, existing in self.configured():
+                if existing_task == task and existing.hf_model == hf_model:
+                    raise APIError(
+                        409,
+                        CONFLICT,
+                        f"{hf_model} is already configured for {request.task} as '{existing.id}'",
+                        {"config_id": existing.id},
+                    )
+            model_id = request.id or self._new_id(hf_model)
+            if model_id in RESERVED_IDS:
+                raise APIError(400, INVALID_REQUEST, f"'{model_id}' is a reserved name")
+            if any(e.id == model_id for _, e in self.configured()):
+                raise APIError(409, CONFLICT, f"model id '{model_id}' is already taken")
+            dimensions = request.dimensions
+            if dimensions is None and listed is not None:
+                dimensions = listed.dimensions
+            try:
+                entry = ModelEntry(
+                    id=model_id,
+                    hf_model=hf_model,
+                    dimensions=dimensions if task == "text_embedding" else None,
+                    device=request.device,
+                    instances=request.instances,
+                    threads=request.threads,
+                    max_batch_size=request.max_batch_size,
+                    keep_alive_seconds=request.keep_alive_seconds,
+                    pinned=request.pinned,
+                )
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                field = ".".join(str(p) for p in problem["loc"])
+                raise APIError(400, INVALID_REQUEST, f"{field}: {problem['msg']}") from None
+            self.store.add_model(task, entry)
+            getattr(self.settings.models, task).append(entry)
+            await asyncio.to_thread(write_repository, self.settings)
+        logger.info("added model %s (%s) for %s", entry.id, hf_model, task)
+        return self._info(hf_model, entry, CONFIG_TO_TASK[task])
+
+    def patch(self, ref: str, patch: ModelPatch) -> dict[str, Any]:
+        check_ref(ref)
+        entries = self._entries_for(ref)
+        if not entries:
+            raise APIError(404, MODEL_NOT_FOUND, f"model '{ref}' is not configured")
+        task, entry = entries[0]
+        changes: dict[str, Any] = {}
+        if "keep_alive_seconds" in patch.model_fields_set:
+            value = patch.keep_alive_seconds
+            cap = self.settings.resources.max_keep_alive_seconds
+            if value is not None and value > cap:
+                raise APIError(
+                    400,
+                    INVALID_REQUEST,
+                    f"keep_alive_seconds is above the limit of {cap:g} "
+                    "(resources.max_keep_alive_seconds); use -1 to keep it loaded",
+                )
+            if value is not None and value < 0:
+                value = FOREVER
+            changes["idle_timeout_seconds"] = value
+            usage = self.registry.usage.get(entry.id)
+            if usage is not None:
+                usage.keep_alive = None  # the operator's setting replaces a request's
+        if "pinned" in patch.model_fields_set:
+            changes["pinned"] = patch.pinned
+        self.store.set_override(entry.id, **changes)
+        return self._info(entry.hf_model, entry, CONFIG_TO_TASK[task])
+
+    async def delete(self, ref: str) -> dict[str, Any]:
+        """Unload whatever uses the model, then remove its cache folder (and the entry, for a
+        model added at runtime). Never touches anything but hub/models--ORG--NAME."""
+        check_ref(ref)
+        entries = self._entries_for(ref)
+        if entries:
+            hf_model = entries[0][1].hf_model
+        elif "/" in ref:
+            hf_model = ref
+        else:
+            raise APIError(404, MODEL_NOT_FOUND, f"model '{ref}' is not configured")
+        if is_builtin(hf_model):
+            raise APIError(
+                400, INVALID_REQUEST, f"{hf_model} ships with its Python package: nothing to delete"
+            )
+        async with self._changes:
+            if self.downloads.active_job(hf_model) is not None:
+                raise APIError(
+                    409, CONFLICT, f"{hf_model} is being downloaded; cancel the download first"
+                )
+            repo = repo_dir(self.hub_dir, hf_model)
+            if repo.parent.resolve() != self.hub_dir.resolve():
+                raise APIError(400, INVALID_REQUEST, f"'{hf_model}' is not a model folder")
+            # A link is never followed: whatever it points at is not ours to delete.
+            present = repo.is_dir() and not repo.is_symlink()
+            added = [
+                (t, e)
+                for t, e in self.configured()
+                if e.hf_model == hf_model
+                and self.store.is_added(e.id)
+                and (e.id == ref or ref == hf_model)
+            ]
+            if not present and not added:
+                raise APIError(404, MODEL_NOT_FOUND, f"model '{hf_model}' is not downloaded")
+            users = [e for _, e in self.configured() if e.hf_model == hf_model]
+            for entry in users:
+                if self.registry.is_loaded(entry.id) or self.registry.is_loading(entry.id):
+                    await self.registry.unload(entry)
+            freed = 0
+            if present:
+                freed = await asyncio.to_thread(self._remove_repo, repo)
+            for task, entry in added:
+                self.store.remove_model(entry.id)
+                getattr(self.settings.models, task).remove(entry)
+            if added:
+                await asyncio.to_thread(write_repository, self.settings)
+        logger.info("deleted model %s (%d bytes)", hf_model, freed)
+        return {
+            "id": hf_model,
+            "deleted": True,
+            "freed_bytes": freed,
+            "removed_config_ids": [e.id for _, e in added],
+        }
+
+    def _remove_repo(self, repo: Path) -> int:
+        # Renamed first (atomic), so a model half-deleted by a crash never looks downloaded.
+        size = disk_usage(repo)
+        doomed = self.hub_dir / f"{DELETING_PREFIX}{uuid.uuid4().hex}"
+        os.replace(repo, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        return size
+
+
+def sweep_deleted(hub_dir: Path) -> None:
+    """Finish deletions a crash interrupted."""
+    if hub_dir.is_dir():
+        for path in hub_dir.glob(f"{DELETING_PREFIX}*"):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)

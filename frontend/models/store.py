@@ -1,0 +1,146 @@
+"""A small SQLite store for what operators change at runtime: per-model keep-alive and pinning,
+and models added through the API. It lives at <data_dir>/settings.db, next to the model cache,
+so changes survive restarts; config.yaml is never rewritten (its comments are the docs).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from frontend.core.config import ModelEntry, Settings, Task
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS model_settings (
+    model_id TEXT PRIMARY KEY,
+    model_idle_timeout_seconds REAL,   -- NULL: the configured keep-alive; -1: never unload
+    pinned INTEGER,                    -- NULL: as configured
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS added_models (
+    model_id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    entry TEXT NOT NULL,               -- the ModelEntry as JSON
+    added_at REAL NOT NULL
+);
+"""
+FOREVER = -1.0
+
+
+@dataclass(frozen=True)
+class ModelOverride:
+    idle_timeout_seconds: float | None = None  # -1: keep loaded
+    pinned: bool | None = None
+
+
+class SettingsStore:
+    """Thread-safe; every call is one short transaction (the file is tiny)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # Several frontends may share one data dir: wait for each other's writes.
+        self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+        self._db.isolation_level = None  # autocommit; explicit transactions below
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+        self._overrides: dict[str, ModelOverride] = self._read_overrides()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- per-model overrides ---------------------------------------------------------------
+
+    def _read_overrides(self) -> dict[str, ModelOverride]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT model_id, model_idle_timeout_seconds, pinned FROM model_settings"
+            ).fetchall()
+        return {
+            row[0]: ModelOverride(row[1], None if row[2] is None else bool(row[2])) for row in rows
+        }
+
+    def override(self, model_id: str) -> ModelOverride:
+        return self._overrides.get(model_id, ModelOverride())
+
+    def set_override(self, model_id: str, **changes: Any) -> ModelOverride:
+        """Change `idle_timeout_seconds` and/or `pinned` (None resets to the configuration)."""
+        current = self.override(model_id)
+        merged = ModelOverride(
+            changes.get("idle_timeout_seconds", current.idle_timeout_seconds),
+            changes.get("pinned", current.pinned),
+        )
+        with self._lock:
+            if merged == ModelOverride():
+                self._db.execute("DELETE FROM model_settings WHERE model_id = ?", (model_id,))
+            else:
+                self._db.execute(
+                    "INSERT INTO model_settings VALUES (?, ?, ?, ?) ON CONFLICT(model_id) DO "
+                    "UPDATE SET model_idle_timeout_seconds = excluded.model_idle_timeout_seconds,"
+                    " pinned = excluded.pinned, updated_at = excluded.updated_at",
+                    (
+                        model_id,
+                        merged.idle_timeout_seconds,
+                        None if merged.pinned is None else int(merged.pinned),
+                        time.time(),
+                    ),
+                )
+        if merged == ModelOverride():
+            self._overrides.pop(model_id, None)
+        else:
+            self._overrides[model_id] = merged
+        return merged
+
+    # -- models added through the API ------------------------------------------------------
+
+    def added_models(self) -> list[tuple[Task, ModelEntry]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT task, entry FROM added_models ORDER BY added_at"
+            ).fetchall()
+        return [(row[0], ModelEntry(**json.loads(row[1]))) for row in rows]
+
+    def is_added(self, model_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM added_models WHERE model_id = ?", (model_id,)
+            ).fetchone()
+        return row is not None
+
+    def add_model(self, task: Task, entry: ModelEntry) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO added_models VALUES (?, ?, ?, ?)",
+                (entry.id, task, entry.model_dump_json(), time.time()),
+            )
+
+    def remove_model(self, model_id: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM added_models WHERE model_id = ?", (model_id,))
+            self._db.execute("DELETE FROM model_settings WHERE model_id = ?", (model_id,))
+        self._overrides.pop(model_id, None)
+        return cursor.rowcount > 0
+
+
+def apply_added_models(settings: Settings, store: SettingsStore) -> list[str]:
+    """Put the models added at runtime into the settings (config.yaml entries win on clashes)."""
+    taken = {
+        e.id
+        for task in ("text_embedding", "image_caption", "ocr")
+        for e in getattr(settings.models, task)
+    }
+    applied = []
+    for task, entry in store.added_models():
+        if entry.id in taken:
+            continue
+        getattr(settings.models, task).append(entry)
+        taken.add(entry.id)
+        applied.append(entry.id)
+    return applied
