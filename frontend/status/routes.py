@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from frontend import __version__
 from frontend.core.deps import GatewayDep, LifecycleDep, RegistryDep
+from frontend.models import gpu
 
 router = APIRouter(prefix="/api", tags=["status"])
 
@@ -28,7 +29,8 @@ async def status(
                 "id": entry.id,
                 "hf_model": entry.hf_model,
                 "memory_bytes": registry.memory_bytes(entry.id),
-                "pinned": entry.pinned,
+                "gpu_memory_bytes": registry.gpu_memory_bytes(entry.id),
+                "pinned": registry.pinned(entry),
                 "in_flight": usage.in_flight if usage else 0,
                 "requests": usage.requests if usage else 0,
                 "idle_seconds": round(now - usage.last_used, 1) if usage else None,
@@ -48,4 +50,10 @@ async def status(
         "in_flight": sum(u.in_flight for u in registry.usage.values()),
         "requests": sum(u.requests for u in registry.usage.values()),
         "memory_budget_bytes": lifecycle.budget_bytes(),
+        "gpu": {
+            "available": gpu.gpu_available(),
+            "memory_used_bytes": gpu.gpu_memory_used(),
+            "memory_total_bytes": gpu.gpu_memory_total(),
+            "budget_bytes": lifecycle.gpu_budget_bytes(),
+        },
     }
