@@ -29,6 +29,11 @@ class CaptionTask:
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
 
+    @property
+    def precision(self) -> str:
+        """The dtype the model computes in: float16 with fp16 on a GPU, else float32."""
+        return str(self.model.dtype).removeprefix("torch.")
+
     def caption(
         self,
         images: list[np.ndarray],

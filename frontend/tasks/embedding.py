@@ -50,6 +50,13 @@ class EmbeddingTask:
             # The torch encoder weights are never used again: free them.
             self.model[0].auto_model.to("meta")
 
+    @property
+    def precision(self) -> str:
+        """The dtype the encoder computes in: float16 with fp16 on a GPU, else float32."""
+        if self.onnx is not None:
+            return "float32"
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
     def _onnx_encoder(self, snapshot: Path, threads: int, required: bool) -> OnnxEncoder | None:
         """The ONNX encoder if it reproduces torch on a probe; None (torch) otherwise."""
         try:

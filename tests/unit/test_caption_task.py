@@ -64,6 +64,14 @@ def test_defaults_come_from_the_constructor(models_home: Path) -> None:
     assert all(len(text.split()) <= 3 for text in task.caption(make_images()))
 
 
+def test_fp16_is_ignored_on_the_cpu(models_home: Path, task: CaptionTask) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HOME", str(models_home))
+        half = CaptionTask(TINY_BLIP, fp16=True)
+    assert half.precision == task.precision == "float32"
+    assert half.caption(make_images()) == task.caption(make_images())
+
+
 def test_empty_batch(task: CaptionTask) -> None:
     assert task.caption([]) == []
 

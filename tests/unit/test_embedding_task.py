@@ -39,6 +39,7 @@ def test_onnx_engine_matches_torch_and_caches_its_export(hf_home: Path) -> None:
     onnx = EmbeddingTask(MINILM_ID, engine="onnx")
     torch_task = EmbeddingTask(MINILM_ID, engine="torch")
     assert (onnx.engine, torch_task.engine) == ("onnx", "torch")
+    assert onnx.precision == torch_task.precision == "float32"
 
     got, expected = onnx.embed(TEXTS), torch_task.embed(TEXTS)
 
@@ -73,6 +74,7 @@ def test_corrupt_export_falls_back_to_torch_or_fails_when_onnx_is_required(
 
     fallback = EmbeddingTask(MINILM_ID, engine="auto")
     assert fallback.engine == "torch"
+    assert EmbeddingTask(MINILM_ID, engine="torch", fp16=True).precision == "float32"  # CPU
     assert fallback.embed(["still works"]).shape == (1, 384)
     with pytest.raises(Exception, match=r"(?i)protobuf|onnx|load"):
         EmbeddingTask(MINILM_ID, engine="onnx")

@@ -22,7 +22,9 @@ class TritonPythonModel:
             max_new_tokens=int(params.get("max_new_tokens", "30")),
             num_beams=int(params.get("num_beams", "1")),
         )
-        pb_utils.Logger.log_info(f"{args['model_name']}: {params['hf_model']} on {device}")
+        pb_utils.Logger.log_info(
+            f"{args['model_name']}: {params['hf_model']} on {device} ({self.task.precision})"
+        )
 
     def execute(self, requests):
         # Validate each request on its own; then one generate per distinct generation setting

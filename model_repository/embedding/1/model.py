@@ -18,7 +18,8 @@ class TritonPythonModel:
             engine=params.get("engine", "auto"),
         )
         pb_utils.Logger.log_info(
-            f"{args['model_name']}: {params['hf_model']} on {device} ({self.task.engine}), "
+            f"{args['model_name']}: {params['hf_model']} on {device} "
+            f"({self.task.engine}, {self.task.precision}), "
             f"{self.task.dimensions} dims"
         )
 
