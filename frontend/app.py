@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from frontend import __version__
 from frontend.caption.routes import router as caption_router
 from frontend.core.config import Settings
 from frontend.core.errors import install_exception_handlers
 from frontend.core.middleware import RequestContextMiddleware
+from frontend.core.observability import Metrics, ObservabilityMiddleware, route_patterns
+from frontend.core.openapi import add_bearer_auth
+from frontend.core.security import Security, SecurityMiddleware
 from frontend.embed.routes import router as embed_router
 from frontend.embed.service import EmbeddingService
+from frontend.health.metrics import router as metrics_router
 from frontend.health.routes import router as health_router
+from frontend.models import gpu
 from frontend.models.downloads import DownloadManager
 from frontend.models.lifecycle import Lifecycle
 from frontend.models.manifest import load_manifest
@@ -59,16 +67,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info("Triton model entries: %s", ", ".join(written) or "none")
     embedded: EmbeddedTriton | None = None
     url = settings.triton.url
+    admin_key = settings.triton.admin_key
     if url is None:
         ports = TritonPorts.choose(
             settings.triton.http_port, settings.triton.grpc_port, settings.triton.metrics_port
         )
+        # Load/unload need this key; inference stays open (power users, other tools).
+        admin_key = admin_key or secrets.token_urlsafe(32)
         embedded = EmbeddedTriton(
             repositories=[settings.triton_repository_dir.resolve()],
             work_dir=(settings.data_dir / "triton").resolve(),
             ports=ports,
             env=triton_environment(settings),
             log_verbose=settings.triton.log_verbose,
+            admin_key=admin_key,
         )
         await embedded.start(settings.triton.startup_timeout_seconds)
         url = embedded.grpc_url
@@ -76,8 +88,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url,
         infer_timeout=settings.triton.inference_timeout_seconds,
         load_timeout=settings.triton.load_timeout_seconds,
+        admin_key=admin_key,
     )
-    registry = ModelRegistry(settings, gateway, store)
+    metrics: Metrics = app.state.metrics
+    registry = ModelRegistry(settings, gateway, store, metrics)
+    metrics.watch(lambda: [e.id for e in registry.loaded_entries()], gpu.gpu_memory_used)
     lifecycle = Lifecycle(settings, registry)
     lifecycle.start()
     downloads = DownloadManager(
@@ -116,13 +131,39 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.state.security = Security(settings.security)
+    # Added innermost first: request id and body limit, then metrics and the access log (so
+    # refusals are counted), then the security checks.
+    app.add_middleware(SecurityMiddleware)
+    app.add_middleware(ObservabilityMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
     install_exception_handlers(app)
-    app.include_router(health_router)
-    app.include_router(embed_router)
-    app.include_router(caption_router)
-    app.include_router(ocr_router)
-    app.include_router(status_router)
-    app.include_router(models_router)
-    app.include_router(downloads_router)
+    routers = [
+        health_router,
+        metrics_router,
+        embed_router,
+        caption_router,
+        ocr_router,
+        status_router,
+        models_router,
+        downloads_router,
+    ]
+    for router in routers:
+        app.include_router(router)
+    app.state.route_patterns = route_patterns(r for router in routers for r in router.routes)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_bearer_auth(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import json
 import logging
 import os
 import sys
@@ -32,6 +34,10 @@ def _serve(args: argparse.Namespace) -> int:
         update={k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     )
     settings = settings.model_copy(update={"server": server})
+    problem = insecure_bind(settings)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -48,7 +54,45 @@ def _serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
+        # Client addresses come from the socket; X-Forwarded-For is read by the security
+        # middleware, and only from security.trusted_proxies.
+        proxy_headers=False,
+        access_log=False,  # the service writes its own access log line per request
     )
+    return 0
+
+
+def insecure_bind(settings: Settings) -> str | None:
+    """Why serving this address would expose the API without keys, if it would."""
+    security = settings.security
+    if security.auth_required or security.allow_unauthenticated_remote:
+        return None
+    host = settings.server.host
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to anything
+    return (
+        f"refusing to serve {host} without API keys: add keys (homelab-ai keys create NAME), "
+        "bind 127.0.0.1, or set security.allow_unauthenticated_remote: true"
+    )
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from frontend.core.security import hash_key, new_key
+
+    name = args.name.strip()
+    if not name or len(name) > 100:
+        print("error: the name must be 1-100 characters", file=sys.stderr)
+        return 2
+    key = new_key()
+    print(f"API key for {name} (shown once; store it now):\n\n    {key}\n")
+    print("Add this to config.yaml under security.api_keys:\n")
+    print(f"    - key_hash: {hash_key(key)}")
+    print(f"      name: {json.dumps(name)}")
     return 0
 
 
@@ -90,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("source", type=Path, help="folder with the model files (config.json, ...)")
     imp.add_argument("--id", required=True, help="Hugging Face id to file it under, ORG/NAME")
     imp.set_defaults(handler=_import)
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser(
+        "create", help="print a new random API key and its config.yaml entry"
+    )
+    create.add_argument("name", help="who the key is for (shown in logs and metrics)")
+    create.set_defaults(handler=_keys_create)
     return parser
 
 

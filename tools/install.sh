@@ -18,8 +18,10 @@ dirs = [sysconfig.get_config_var(v) for v in ("LIBDIR", "LIBPL")]
 dirs.append(f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}")
 sys.exit(0 if any(d and (pathlib.Path(d) / name).exists() for d in dirs) else 1)
 PY
+# The tests run a real Redis (rate limits shared by several frontends).
+if ((dev)) && ! command -v redis-server >/dev/null; then missing+=(redis-server); fi
 if ((${#missing[@]})); then
-    apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv

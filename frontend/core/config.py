@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -96,6 +97,10 @@ class TritonSection(_Section):
     inference_timeout_seconds: float = Field(default=120, gt=0)
     task_code_dir: Path | None = None
     log_verbose: int = Field(default=0, ge=0, le=3)
+    # Secret for Triton's model-repository API (load/unload), sent as the `admin-key` header.
+    # Embedded mode: a random one per start when unset. External Triton: the value given to
+    # its --grpc-restricted-protocol / --http-restricted-api flags.
+    admin_key: str | None = Field(default=None, min_length=16, max_length=256)
 
     @field_validator("task_code_dir")
     @classmethod
@@ -119,7 +124,8 @@ class LimitsSection(_Section):
 class ResourcesSection(_Section):
     max_gpu_memory_gb: float = Field(default=8, gt=0)
     max_host_memory_gb: float | None = Field(default=None, gt=0)
-    max_concurrent_requests: int = Field(default=4, ge=1)
+    max_concurrent_requests: int = Field(default=64, ge=1)  # inference requests in flight
+    queue_timeout_seconds: float = Field(default=30, ge=0)  # wait for a slot, then 503
     model_keep_alive_minutes: float = Field(default=30, ge=0)
     ocr_keep_alive_seconds: float = Field(default=5, ge=0)
     max_keep_alive_seconds: float = Field(default=86_400, ge=0)
@@ -127,7 +133,14 @@ class ResourcesSection(_Section):
 
 class ApiKey(_Section):
     key_hash: str
-    name: str
+    name: str = Field(min_length=1, max_length=100)
+    rate_limit: str | None = None  # this key's limit, else security.rate_limit.per_key
+    revoked: bool = False  # kept for the record, refused like an unknown key
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate(cls, value: str | None) -> str | None:
+        return _check_rate_limit(value) if value is not None else None
 
     @field_validator("key_hash")
     @classmethod
@@ -137,10 +150,76 @@ class ApiKey(_Section):
         return value
 
 
+def _check_rate_limit(value: str) -> str:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValueError("must be a rate such as '60/minute' or '10/second;1000/day'") from None
+    return value
+
+
+def _check_networks(values: list[str]) -> list[str]:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"'{value[:60]}' is not an IP address or CIDR network") from None
+    return values
+
+
+class RateLimitSection(_Section):
+    enabled: bool = True
+    per_key: str | None = "3000/minute"  # each API key's limit (a key's own rate_limit wins)
+    per_ip: str | None = None  # each client address, for requests without a key; None: none
+    storage_uri: str = "memory://"  # memory:// (one frontend) or redis://host:6379/0 (shared)
+
+    @field_validator("per_key", "per_ip")
+    @classmethod
+    def _check_rates(cls, value: str | None) -> str | None:
+        return _check_rate_limit(value) if value is not None else None
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://")):
+            raise ValueError("must be memory:// or a redis:// URI")
+        return value
+
+
 class SecuritySection(_Section):
-    auth_enabled: bool = False
+    # None: on as soon as api_keys lists a key. false: no keys asked (loopback only, see below)
+    auth_enabled: bool | None = None
     api_keys: list[ApiKey] = Field(default_factory=list)
-    ip_allowlist: list[str] = Field(default_factory=list)
+    allow_localhost_unauthenticated: bool = False  # requests from 127.0.0.1/::1 need no key
+    ip_allowlist: list[str] = Field(default_factory=list)  # CIDRs; empty: every address
+    trusted_proxies: list[str] = Field(default_factory=list)  # whose X-Forwarded-For counts
+    metrics_require_auth: bool = False  # /metrics behind the API keys too
+    # Serving a non-loopback address with auth off must be asked for explicitly.
+    allow_unauthenticated_remote: bool = False
+    rate_limit: RateLimitSection = Field(default_factory=RateLimitSection)
+
+    @field_validator("ip_allowlist", "trusted_proxies")
+    @classmethod
+    def _check_cidrs(cls, values: list[str]) -> list[str]:
+        return _check_networks(values)
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.api_keys) if self.auth_enabled is None else self.auth_enabled
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> SecuritySection:
+        hashes = [key.key_hash for key in self.api_keys]
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("api_keys: the same key_hash is listed twice")
+        usable = [key for key in self.api_keys if not key.revoked]
+        if self.auth_enabled and not usable and not self.allow_localhost_unauthenticated:
+            raise ValueError(
+                "auth_enabled is true but api_keys has no usable key: nobody could call the API"
+            )
+        return self
 
 
 class HubSection(_Section):

@@ -13,7 +13,14 @@ from typing import TypeVar
 from tritonclient.utils import InferenceServerException
 
 from frontend.core.config import ModelEntry, Settings, Task
-from frontend.core.errors import MODEL_LOAD_FAILED, MODEL_NOT_FOUND, SERVICE_UNAVAILABLE, APIError
+from frontend.core.errors import (
+    MODEL_LOAD_FAILED,
+    MODEL_NOT_FOUND,
+    RESOURCE_EXHAUSTED,
+    SERVICE_UNAVAILABLE,
+    APIError,
+)
+from frontend.core.observability import Metrics, note_model
 from frontend.models import gpu
 from frontend.models.cache import is_downloaded
 from frontend.models.store import SettingsStore
@@ -40,11 +47,18 @@ class ModelUsage:
 
 class ModelRegistry:
     def __init__(
-        self, settings: Settings, gateway: TritonGateway, store: SettingsStore | None = None
+        self,
+        settings: Settings,
+        gateway: TritonGateway,
+        store: SettingsStore | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.gateway = gateway
         self.store = store  # runtime overrides (keep-alive, pinning)
+        self.metrics = metrics
+        # resources.max_concurrent_requests: inference requests in flight at once
+        self._slots = asyncio.Semaphore(settings.resources.max_concurrent_requests)
         self.hub_dir = settings.models_dir / "hub"
         self.repository = settings.triton_repository_dir
         self._loaded: set[str] = set()
@@ -171,6 +185,8 @@ class ModelRegistry:
                 {"model_id": entry.id, "hf_model": entry.hf_model},
             ) from None
         elapsed = time.monotonic() - started
+        if self.metrics is not None:
+            self.metrics.load_duration.labels(entry.id).observe(elapsed)
         self.load_count[entry.id] = self.load_count.get(entry.id, 0) + 1
         self.last_load_seconds[entry.id] = elapsed
         usage = self.usage.setdefault(entry.id, ModelUsage())
@@ -194,11 +210,14 @@ class ModelRegistry:
         `keep_alive` (seconds; 0 = unload after this request, negative = keep loaded) sticks
         to the model for later requests, as in Ollama.
         """
+        note_model(entry.id)
+        await self._take_slot()
         usage = self.usage.setdefault(entry.id, ModelUsage())
         usage.in_flight += 1
         try:
-            return await self._run(entry, call)
+            return await self._run(entry, self._timed(entry.id, call))
         finally:
+            self._slots.release()
             usage.in_flight -= 1
             usage.requests += 1
             usage.last_used = time.monotonic()
@@ -212,6 +231,33 @@ class ModelRegistry:
             ):
                 task = asyncio.ensure_future(self.unload(entry))
                 task.add_done_callback(_log_unload_failure)
+
+    async def _take_slot(self) -> None:
+        """A slot among resources.max_concurrent_requests, waiting at most queue_timeout."""
+        resources = self.settings.resources
+        try:
+            await asyncio.wait_for(self._slots.acquire(), resources.queue_timeout_seconds)
+        except TimeoutError:
+            raise APIError(
+                503,
+                RESOURCE_EXHAUSTED,
+                f"the server is busy ({resources.max_concurrent_requests} inference requests "
+                f"in flight for {resources.queue_timeout_seconds:g} s); retry shortly",
+            ) from None
+
+    def _timed(self, model_id: str, call: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+        if self.metrics is None:
+            return call
+        histogram = self.metrics.inference_duration.labels(model_id)
+
+        async def timed() -> T:
+            started = time.perf_counter()
+            try:
+                return await call()
+            finally:
+                histogram.observe(time.perf_counter() - started)
+
+        return timed
 
     async def _run(self, entry: ModelEntry, call: Callable[[], Awaitable[T]]) -> T:
         await self.ensure_loaded(entry)

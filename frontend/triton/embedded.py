@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from frontend.triton.gateway import ADMIN_KEY_HEADER
+
 logger = logging.getLogger(__name__)
 
 
@@ -106,8 +108,12 @@ class EmbeddedTriton:
         ports: TritonPorts,
         env: dict[str, str] | None = None,
         log_verbose: int = 0,
+        admin_key: str | None = None,
     ) -> None:
         self.install = find_triton_install()
+        # With a key, Triton's model-repository API (load/unload) answers only to callers that
+        # send it; inference, health, metadata and statistics stay open.
+        self.admin_key = admin_key
         self.repositories = repositories
         self.work_dir = work_dir
         self.ports = ports
@@ -165,6 +171,12 @@ class EmbeddedTriton:
             "--exit-timeout-secs=10",
             f"--log-verbose={self.log_verbose}",
         ]
+        if self.admin_key:
+            restriction = f"model-repository:{ADMIN_KEY_HEADER}={self.admin_key}"
+            cmd += [
+                f"--grpc-restricted-protocol={restriction}",
+                f"--http-restricted-api={restriction}",
+            ]
         return cmd
 
     def environment(self) -> dict[str, str]:

@@ -39,12 +39,26 @@ def triton_error(exc: InferenceServerException, model: str | None = None) -> Exc
     return APIError(500, INFERENCE_FAILED, f"inference failed on model '{model}'")
 
 
+# Triton's restricted model-repository API checks this header: as is over HTTP, and with the
+# prefix "triton-grpc-protocol-" over gRPC.
+ADMIN_KEY_HEADER = "admin-key"
+GRPC_ADMIN_KEY_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_HEADER}"
+
+
 class TritonGateway:
-    def __init__(self, url: str, infer_timeout: float = 120.0, load_timeout: float = 300.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        infer_timeout: float = 120.0,
+        load_timeout: float = 300.0,
+        admin_key: str | None = None,
+    ) -> None:
         self.url = url
         self.infer_timeout = infer_timeout
         self.load_timeout = load_timeout
         self.client = grpcaio.InferenceServerClient(url)
+        # Sent with load/unload only: inference and health stay open to power users.
+        self._admin_headers = {GRPC_ADMIN_KEY_HEADER: admin_key} if admin_key else None
 
     async def close(self) -> None:
         await self.client.close()
@@ -63,11 +77,13 @@ class TritonGateway:
 
     async def load(self, name: str) -> None:
         """Load; raises InferenceServerException with Triton's (internal) message on failure."""
-        await self.client.load_model(name, client_timeout=self.load_timeout)
+        await self.client.load_model(
+            name, headers=self._admin_headers, client_timeout=self.load_timeout
+        )
 
     async def unload(self, name: str) -> None:
         try:
-            await self.client.unload_model(name, client_timeout=30.0)
+            await self.client.unload_model(name, headers=self._admin_headers, client_timeout=30.0)
         except InferenceServerException as exc:
             raise triton_error(exc, name) from None
 

@@ -111,6 +111,9 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory, minilm_source: Path) -> P
     return root
 
 
+# The session Triton's model-repository API answers only to this key (as in embedded mode).
+ADMIN_KEY = "test-admin-key-0123456789"
+ADMIN_HEADERS = {"admin-key": ADMIN_KEY}
 # What the session's fake Hugging Face hub serves (a copy of the tiny BLIP under another id).
 HUB_CAPTION_MODEL = "acme/tiny-caption"
 
@@ -131,6 +134,7 @@ def settings(data_dir: Path, fake_hub: FakeHub) -> Settings:
         models=MODELS,
         limits=LIMITS,
         hub={"endpoint": fake_hub.url, "etag_timeout_seconds": 3},
+        triton={"admin_key": ADMIN_KEY},
     )
 
 
@@ -143,6 +147,7 @@ def triton(settings: Settings) -> Iterator[EmbeddedTriton]:
         work_dir=settings.data_dir / "triton",
         ports=TritonPorts.choose(),
         env=triton_environment(settings),
+        admin_key=ADMIN_KEY,
     )
     loop = LoopThread()
     loop.run(server.start(60))
@@ -162,7 +167,10 @@ class RunningApi:
 
 def serve_app(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, str]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(600):

@@ -12,7 +12,12 @@ import tritonclient.http as triton_http
 
 from frontend.triton.embedded import EmbeddedTriton
 from tests.conftest import MINILM_ID
-from tests.integration.conftest import RunningApi, concurrent_posts, triton_log_count
+from tests.integration.conftest import (
+    ADMIN_HEADERS,
+    RunningApi,
+    concurrent_posts,
+    triton_log_count,
+)
 
 SENTENCES = [
     "hello world",
@@ -46,7 +51,7 @@ def loads_in_log(triton: EmbeddedTriton, model: str) -> int:
 
 def unload_and_wait(triton: EmbeddedTriton, model: str) -> None:
     admin = triton_admin(triton)
-    admin.unload_model(model)
+    admin.unload_model(model, headers=ADMIN_HEADERS)
     deadline = time.monotonic() + 30
     while admin.is_model_ready(model) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -152,7 +157,9 @@ def test_request_after_unload_reloads_transparently(
 
 
 def test_models_are_not_loaded_at_start(api: RunningApi, triton: EmbeddedTriton) -> None:
-    index = {m["name"]: m for m in triton_admin(triton).get_model_repository_index()}
+    index = {
+        m["name"]: m for m in triton_admin(triton).get_model_repository_index(headers=ADMIN_HEADERS)
+    }
     # the disabled model has no entry
     assert set(index) == {
         "minilm",
