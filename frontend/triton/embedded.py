@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import os
 import signal
@@ -49,6 +50,13 @@ def find_triton_install() -> TritonInstall:
     stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
     if not stub.is_file():
         raise TritonSetupError(f"nvidia-pytriton ships no Python-backend stub for Python {version}")
+    numpy_version = importlib.metadata.version("numpy")
+    if int(numpy_version.split(".")[0]) >= 2:
+        # Measured on a GPU host: the 0.7.0 stub aborts on the first string tensor under numpy 2.
+        raise TritonSetupError(
+            f"the Triton Python stub of nvidia-pytriton 0.7.0 needs numpy<2 (found "
+            f"{numpy_version}): pip install 'numpy<2' in this environment"
+        )
     libdir = find_libpython_dir(version)
     if libdir is None:
         raise TritonSetupError(
