@@ -1,4 +1,5 @@
-"""create_app(settings): the FastAPI app, and the lifespan that owns Triton and its client."""
+"""create_app(settings): the FastAPI app, and the lifespan that owns Triton, its client and
+the crawl browser."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from frontend.caption.routes import router as caption_router
 from frontend.core.config import Settings
 from frontend.core.errors import install_exception_handlers
 from frontend.core.middleware import RequestContextMiddleware
+from frontend.crawl.routes import router as crawl_router
+from frontend.crawl.service import CrawlService
 from frontend.embed.routes import router as embed_router
 from frontend.embed.service import EmbeddingService
 from frontend.health.routes import router as health_router
@@ -76,9 +79,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.gateway = gateway
     app.state.registry = registry
     app.state.embedding = EmbeddingService(registry, settings.limits)
+    app.state.crawl = CrawlService(settings.crawl)  # the browser starts on the first crawl
+    await app.state.crawl.start()
     try:
         yield
     finally:
+        await app.state.crawl.stop()
         await lifecycle.stop()
         await gateway.close()
         if embedded is not None:
@@ -101,4 +107,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ocr_router)
     app.include_router(status_router)
     app.include_router(models_router)
+    app.include_router(crawl_router)
     return app

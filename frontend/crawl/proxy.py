@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 MARKER_HEADER = "x-homelab-crawl-proxy"
 _HOP_HEADERS = (b"connection", b"keep-alive", b"proxy-connection", b"proxy-authorization")
+_MARKER_PREFIX = MARKER_HEADER.encode() + b":"  # a site cannot fake the proxy's answers
 _HEAD_LIMIT = 64 * 1024
 _CHUNK = 64 * 1024
 
@@ -224,7 +225,11 @@ def _origin_form_head(method: str, target: str, header_block: bytes) -> bytes:
 def _closing_head(head: bytes) -> bytes:
     status_line, _, header_block = head.partition(b"\r\n")
     lines = [status_line]
-    lines += [line for line in header_block.split(b"\r\n") if line and not _is_hop(line)]
+    lines += [
+        line
+        for line in header_block.split(b"\r\n")
+        if line and not _is_hop(line) and not line.lower().startswith(_MARKER_PREFIX)
+    ]
     lines += [b"Connection: close", b"Proxy-Connection: close"]
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
