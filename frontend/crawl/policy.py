@@ -17,6 +17,7 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 ALLOWED_SCHEMES = ("http", "https")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT
+_IETF_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")  # not global in older Pythons' tables
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,11 @@ def address_class(address: IPAddress) -> str | None:
         return "link_local"
     if address.is_multicast:
         return "multicast"
+    if address.is_reserved or address in _IETF_ASSIGNMENTS:
+        return "reserved"
     if address.is_private or address in _SHARED_ADDRESS_SPACE:
         return "private"
-    if address.is_reserved or not address.is_global:
+    if not address.is_global:
         return "reserved"
     return None
 
