@@ -62,6 +62,7 @@ _DOM_QUIET_JS = """({quietMs, maxMs}) => new Promise((resolve) => {
 
 _DOM_QUIET_MS = 500
 _READ_ATTEMPTS = 4
+_SCREENSHOT_MIN_MS = 5000.0
 
 
 class NavigationFailed(Exception):
@@ -181,8 +182,11 @@ async def read(page: Page, deadline: Deadline, limits: dict[str, int]) -> dict[s
 
 async def screenshot(page: Page, full_page: bool, max_height: int, deadline: Deadline) -> bytes:
     """A PNG of the viewport, or of the whole page up to `max_height` pixels."""
+    # Past the page's own timeout if need be (the crawl's hard stop still bounds it): a page
+    # that used up its time loading is still worth its screenshot.
+    timeout = max(deadline.left_ms(), _SCREENSHOT_MIN_MS)
     if not full_page:
-        return await page.screenshot(type="png", timeout=deadline.left_ms())
+        return await page.screenshot(type="png", timeout=timeout)
     size: dict[str, int] = await page.evaluate(
         "() => ({width: document.documentElement.scrollWidth,"
         " height: document.documentElement.scrollHeight})"
@@ -195,5 +199,5 @@ async def screenshot(page: Page, full_page: bool, max_height: int, deadline: Dea
         type="png",
         full_page=True,
         clip=clip,  # type: ignore[arg-type]
-        timeout=deadline.left_ms(),
+        timeout=timeout,
     )

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from frontend.core.config import CrawlSection
 from frontend.core.errors import (
@@ -33,7 +34,7 @@ from frontend.crawl.schemas import CrawlRequest
 logger = logging.getLogger(__name__)
 
 # Beyond the page's own timeout: time for reading, then the hard stop for a hung browser.
-_HANG_GRACE_SECONDS = 5.0
+_HANG_GRACE_SECONDS = 10.0
 _CONNECT_TIMEOUT = 10.0
 _DNS_TIMEOUT = 10.0
 _BYPASS_NOTHING = "<-loopback>"  # Chromium must send loopback traffic through the proxy too
@@ -167,7 +168,7 @@ class CrawlService:
         try:
             async with asyncio.timeout(timeout_ms / 1000 + _HANG_GRACE_SECONDS):
                 loaded = await self._in_browser(request, url, timeout_ms, session)
-        except TimeoutError:
+        except (TimeoutError, PlaywrightTimeout):
             raise net_failure("timeout", _host_port(url)[0]) from None
         except BrowserUnavailable:
             raise APIError(

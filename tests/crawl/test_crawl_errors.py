@@ -32,7 +32,7 @@ def _error(response: Any, status: int, code: str) -> dict[str, Any]:
     error: dict[str, Any] = response.json()["error"]
     assert error["code"] == code
     assert error["request_id"] == response.headers["x-request-id"]
-    for internal in ("Traceback", "playwright", "net::", "File \"", "Error("):
+    for internal in ("Traceback", "playwright", "net::", 'File "', "Error("):
         assert internal not in response.text
     return error
 
@@ -91,7 +91,9 @@ def test_absurd_timeout_names_the_cap(api: CrawlApi, site: Site) -> None:
 def test_malformed_json(api: CrawlApi) -> None:
     with api.client() as http:
         response = http.post(
-            "/api/crawl", content=b'{"url": "http://x/"', headers={"content-type": "application/json"}
+            "/api/crawl",
+            content=b'{"url": "http://x/"',
+            headers={"content-type": "application/json"},
         )
     error = _error(response, 400, "INVALID_REQUEST")
     assert error["message"] == "request body is not valid JSON"
@@ -103,7 +105,13 @@ def test_openapi_documents_crawl(api: CrawlApi) -> None:
     operation = schema["paths"]["/api/crawl"]["post"]
     assert {"400", "502", "503", "504"} <= set(operation["responses"])
     request = schema["components"]["schemas"]["CrawlRequest"]["properties"]
-    assert {"url", "screenshot", "full_page", "wait_for_js", "timeout_ms", "markdown", "links"} == set(request)
+    assert {
+        "url",
+        "screenshot",
+        "full_page",
+        "wait_for_js",
+        "timeout_ms",
+        "markdown",
+        "links",
+    } == set(request)
     assert all(prop.get("description") for prop in request.values())
-
-
