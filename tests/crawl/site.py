@@ -30,7 +30,8 @@ def article_html(title: str = "Herons return to the mill pond") -> str:
     paragraphs = "\n".join(f"<p>{p} {p}</p>" for p in ARTICLE_BODY)
     return f"""<!doctype html><html lang="en"><head><title>{title}</title>
 <meta name="description" content="Herons are back in the valley."></head><body>
-<header><nav><a href="/">Home</a> <a href="/sections">Sections</a> <a href="/subscribe">Subscribe</a>
+<header><nav><a href="/">Home</a> <a href="/sections">Sections</a>
+<a href="/subscribe">Subscribe</a>
 <a href="/signin">Sign in</a> <a href="/weather">Weather</a> <a href="/sports">Sports</a>
 <a href="/puzzles">Puzzles</a></nav></header>
 <aside class="ad">{AD_TEXT}</aside>
@@ -94,7 +95,8 @@ class Site:
             send(
                 h,
                 200,
-                '<html><head><title>Moved</title><meta http-equiv="refresh" content="0;url=/article">'
+                "<html><head><title>Moved</title>"
+                '<meta http-equiv="refresh" content="0;url=/article">'
                 "</head><body><p>This page has moved to the article.</p></body></html>",
             )
         elif path == "/slow-image":
@@ -143,7 +145,8 @@ class Site:
             send(
                 h,
                 404,
-                "<html><head><title>Not here</title></head><body><p>No such page.</p></body></html>",
+                "<html><head><title>Not here</title></head>"
+                "<body><p>No such page.</p></body></html>",
             )
         elif path == "/to-trap":
             redirect(h, 302, f"{trap}/secret")
@@ -153,11 +156,13 @@ class Site:
             send(
                 h,
                 200,
-                f"""<html><head><title>Innocent page</title><link rel="stylesheet" href="{trap}/a.css">
+                f"""<html><head><title>Innocent page</title>
+<link rel="stylesheet" href="{trap}/a.css">
 <link rel="prefetch" href="{trap}/prefetch"></head><body><p>Nothing to see here.</p>
 <img src="{trap}/pixel.png"><iframe src="{trap}/frame"></iframe>
 <script>fetch("{trap}/api").catch(() => {{}}); new Image().src = "http://[::1]:{self.trap_port}/v6";
-try {{ new WebSocket("ws://127.0.0.1:{self.trap_port}/ws"); }} catch (e) {{}}</script></body></html>""",
+try {{ new WebSocket("ws://127.0.0.1:{self.trap_port}/ws"); }} catch (e) {{}}</script>
+</body></html>""",
             )
         elif path == "/to-nowhere":
             redirect(h, 302, "http://no-such-host.invalid/")
@@ -165,7 +170,8 @@ try {{ new WebSocket("ws://127.0.0.1:{self.trap_port}/ws"); }} catch (e) {{}}</s
             send(
                 h,
                 200,
-                f'<html><body><h1>Status</h1><aside class="sidebar">{SIDEBAR_TEXT}</aside></body></html>',
+                "<html><body><h1>Status</h1>"
+                f'<aside class="sidebar">{SIDEBAR_TEXT}</aside></body></html>',
             )
         elif path == "/links":
             send(
