@@ -49,6 +49,13 @@ JS_PAGE = f"""<!doctype html><html><head><title>Script page</title></head><body>
 }}, 500);</script></body></html>"""
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # the browser drops connections it no longer needs (a hanging image, say)
+
+
 class Site:
     """A threaded HTTP server on SITE_HOST; hanging handlers are released at close()."""
 
@@ -66,8 +73,7 @@ class Site:
             def do_GET(self) -> None:
                 site.route(self)
 
-        self.server = ThreadingHTTPServer((SITE_HOST, 0), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer((SITE_HOST, 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
