@@ -18,8 +18,12 @@ dirs = [sysconfig.get_config_var(v) for v in ("LIBDIR", "LIBPL")]
 dirs.append(f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}")
 sys.exit(0 if any(d and (pathlib.Path(d) / name).exists() for d in dirs) else 1)
 PY
+# POST /api/crawl drives Debian's Chromium through Playwright (`playwright install` is not
+# needed); fonts-liberation gives screenshots real text.
+[[ -x /usr/lib/chromium/chromium ]] || missing+=(chromium fonts-liberation)
 if ((${#missing[@]})); then
-    apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get update && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
