@@ -1,4 +1,5 @@
-"""create_app(settings): the FastAPI app, and the lifespan that owns Triton and its client."""
+"""create_app(settings): the FastAPI app, and the lifespan that owns Triton, its client and
+the crawl browser."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from frontend.core.middleware import RequestContextMiddleware
 from frontend.core.observability import Metrics, ObservabilityMiddleware, route_patterns
 from frontend.core.openapi import add_bearer_auth
 from frontend.core.security import Security, SecurityMiddleware
+from frontend.crawl.routes import router as crawl_router
+from frontend.crawl.service import CrawlService
 from frontend.embed.routes import router as embed_router
 from frontend.embed.service import EmbeddingService
 from frontend.health.metrics import router as metrics_router
@@ -111,10 +114,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.gateway = gateway
     app.state.registry = registry
     app.state.embedding = EmbeddingService(registry, settings.limits)
+    app.state.crawl = CrawlService(settings.crawl)  # the browser starts on the first crawl
+    await app.state.crawl.start()
     try:
         yield
     finally:
         downloads.shutdown()
+        await app.state.crawl.stop()
         await lifecycle.stop()
         await gateway.close()
         if embedded is not None:
@@ -148,6 +154,7 @@ def create_app(settings: Settings) -> FastAPI:
         status_router,
         models_router,
         downloads_router,
+        crawl_router,
     ]
     for router in routers:
         app.include_router(router)

@@ -41,11 +41,12 @@ async def wait_ready(url: str, timeout: float) -> None:
 
 @contextmanager
 def running_service(
-    work: Path, data_dir: Path, models: dict[str, Any]
+    work: Path, data_dir: Path, models: dict[str, Any], extra: dict[str, Any] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Start the service on a free port with these `models`; yield (base URL, process)."""
+    """Start the service on a free port with these `models` (and `extra` config sections);
+    yield (base URL, process)."""
     config = work / "config.yaml"
-    config.write_text(yaml.safe_dump({"log_level": "warning", "models": models}))
+    config.write_text(yaml.safe_dump({"log_level": "warning", "models": models, **(extra or {})}))
     port = free_port()
     command = [sys.executable, "-m", "frontend.cli", "serve", "--config", str(config)]
     command += ["--data-dir", str(data_dir), "--port", str(port)]

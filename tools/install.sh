@@ -20,8 +20,12 @@ sys.exit(0 if any(d and (pathlib.Path(d) / name).exists() for d in dirs) else 1)
 PY
 # The tests run a real Redis (rate limits shared by several frontends).
 if ((dev)) && ! command -v redis-server >/dev/null; then missing+=(redis-server); fi
+# POST /api/crawl drives Debian's Chromium through Playwright (`playwright install` is not
+# needed); fonts-liberation gives screenshots real text.
+[[ -x /usr/lib/chromium/chromium ]] || missing+=(chromium fonts-liberation)
 if ((${#missing[@]})); then
-    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get update && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv

@@ -230,6 +230,53 @@ class HubSection(_Section):
     max_concurrent_downloads: int = Field(default=2, ge=1, le=16)
 
 
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$"
+)
+
+
+class CrawlSection(_Section):
+    chromium_path: Path | None = None  # None: Debian's chromium if installed, else Playwright's
+    max_concurrent: int = Field(default=2, ge=1, le=64)
+    max_queued: int = Field(default=16, ge=0, le=10_000)
+    default_timeout_ms: int = Field(default=15_000, ge=100)
+    max_timeout_ms: int = Field(default=60_000, ge=100, le=600_000)
+    js_wait_ms: int = Field(default=5_000, ge=0, le=600_000)
+    idle_close_seconds: float = Field(default=300, gt=0)
+    launch_timeout_seconds: float = Field(default=30, gt=0)
+    viewport_width: int = Field(default=1280, ge=100, le=8192)
+    viewport_height: int = Field(default=800, ge=100, le=8192)
+    max_screenshot_height: int = Field(default=10_000, ge=100, le=32_000)
+    max_html_chars: int = Field(default=2_000_000, ge=10_000)
+    max_text_chars: int = Field(default=100_000, ge=1_000)
+    max_links: int = Field(default=1_000, ge=0, le=100_000)
+    max_transfer_mb: float = Field(default=50, gt=0)
+    min_extracted_chars: int = Field(default=200, ge=0)
+    user_agent: str | None = None
+    ignore_tls_errors: bool = False
+    allow_private_networks: bool = False
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                if not _HOST_NAME.fullmatch(entry):
+                    raise ValueError(
+                        f"'{entry[:100]}' is not a host name, IP address or CIDR"
+                    ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_timeouts(self) -> CrawlSection:
+        if self.default_timeout_ms > self.max_timeout_ms:
+            raise ValueError("default_timeout_ms is larger than max_timeout_ms")
+        return self
+
+
 class ServerSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -253,6 +300,7 @@ class Settings(BaseSettings):
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     hub: HubSection = Field(default_factory=HubSection)
+    crawl: CrawlSection = Field(default_factory=CrawlSection)
 
     @classmethod
     def settings_customise_sources(

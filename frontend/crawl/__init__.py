@@ -1,0 +1,1 @@
+"""POST /api/crawl: a real Chromium behind a filtering proxy."""

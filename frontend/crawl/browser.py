@@ -1,0 +1,243 @@
+"""One shared Chromium: launched on first use, closed when idle, replaced on crash or hang."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from frontend.core.config import CrawlSection
+
+logger = logging.getLogger(__name__)
+
+DEBIAN_CHROMIUM = Path("/usr/lib/chromium/chromium")  # /usr/bin/chromium is a shell wrapper
+# Without these Chromium keeps calling Google services (updates, sync, field trials).
+CHROMIUM_FLAGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--mute-audio",
+    # WebRTC must not send UDP around the filtering proxy.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+)
+_MARKER = "--homelab-crawl-browser="
+_CLOSE_TIMEOUT = 5.0
+_PROBE_TIMEOUT = 5.0
+
+
+class BrowserUnavailable(Exception):
+    """Chromium could not be started (missing binary, launch failure)."""
+
+
+def chromium_executable(configured: Path | None) -> Path | None:
+    """The configured binary, else Debian's chromium when installed, else Playwright's own."""
+    if configured is not None:
+        return configured
+    return DEBIAN_CHROMIUM if DEBIAN_CHROMIUM.exists() else None
+
+
+def process_group(pgid: int) -> list[int]:
+    """Live processes of a process group (Playwright starts Chromium as a group leader)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _find_browser_pid(marker: str) -> int | None:
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = Path(entry.path, "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in cmdline.split(b"\0"):
+            return int(entry.name)
+    return None
+
+
+class _Instance:
+    """A launched browser with its Playwright driver and Chromium process group."""
+
+    def __init__(self, playwright: Playwright, browser: Browser, pid: int | None) -> None:
+        self.playwright = playwright
+        self.browser = browser
+        self.pid = pid
+        self.broken = False
+
+    def processes(self) -> list[int]:
+        return process_group(self.pid) if self.pid else []
+
+    async def close(self, graceful: bool) -> None:
+        if graceful and not self.broken:
+            with contextlib.suppress(PlaywrightError, TimeoutError):
+                await asyncio.wait_for(self.browser.close(), _CLOSE_TIMEOUT)
+        self.kill()
+        with contextlib.suppress(PlaywrightError, TimeoutError, OSError):
+            await asyncio.wait_for(self.playwright.stop(), _CLOSE_TIMEOUT)
+        self.kill()  # anything the driver left behind
+
+    def kill(self) -> None:
+        if self.pid and process_group(self.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+
+class BrowserManager:
+    """Owns the shared browser. `context()` hands out an isolated context per crawl."""
+
+    def __init__(self, settings: CrawlSection, launch_proxy: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.launch_proxy = launch_proxy
+        self._instance: _Instance | None = None
+        self._lock = asyncio.Lock()
+        self._active = 0
+        self._last_used = time.monotonic()
+        self._watcher: asyncio.Task[None] | None = None
+        self.launches = 0
+
+    @property
+    def running(self) -> bool:
+        return self._instance is not None and self._instance.browser.is_connected()
+
+    def processes(self) -> list[int]:
+        """PIDs of the current Chromium's processes (empty when none is running)."""
+        return self._instance.processes() if self._instance else []
+
+    @property
+    def pid(self) -> int | None:
+        """The current Chromium's main process (its process group id)."""
+        return self._instance.pid if self._instance else None
+
+    @property
+    def browser(self) -> Browser | None:
+        return self._instance.browser if self._instance else None
+
+    async def start(self) -> None:
+        """Starts the idle watcher; the browser itself launches on the first crawl."""
+        self._watcher = asyncio.create_task(self._close_when_idle())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        async with self._lock:
+            await self._drop(graceful=True)
+
+    @contextlib.asynccontextmanager
+    async def context(self, **options: Any) -> AsyncIterator[BrowserContext]:
+        """A fresh browser context, closed afterwards. A browser that cannot close it, or that
+        stops answering while a crawl times out, is killed and replaced for the next crawl."""
+        self._active += 1
+        instance: _Instance | None = None
+        context: BrowserContext | None = None
+        try:
+            instance = await self._ensure()
+            try:
+                context = await instance.browser.new_context(**options)
+            except PlaywrightError:
+                # It died since the last crawl (a crash not yet noticed): replace it once.
+                await self._replace(instance)
+                instance = await self._ensure()
+                context = await instance.browser.new_context(**options)
+            yield context
+        except (TimeoutError, asyncio.CancelledError):
+            if instance is not None and not await self._responsive(instance):
+                instance.broken = True
+            raise
+        finally:
+            self._active -= 1
+            self._last_used = time.monotonic()
+            if context is not None and instance is not None and not instance.broken:
+                try:
+                    await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
+                except (PlaywrightError, TimeoutError):
+                    instance.broken = not await self._responsive(instance)
+            if instance is not None and (instance.broken or not instance.browser.is_connected()):
+                await self._replace(instance)
+
+    async def _responsive(self, instance: _Instance) -> bool:
+        if not instance.browser.is_connected():
+            return False
+        try:
+            probe = await asyncio.wait_for(instance.browser.new_context(), _PROBE_TIMEOUT)
+            await asyncio.wait_for(probe.close(), _PROBE_TIMEOUT)
+            return True
+        except (PlaywrightError, TimeoutError):
+            logger.warning("the crawl browser stopped answering; it will be replaced")
+            return False
+
+    async def _replace(self, instance: _Instance) -> None:
+        async with self._lock:
+            if self._instance is instance:
+                await self._drop(graceful=False)
+
+    async def _ensure(self) -> _Instance:
+        async with self._lock:
+            if self._instance is not None and self._instance.browser.is_connected():
+                return self._instance
+            await self._drop(graceful=False)
+            self._instance = await self._launch()
+            return self._instance
+
+    async def _launch(self) -> _Instance:
+        marker = f"{_MARKER}{uuid.uuid4().hex}"
+        executable = chromium_executable(self.settings.chromium_path)
+        playwright = await async_playwright().start()
+        try:
+            browser = await playwright.chromium.launch(
+                executable_path=executable,
+                args=[*CHROMIUM_FLAGS, marker],
+                proxy=self.launch_proxy,  # type: ignore[arg-type]
+                timeout=self.settings.launch_timeout_seconds * 1000,
+            )
+        except PlaywrightError as exc:
+            with contextlib.suppress(PlaywrightError, OSError):
+                await playwright.stop()
+            logger.error("cannot start Chromium (%s): %s", executable or "bundled", exc)
+            raise BrowserUnavailable(str(executable or "Playwright's Chromium")) from None
+        pid = _find_browser_pid(marker)
+        self.launches += 1
+        logger.info("crawl browser started (pid %s, %s)", pid, executable or "bundled")
+        return _Instance(playwright, browser, pid)
+
+    async def _drop(self, graceful: bool) -> None:
+        instance, self._instance = self._instance, None
+        if instance is not None:
+            await instance.close(graceful)
+            logger.info("crawl browser closed (pid %s)", instance.pid)
+
+    async def _close_when_idle(self) -> None:
+        idle = self.settings.idle_close_seconds
+        while True:
+            await asyncio.sleep(max(0.2, min(idle / 4, 5.0)))
+            if self._instance is None or self._active:
+                continue
+            if time.monotonic() - self._last_used >= idle:
+                async with self._lock:
+                    if self._active == 0 and time.monotonic() - self._last_used >= idle:
+                        await self._drop(graceful=True)

@@ -1,0 +1,203 @@
+"""Load one page in a browser context and read it: title, URL, HTML and text in one snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Request, Response
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+# Everything is read in one evaluate, so a meta refresh or script navigation between reads
+# cannot mix two documents.
+_SNAPSHOT_JS = """({maxHtml, maxText, maxLinks}) => {
+  const root = document.documentElement;
+  const html = root ? root.outerHTML : "";
+  const text = document.body ? document.body.innerText : (root ? root.innerText : "");
+  const meta = (selector) => {
+    const node = document.querySelector(selector);
+    const value = node && node.getAttribute("content");
+    return value ? value.trim().slice(0, 2000) : null;
+  };
+  const links = [];
+  const seen = new Set();
+  for (const anchor of document.querySelectorAll("a[href]")) {
+    if (links.length >= maxLinks) break;
+    const href = anchor.href;
+    if (!/^https?:/i.test(href) || seen.has(href)) continue;
+    seen.add(href);
+    const label = (anchor.innerText || anchor.textContent || "").replace(/\\s+/g, " ").trim();
+    links.push({url: href.slice(0, 4096), text: label.slice(0, 500)});
+  }
+  return {
+    url: location.href,
+    title: (document.title || "").slice(0, 2000),
+    html: html.slice(0, maxHtml),
+    html_truncated: html.length > maxHtml,
+    text: text.slice(0, maxText),
+    text_truncated: text.length > maxText,
+    language: (root && root.getAttribute("lang")) || meta('meta[http-equiv="content-language" i]'),
+    description: meta('meta[name="description" i]') || meta('meta[property="og:description"]'),
+    links,
+  };
+}"""
+
+# Resolves once the DOM has not changed for quietMs (or after maxMs): text that scripts
+# insert shortly after the network went idle is still caught.
+_DOM_QUIET_JS = """({quietMs, maxMs}) => new Promise((resolve) => {
+  let timer = null;
+  const done = () => { observer.disconnect(); clearTimeout(timer); clearTimeout(cap); resolve(); };
+  const observer = new MutationObserver(() => {
+    clearTimeout(timer);
+    timer = setTimeout(done, quietMs);
+  });
+  observer.observe(document, {subtree: true, childList: true, characterData: true});
+  timer = setTimeout(done, quietMs);
+  const cap = setTimeout(done, maxMs);
+})"""
+
+_DOM_QUIET_MS = 500
+_READ_ATTEMPTS = 4
+_SCREENSHOT_MIN_MS = 5000.0
+
+
+class NavigationFailed(Exception):
+    """The page could not be loaded: `net_error` is Chromium's error name, `url` the request."""
+
+    def __init__(self, net_error: str, url: str) -> None:
+        super().__init__(net_error)
+        self.net_error = net_error
+        self.url = url
+
+
+class NothingLoaded(Exception):
+    """The timeout passed before the page sent a response."""
+
+
+@dataclass
+class Navigation:
+    """Main-frame documents in load order (redirect hops included) and failed ones."""
+
+    responses: list[Response] = field(default_factory=list)
+    failed: list[Request] = field(default_factory=list)
+
+
+@dataclass
+class LoadedPage:
+    snapshot: dict[str, Any]
+    navigation: Navigation
+    partial: bool
+    screenshot: bytes | None = None
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left_ms(self, reserve_ms: float = 0) -> float:
+        return max(1.0, (self.end - time.monotonic()) * 1000 - reserve_ms)
+
+
+def _watch(page: Page) -> Navigation:
+    navigation = Navigation()
+
+    def on_response(response: Response) -> None:
+        request = response.request
+        with contextlib.suppress(PlaywrightError):
+            if request.is_navigation_request() and request.frame == page.main_frame:
+                navigation.responses.append(response)
+
+    def on_failed(request: Request) -> None:
+        with contextlib.suppress(PlaywrightError):
+            if request.is_navigation_request() and request.frame == page.main_frame:
+                navigation.failed.append(request)
+
+    page.on("response", on_response)
+    page.on("requestfailed", on_failed)
+    return navigation
+
+
+def _net_error(exc: PlaywrightError) -> str:
+    message = exc.message or ""
+    start = message.find("net::")
+    if start < 0:
+        return "ERR_FAILED"
+    return message[start + 5 :].split()[0]
+
+
+async def load(
+    page: Page, url: str, deadline: Deadline, wait_for_js: bool, js_wait_ms: int
+) -> tuple[Navigation, bool]:
+    """Navigate; returns (navigation, partial). Partial: the page had not finished loading
+    when the time was up, and what rendered so far is read."""
+    navigation = _watch(page)
+    reserve = min(2000.0, deadline.left_ms() / 4)  # kept for reading and the screenshot
+    try:
+        await page.goto(url, wait_until="domcontentloaded", timeout=deadline.left_ms(reserve))
+    except PlaywrightTimeout:
+        if not navigation.responses:
+            raise NothingLoaded from None
+        return navigation, True
+    except PlaywrightError as exc:
+        failed = navigation.failed[-1].url if navigation.failed else url
+        raise NavigationFailed(_net_error(exc), failed) from None
+    try:
+        await page.wait_for_load_state("load", timeout=deadline.left_ms(reserve))
+    except PlaywrightTimeout:
+        return navigation, True
+    if wait_for_js:
+        budget = min(float(js_wait_ms), deadline.left_ms(reserve))
+        started = time.monotonic()
+        with contextlib.suppress(PlaywrightTimeout):
+            await page.wait_for_load_state("networkidle", timeout=budget)
+        left = budget - (time.monotonic() - started) * 1000
+        if left > 0:
+            with contextlib.suppress(PlaywrightError):  # a navigation replaced the document
+                await page.evaluate(
+                    _DOM_QUIET_JS, {"quietMs": min(_DOM_QUIET_MS, left), "maxMs": left}
+                )
+    return navigation, False
+
+
+async def read(page: Page, deadline: Deadline, limits: dict[str, int]) -> dict[str, Any]:
+    """The snapshot; retried when a navigation (meta refresh, script) destroys the document."""
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            result: dict[str, Any] = await page.evaluate(_SNAPSHOT_JS, limits)
+            return result
+        except PlaywrightError:
+            if attempt == _READ_ATTEMPTS - 1:
+                raise
+            with contextlib.suppress(PlaywrightError):
+                await page.wait_for_load_state(
+                    "domcontentloaded", timeout=min(2000.0, deadline.left_ms())
+                )
+            await asyncio.sleep(0.05)
+    raise AssertionError("unreachable")
+
+
+async def screenshot(page: Page, full_page: bool, max_height: int, deadline: Deadline) -> bytes:
+    """A PNG of the viewport, or of the whole page up to `max_height` pixels."""
+    # Past the page's own timeout if need be (the crawl's hard stop still bounds it): a page
+    # that used up its time loading is still worth its screenshot.
+    timeout = max(deadline.left_ms(), _SCREENSHOT_MIN_MS)
+    if not full_page:
+        return await page.screenshot(type="png", timeout=timeout)
+    size: dict[str, int] = await page.evaluate(
+        "() => ({width: document.documentElement.scrollWidth,"
+        " height: document.documentElement.scrollHeight})"
+    )
+    viewport = page.viewport_size or {"width": 1280, "height": 800}
+    width = viewport["width"]
+    height = max(viewport["height"], min(int(size["height"]), max_height))
+    clip = {"x": 0, "y": 0, "width": width, "height": height}
+    return await page.screenshot(
+        type="png",
+        full_page=True,
+        clip=clip,  # type: ignore[arg-type]
+        timeout=timeout,
+    )

@@ -1,0 +1,294 @@
+"""Crawling: admission (concurrency limit and queue), the address policy, one isolated
+browser context and proxy listener per crawl, and the mapping of failures to API errors."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from frontend.core.config import CrawlSection
+from frontend.core.errors import (
+    CRAWL_DNS_FAILED,
+    CRAWL_FAILED,
+    CRAWL_TIMEOUT,
+    CRAWL_TLS_FAILED,
+    CRAWL_UNREACHABLE,
+    INVALID_REQUEST,
+    RESOURCE_EXHAUSTED,
+    SERVICE_UNAVAILABLE,
+    APIError,
+)
+from frontend.crawl import page as pages
+from frontend.crawl.browser import BrowserManager, BrowserUnavailable
+from frontend.crawl.extract import extract
+from frontend.crawl.policy import CrawlPolicy, Refusal, Resolver, TargetRefused, system_resolver
+from frontend.crawl.proxy import MARKER_HEADER, ProxySession
+from frontend.crawl.schemas import CrawlRequest
+
+logger = logging.getLogger(__name__)
+
+# Beyond the page's own timeout: time for reading, then the hard stop for a hung browser.
+_HANG_GRACE_SECONDS = 10.0
+_CONNECT_TIMEOUT = 10.0
+_DNS_TIMEOUT = 10.0
+_BYPASS_NOTHING = "<-loopback>"  # Chromium must send loopback traffic through the proxy too
+
+
+def refused(refusal: Refusal) -> APIError:
+    return APIError(
+        400,
+        INVALID_REQUEST,
+        f"crawl target refused: {refusal.message}",
+        {"rule": refusal.rule, "host": refusal.host[:255]},
+    )
+
+
+def net_failure(kind: str, host: str, net_error: str | None = None) -> APIError:
+    """One mapping from a failed fetch (proxy event kind or Chromium net error) to an error."""
+    details: dict[str, Any] = {"host": host[:255]}
+    if net_error:
+        details["net_error"] = net_error
+    if kind == "dns":
+        return APIError(502, CRAWL_DNS_FAILED, f"cannot resolve host {host}", details)
+    if kind == "unreachable":
+        return APIError(502, CRAWL_UNREACHABLE, f"cannot connect to {host}", details)
+    if kind == "tls":
+        return APIError(502, CRAWL_TLS_FAILED, f"TLS failed for {host}", details)
+    if kind == "timeout":
+        return APIError(504, CRAWL_TIMEOUT, f"{host} did not answer in time", details)
+    if kind == "limit":
+        return APIError(502, CRAWL_FAILED, "the crawl's transfer limit was reached", details)
+    return APIError(502, CRAWL_FAILED, f"the page at {host} could not be loaded", details)
+
+
+def classify_net_error(net_error: str) -> str:
+    if net_error.startswith(("ERR_NAME_NOT_RESOLVED", "ERR_NAME_RESOLUTION_FAILED")):
+        return "dns"
+    if net_error.startswith(("ERR_CERT_", "ERR_SSL_", "ERR_BAD_SSL")):
+        return "tls"
+    if net_error in ("ERR_TIMED_OUT", "ERR_CONNECTION_TIMED_OUT"):
+        return "timeout"
+    if net_error in (
+        "ERR_CONNECTION_REFUSED",
+        "ERR_CONNECTION_RESET",
+        "ERR_CONNECTION_CLOSED",
+        "ERR_CONNECTION_FAILED",
+        "ERR_ADDRESS_UNREACHABLE",
+        "ERR_TUNNEL_CONNECTION_FAILED",
+        "ERR_EMPTY_RESPONSE",
+    ):
+        return "unreachable"
+    return "failed"
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    try:
+        parts = urlsplit(url)
+        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return "", 0
+
+
+class CrawlService:
+    def __init__(self, settings: CrawlSection, resolver: Resolver = system_resolver) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.policy = CrawlPolicy(settings.allow_private_networks, settings.allowed_hosts)
+        # Browser-wide default proxy: traffic outside a crawl's own context is filtered too.
+        self._default_proxy = ProxySession(self.policy, resolver, 1 << 62, _CONNECT_TIMEOUT)
+        self.browser = BrowserManager(settings)
+        self._slots = asyncio.Semaphore(settings.max_concurrent)
+        self._admitted = 0
+
+    async def start(self) -> None:
+        await self._default_proxy.start()
+        self.browser.launch_proxy = {"server": self._default_proxy.url, "bypass": _BYPASS_NOTHING}
+        await self.browser.start()
+
+    async def stop(self) -> None:
+        await self.browser.stop()
+        await self._default_proxy.close()
+
+    def timeout_ms(self, requested: int | None) -> int:
+        if requested is None:
+            return self.settings.default_timeout_ms
+        if requested > self.settings.max_timeout_ms:
+            raise APIError(
+                400,
+                INVALID_REQUEST,
+                f"timeout_ms must be at most {self.settings.max_timeout_ms} (crawl.max_timeout_ms)",
+            )
+        return requested
+
+    async def check_target(self, url: str) -> None:
+        """Refuse a bad scheme or a refused address before any browser work."""
+        try:
+            host, port = self.policy.check_url(url)
+        except TargetRefused as exc:
+            raise refused(exc.refusal) from None
+        try:
+            await asyncio.wait_for(self.policy.resolve(host, port, self.resolver), _DNS_TIMEOUT)
+        except TargetRefused as exc:
+            raise refused(exc.refusal) from None
+        except (OSError, TimeoutError, ValueError):
+            raise net_failure("dns", host) from None
+
+    async def crawl(self, request: CrawlRequest) -> dict[str, Any]:
+        timeout_ms = self.timeout_ms(request.timeout_ms)
+        url = request.url.strip()
+        await self.check_target(url)
+        limit = self.settings.max_concurrent + self.settings.max_queued
+        if self._admitted >= limit:
+            raise APIError(
+                503,
+                RESOURCE_EXHAUSTED,
+                f"too many crawls in progress ({limit} running or queued); retry shortly",
+            )
+        self._admitted += 1
+        try:
+            async with self._slots:
+                return await self._crawl(request, url, timeout_ms)
+        finally:
+            self._admitted -= 1
+
+    async def _crawl(self, request: CrawlRequest, url: str, timeout_ms: int) -> dict[str, Any]:
+        session = ProxySession(
+            self.policy,
+            self.resolver,
+            int(self.settings.max_transfer_mb * 1024 * 1024),
+            _CONNECT_TIMEOUT,
+        )
+        await session.start()
+        try:
+            async with asyncio.timeout(timeout_ms / 1000 + _HANG_GRACE_SECONDS):
+                loaded = await self._in_browser(request, url, timeout_ms, session)
+        except (TimeoutError, PlaywrightTimeout):
+            raise net_failure("timeout", _host_port(url)[0]) from None
+        except BrowserUnavailable:
+            raise APIError(
+                503, SERVICE_UNAVAILABLE, "the crawl browser could not be started"
+            ) from None
+        except PlaywrightError:
+            logger.warning("crawl of a page failed in the browser", exc_info=True)
+            raise APIError(
+                503, SERVICE_UNAVAILABLE, "the crawl browser failed during this crawl; retry"
+            ) from None
+        finally:
+            await session.close()
+        return await self._result(request, loaded, session)
+
+    async def _in_browser(
+        self, request: CrawlRequest, url: str, timeout_ms: int, session: ProxySession
+    ) -> pages.LoadedPage:
+        settings = self.settings
+        deadline = pages.Deadline(timeout_ms / 1000)
+        options: dict[str, Any] = {
+            "proxy": {"server": session.url, "bypass": _BYPASS_NOTHING},
+            "viewport": {"width": settings.viewport_width, "height": settings.viewport_height},
+            "ignore_https_errors": settings.ignore_tls_errors,
+            "accept_downloads": False,
+            "service_workers": "block",
+        }
+        if settings.user_agent:
+            options["user_agent"] = settings.user_agent
+        async with self.browser.context(**options) as context:
+            page = await context.new_page()
+            try:
+                navigation, partial = await pages.load(
+                    page, url, deadline, request.wait_for_js, settings.js_wait_ms
+                )
+            except pages.NothingLoaded:
+                raise net_failure("timeout", _host_port(url)[0]) from None
+            except pages.NavigationFailed as exc:
+                raise self._navigation_error(exc.net_error, exc.url, session) from None
+            self._check_documents(navigation, session)
+            limits = {
+                "maxHtml": settings.max_html_chars,
+                "maxText": settings.max_text_chars,
+                "maxLinks": settings.max_links if request.links else 0,
+            }
+            snapshot = await pages.read(page, deadline, limits)
+            loaded = pages.LoadedPage(snapshot, navigation, partial)
+            if request.screenshot:
+                loaded.screenshot = await pages.screenshot(
+                    page, request.full_page, settings.max_screenshot_height, deadline
+                )
+            self._check_documents(navigation, session)  # a refresh may have moved on since
+            return loaded
+
+    def _navigation_error(self, net_error: str, url: str, session: ProxySession) -> APIError:
+        host, port = _host_port(url)
+        event = session.event_for(host, port)
+        if event is not None:
+            if event.refusal is not None:
+                return refused(event.refusal)
+            return net_failure(event.kind, host, net_error)
+        return net_failure(classify_net_error(net_error), host, net_error)
+
+    def _check_documents(self, navigation: pages.Navigation, session: ProxySession) -> None:
+        """A document the proxy answered itself (refused hop, failed host) fails the crawl."""
+        for response in navigation.responses:
+            kind = response.headers.get(MARKER_HEADER)
+            if kind is None:
+                continue
+            host, port = _host_port(response.url)
+            event = session.event_for(host, port)
+            if event is not None and event.refusal is not None:
+                raise refused(event.refusal)
+            raise net_failure(kind, host)
+
+    async def _result(
+        self, request: CrawlRequest, loaded: pages.LoadedPage, session: ProxySession
+    ) -> dict[str, Any]:
+        snapshot = loaded.snapshot
+        extracted = await asyncio.to_thread(
+            extract,
+            snapshot["html"],
+            snapshot["url"],
+            snapshot["text"],
+            request.markdown,
+            self.settings.min_extracted_chars,
+            self.settings.max_text_chars,
+        )
+        responses = loaded.navigation.responses
+        final_url = str(snapshot["url"])
+        final_index = len(responses) - 1
+        for index in range(len(responses) - 1, -1, -1):
+            if responses[index].url.split("#", 1)[0] == final_url.split("#", 1)[0]:
+                final_index = index
+                break
+        result: dict[str, Any] = {
+            "url": final_url,
+            "status_code": responses[final_index].status if responses else 0,
+            "redirects": [
+                {"url": r.url, "status_code": r.status} for r in responses[: max(final_index, 0)]
+            ],
+            "title": snapshot["title"],
+            "text": extracted.text,
+            "text_source": extracted.source,
+            "metadata": {
+                "description": snapshot["description"],
+                "language": snapshot["language"],
+            },
+            "partial": loaded.partial or session.limit_hit,
+            "truncated": bool(
+                snapshot["html_truncated"]
+                or snapshot["text_truncated"]
+                or extracted.truncated
+                or session.limit_hit
+            ),
+            "blocked_requests": sum(1 for e in session.events if e.kind == "refused"),
+        }
+        if request.markdown:
+            result["markdown"] = extracted.markdown
+        if request.links:
+            result["links"] = snapshot["links"]
+        if loaded.screenshot is not None:
+            result["screenshot_base64"] = base64.b64encode(loaded.screenshot).decode("ascii")
+        return result
