@@ -166,7 +166,7 @@ class EmbeddedTriton:
             f"--backend-directory={self._backend_dir()}",
             "--model-control-mode=explicit",
             "--disable-auto-complete-config",
-            "--strict-readiness=true",
+            "--strict-readiness=false",  # one broken model must not make the server unready
             "--http-address=127.0.0.1",
             "--grpc-address=127.0.0.1",
             "--metrics-address=127.0.0.1",

@@ -97,6 +97,8 @@ def test_concurrent_requests_share_one_failed_load(api: RunningApi, triton: Embe
     for response in responses:
         assert_envelope(response, 503, "MODEL_LOAD_FAILED")
     assert triton_log_count(triton, "failed to load 'broken' version 1") - attempts_before == 1
+    with api.client() as http:  # one broken model leaves the service ready for the others
+        assert http.get("/ready").status_code == 200
 
 
 def test_validation_errors_never_echo_input(client: httpx.Client) -> None:
