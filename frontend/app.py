@@ -58,8 +58,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     written = write_repository(settings)
     logger.info("Triton model entries: %s", ", ".join(written) or "none")
     embedded: EmbeddedTriton | None = None
-    url = settings.triton.url
-    if url is None:
+    urls = settings.triton.urls
+    if not urls:
         ports = TritonPorts.choose(
             settings.triton.http_port, settings.triton.grpc_port, settings.triton.metrics_port
         )
@@ -71,9 +71,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             log_verbose=settings.triton.log_verbose,
         )
         await embedded.start(settings.triton.startup_timeout_seconds)
-        url = embedded.grpc_url
+        urls = [embedded.grpc_url]
     gateway = TritonGateway(
-        url,
+        urls,
         infer_timeout=settings.triton.inference_timeout_seconds,
         load_timeout=settings.triton.load_timeout_seconds,
     )
