@@ -111,9 +111,7 @@ async def scenario(settings: Settings, work: Path) -> None:
 
         # Unload fans out too.
         await gateway.unload(MODEL)
-        await wait_for(
-            lambda: not model_ready(a) and not model_ready(b), 30, "the model to unload"
-        )
+        await wait_for(lambda: not model_ready(a) and not model_ready(b), 30, "the model to unload")
 
         # With every server gone, requests fail with 503 (not a hang, not a 500).
         await gateway.load(MODEL)
