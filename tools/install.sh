@@ -18,8 +18,14 @@ dirs = [sysconfig.get_config_var(v) for v in ("LIBDIR", "LIBPL")]
 dirs.append(f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}")
 sys.exit(0 if any(d and (pathlib.Path(d) / name).exists() for d in dirs) else 1)
 PY
+# The deployment tests validate docker-compose.yml with a real Compose implementation: use
+# `docker compose` (v2) if this host has it, else Debian's docker-compose (no engine needed).
+if ((dev)) && ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+    missing+=(docker-compose)
+fi
 if ((${#missing[@]})); then
-    apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get update && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
