@@ -8,6 +8,7 @@ tools/install.sh --dev` installs all three; a missing one fails the tests that n
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 import sys
@@ -53,8 +54,20 @@ def run_compose(
     command = [*compose_command(), "--project-directory", str(REPO), "--env-file", str(env_file)]
     for path in files:
         command += ["-f", str(path)]
+    # The shell's own values would win over the env file: leave them out.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in env_example() and not key.startswith("COMPOSE_")
+    }
     return subprocess.run(
-        [*command, *args], capture_output=True, text=True, check=False, cwd=REPO, timeout=120
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env=env,
+        timeout=120,
     )
 
 
