@@ -95,12 +95,12 @@ class TritonGateway:
         ]
 
     async def is_ready(self) -> bool:
-        """At least one replica is ready; replicas found not ready are taken out of rotation."""
-        states = await asyncio.gather(*(r.is_ready() for r in self.replicas))
-        for replica, ready in zip(self.replicas, states, strict=True):
-            if not ready and replica.up:
-                self._mark_down(replica, "not ready")
-        return any(states)
+        """At least one replica is ready.
+
+        A replica is taken out of rotation only when a request cannot reach it, not for a slow
+        readiness answer (a busy server is not a dead one).
+        """
+        return any(await asyncio.gather(*(r.is_ready() for r in self.replicas)))
 
     async def is_model_ready(self, name: str) -> bool:
         """Ready on any replica (an unload is finished when no replica has it any more)."""
@@ -147,20 +147,21 @@ class TritonGateway:
         await replica.load(name, self.load_timeout)
 
     async def unload(self, name: str) -> None:
-        """Unload from every replica; a replica that cannot be reached does it when back."""
+        """Unload from every replica; a replica that cannot be reached does it when back.
+
+        Replicas out of rotation are tried too (briefly): one may be back already, and an
+        unload must free the memory now, not at the next probe.
+        """
         self._models.discard(name)
-        targets = []
-        for replica in self.replicas:
-            if replica.up:
-                targets.append(replica)
-            else:
-                replica.pending_unloads.add(name)
-        results = await asyncio.gather(*(r.unload(name) for r in targets), return_exceptions=True)
-        for replica, result in zip(targets, results, strict=True):
+        results = await asyncio.gather(
+            *(r.unload(name, timeout=30.0 if r.up else 3.0) for r in self.replicas),
+            return_exceptions=True,
+        )
+        for replica, result in zip(self.replicas, results, strict=True):
             if isinstance(result, InferenceServerException):
-                if not is_unreachable(result):
+                if not is_unreachable(result) and replica.up:
                     raise triton_error(result, name) from None
-                replica.pending_unloads.add(name)
+                replica.pending_unloads.add(name)  # done when it is back
                 self._mark_down(replica, str(result.message())[:200])
             elif isinstance(result, BaseException):
                 raise result

@@ -78,11 +78,11 @@ class Replica:
             return False
 
     async def load(self, name: str, timeout: float) -> None:
-        # The one place a load request is built: repository-API credentials go here.
+        # load and unload are the only repository-API calls: credentials go here.
         await self.client.load_model(name, client_timeout=timeout)
 
-    async def unload(self, name: str) -> None:
-        await self.client.unload_model(name, client_timeout=30.0)
+    async def unload(self, name: str, timeout: float = 30.0) -> None:
+        await self.client.unload_model(name, client_timeout=timeout)
 
     async def close(self) -> None:
         await self.client.close()
