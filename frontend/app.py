@@ -69,9 +69,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     written = write_repository(settings)
     logger.info("Triton model entries: %s", ", ".join(written) or "none")
     embedded: EmbeddedTriton | None = None
-    url = settings.triton.url
+    urls = settings.triton.urls
     admin_key = settings.triton.admin_key
-    if url is None:
+    if not urls:
         ports = TritonPorts.choose(
             settings.triton.http_port, settings.triton.grpc_port, settings.triton.metrics_port
         )
@@ -86,9 +86,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             admin_key=admin_key,
         )
         await embedded.start(settings.triton.startup_timeout_seconds)
-        url = embedded.grpc_url
+        urls = [embedded.grpc_url]
     gateway = TritonGateway(
-        url,
+        urls,
         infer_timeout=settings.triton.inference_timeout_seconds,
         load_timeout=settings.triton.load_timeout_seconds,
         admin_key=admin_key,

@@ -210,7 +210,7 @@ def triton_environment(settings: Settings) -> dict[str, str]:
 
 async def instance_groups(gateway: TritonGateway, name: str) -> tuple[list[str], dict[str, str]]:
     """(instance group kinds, string parameters) from Triton's own model config."""
-    answer = await gateway.client.get_model_config(name, as_json=True)
+    answer = await gateway.replicas[0].client.get_model_config(name, as_json=True)
     config = answer.get("config", answer)
     kinds = [str(group.get("kind")) for group in config.get("instance_group", [])]
     params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}

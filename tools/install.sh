@@ -23,6 +23,11 @@ if ((dev)) && ! command -v redis-server >/dev/null; then missing+=(redis-server)
 # POST /api/crawl drives Debian's Chromium through Playwright (`playwright install` is not
 # needed); fonts-liberation gives screenshots real text.
 [[ -x /usr/lib/chromium/chromium ]] || missing+=(chromium fonts-liberation)
+# The deployment tests validate docker-compose.yml with a real Compose implementation: use
+# `docker compose` (v2) if this host has it, else Debian's docker-compose (no engine needed).
+if ((dev)) && ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+    missing+=(docker-compose)
+fi
 if ((${#missing[@]})); then
     apt-get update && DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends "${missing[@]}"

@@ -88,7 +88,9 @@ class ModelsSection(_Section):
 
 
 class TritonSection(_Section):
-    url: str | None = None
+    # One external Triton (host:port), several (a YAML list, or "a:8001,b:8001" in the
+    # environment: requests are spread over them), or None for the embedded server.
+    url: str | list[str] | None = None
     http_port: int = Field(default=0, ge=0, le=65535)
     grpc_port: int = Field(default=0, ge=0, le=65535)
     metrics_port: int = Field(default=0, ge=0, le=65535)
@@ -101,6 +103,33 @@ class TritonSection(_Section):
     # Embedded mode: a random one per start when unset. External Triton: the value given to
     # its --grpc-restricted-protocol / --http-restricted-api flags.
     admin_key: str | None = Field(default=None, min_length=16, max_length=256)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str) and "," in value:
+            return [part.strip() for part in value.split(",")]
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _check_urls(cls, value: str | list[str] | None) -> str | list[str] | None:
+        items = [value] if isinstance(value, str) else value or []
+        if value is not None and not items:
+            raise ValueError("needs at least one Triton address (host:port)")
+        for item in items:
+            if not item or any(char.isspace() for char in item):
+                raise ValueError("a Triton address must be host:port, without spaces")
+        if len(set(items)) != len(items):
+            raise ValueError("a Triton address is listed more than once")
+        return value
+
+    @property
+    def urls(self) -> list[str]:
+        """Every external Triton address; empty for the embedded server."""
+        if self.url is None:
+            return []
+        return [self.url] if isinstance(self.url, str) else list(self.url)
 
     @field_validator("task_code_dir")
     @classmethod

@@ -45,6 +45,7 @@ async def status(
             "ready": await gateway.is_ready(),
             "mode": "embedded" if embedded is not None else "external",
             "restarts": embedded.restarts if embedded is not None else None,
+            "replicas": gateway.replica_states(),
         },
         "models": models,
         "in_flight": sum(u.in_flight for u in registry.usage.values()),

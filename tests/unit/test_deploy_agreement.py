@@ -1,0 +1,269 @@
+"""Ports, paths, environment variables and secrets in the deployment files agree with the app.
+
+Every HOMELAB_* variable a container gets must name a real setting (and load), the data dir,
+Triton addresses and ports must line up between the frontend, Triton, Prometheus and the
+Kubernetes Services, and Triton's environment must be the one the embedded mode gives it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from frontend.app import triton_environment
+from frontend.core.config import Settings, load_settings
+from tests.deploy_files import (
+    COMPOSE_CPU_FILE,
+    COMPOSE_FILE,
+    DOCKERFILES,
+    PROMETHEUS_CONFIG,
+    REPO,
+    compose_config,
+    container,
+    container_env,
+    dockerfile_env,
+    dockerfile_instructions,
+    env_example,
+    manifest,
+    manifests,
+)
+
+# Settings the deployment files use before Settings has them (none at the moment); listed
+# here they are checked by name only.
+PENDING_SETTINGS: set[tuple[str, ...]] = (
+    set()
+)  # settings named by deployment files, not yet in Settings
+
+SHIPPED_CONFIG = REPO / "config.yaml"
+TRITON_GRPC_PORT = 8001  # tritonserver's defaults; the commands do not change them
+TRITON_METRICS_PORT = 8002
+DATA_DIR = Path("/data")
+
+
+def settings_path(variable: str) -> tuple[str, ...]:
+    assert variable.startswith("HOMELAB_"), variable
+    return tuple(part.lower() for part in variable.removeprefix("HOMELAB_").split("__"))
+
+
+def has_setting(path: tuple[str, ...]) -> bool:
+    model: Any = Settings
+    for part in path:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return False
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        model = field.annotation
+    return True
+
+
+def frontend_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings the frontend container ends up with: config.yaml plus its environment."""
+    for variable, value in env.items():
+        if not variable.startswith("HOMELAB_"):
+            continue
+        path = settings_path(variable)
+        if path in PENDING_SETTINGS and not has_setting(path):
+            continue
+        assert has_setting(path), f"{variable} names no setting"
+        monkeypatch.setenv(variable, value)
+    return load_settings(SHIPPED_CONFIG)
+
+
+def test_pending_settings_are_used_by_the_deployment() -> None:
+    compose_env = compose_config()["services"]["frontend"]["environment"]
+    kubernetes_env = container_env(container(manifest("Deployment", "frontend")))
+
+    used = {settings_path(v) for v in [*compose_env, *kubernetes_env]}
+
+    assert used >= PENDING_SETTINGS
+
+
+def test_unknown_variables_are_caught() -> None:
+    assert has_setting(("triton", "url"))
+    assert not has_setting(("triton", "adress"))
+    assert not has_setting(("data_dir", "x"))
+
+
+# --- Compose -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("files", [(COMPOSE_FILE,), (COMPOSE_FILE, COMPOSE_CPU_FILE)])
+def test_compose_frontend_reaches_triton_and_shares_its_data(
+    files: tuple[Path, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = compose_config(*files)["services"]
+    frontend = services["frontend"]
+    triton_name = "triton-cpu" if COMPOSE_CPU_FILE in files else "triton"
+    triton = services[triton_name]
+
+    settings = frontend_settings(frontend["environment"], monkeypatch)
+
+    assert settings.data_dir == DATA_DIR
+    assert [p["target"] for p in frontend["ports"]] == [settings.server.port]
+    assert settings.server.host == "0.0.0.0"
+    host, port = settings.triton.urls[0].rsplit(":", 1)
+    names = {triton_name, *triton.get("networks", {}).get("default", {}).get("aliases", [])}
+    assert host in names and int(port) == TRITON_GRPC_PORT
+    # One volume, mounted at the data dir in both containers.
+    assert "homelab-data:/data:rw" in frontend["volumes"]
+    assert "homelab-data:/data:rw" in triton["volumes"]
+    assert f"--model-repository={settings.triton_repository_dir}" in triton["command"]
+    assert "--model-control-mode=explicit" in triton["command"]
+    assert any(v.endswith(":/app/config.yaml:ro") for v in frontend["volumes"])
+
+
+def test_compose_triton_and_frontend_share_the_admin_key() -> None:
+    services = compose_config()["services"]
+    key = env_example()["TRITON_ADMIN_KEY"]
+
+    assert services["frontend"]["environment"]["HOMELAB_TRITON__ADMIN_KEY"] == key
+    assert (
+        f"--http-restricted-api=model-repository:admin-key={key}" in services["triton"]["command"]
+    )
+    assert (
+        f"--grpc-restricted-protocol=model-repository:admin-key={key}"
+        in services["triton"]["command"]
+    )
+
+
+def test_prometheus_scrapes_the_api_and_triton(monkeypatch: pytest.MonkeyPatch) -> None:
+    services = compose_config(profiles=("monitoring",))["services"]
+    settings = frontend_settings(services["frontend"]["environment"], monkeypatch)
+    scrape = yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8"))["scrape_configs"]
+    targets = {
+        job["job_name"]: (job["metrics_path"], job["static_configs"][0]["targets"])
+        for job in scrape
+    }
+
+    assert targets["homelab-ai"] == ("/metrics", [f"frontend:{settings.server.port}"])
+    assert targets["triton"] == ("/metrics", [f"triton:{TRITON_METRICS_PORT}"])
+    assert any(
+        v.endswith(":/etc/prometheus/prometheus.yml:ro") and v.startswith(str(PROMETHEUS_CONFIG))
+        for v in services["prometheus"]["volumes"]
+    )
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+def test_triton_image_gives_the_stubs_the_embedded_environment() -> None:
+    expected = triton_environment(load_settings(None, data_dir=DATA_DIR))
+
+    env = dockerfile_env(REPO / "Dockerfile.triton")
+
+    assert {key: env.get(key) for key in expected} == expected
+
+
+def test_frontend_image_points_at_the_triton_image_task_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = frontend_settings(dockerfile_env(REPO / "Dockerfile.frontend"), monkeypatch)
+    triton = dockerfile_instructions(REPO / "Dockerfile.triton")
+    workdir = None
+    for keyword, rest in triton:
+        if keyword == "WORKDIR":
+            workdir = Path(rest)
+        if keyword == "COPY" and rest.split()[0].rstrip("/") == "model_repository":
+            assert workdir is not None
+            copied_to = workdir / rest.split()[1]
+            break
+    else:
+        raise AssertionError("Dockerfile.triton does not copy model_repository/")
+
+    assert settings.triton.task_code_dir == copied_to
+    assert settings.data_dir == DATA_DIR
+    exposed = [
+        rest for keyword, rest in dockerfile_instructions(DOCKERFILES[0]) if keyword == "EXPOSE"
+    ]
+    assert exposed == [str(settings.server.port)]
+
+
+# --- Kubernetes ----------------------------------------------------------------------------
+
+
+def service_port(name: str, port_name: str) -> int:
+    ports = {p["name"]: p for p in manifest("Service", name)["spec"]["ports"]}
+    return int(ports[port_name]["port"])
+
+
+def probe_path(spec: dict[str, Any], probe: str) -> tuple[str, Any]:
+    get = spec[probe]["httpGet"]
+    return get["path"], get["port"]
+
+
+def test_frontend_deployment_settings_and_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = container(manifest("Deployment", "frontend"))
+    env = container_env(spec)
+
+    settings = frontend_settings(env, monkeypatch)
+
+    assert settings.data_dir == DATA_DIR
+    ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
+    assert ports == {"http": settings.server.port}
+    assert probe_path(spec, "livenessProbe") == ("/health", "http")
+    assert probe_path(spec, "readinessProbe") == ("/ready", "http")
+    assert service_port("frontend", "http") == settings.server.port
+    mounts = {m["name"]: m["mountPath"] for m in spec["volumeMounts"]}
+    assert mounts["data"] == str(DATA_DIR) and mounts["config"] == "/app/config.yaml"
+    assert env["HOMELAB_TRITON__ADMIN_KEY"] == "secret:homelab-triton-admin/admin-key"
+    redis = env["HOMELAB_SECURITY__RATE_LIMIT__STORAGE_URI"]
+    assert redis == f"redis://redis:{service_port('redis', 'redis')}/0"
+    annotations = manifest("Deployment", "frontend")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(settings.server.port)
+
+
+def test_frontend_knows_every_triton_pool_and_each_serves_its_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = frontend_settings(
+        container_env(container(manifest("Deployment", "frontend"))), monkeypatch
+    )
+    pools = [
+        d for d in manifests() if d["kind"] == "Deployment" and container(d)["name"] == "triton"
+    ]
+
+    assert len(settings.triton.urls) == len(pools) >= 2
+    for url in settings.triton.urls:
+        host, port = url.rsplit(":", 1)
+        assert service_port(host, "grpc") == int(port) == TRITON_GRPC_PORT
+        service = manifest("Service", host)
+        pool = next(
+            d
+            for d in pools
+            if d["spec"]["template"]["metadata"]["labels"].items()
+            >= service["spec"]["selector"].items()
+        )
+        assert pool["spec"]["replicas"] == 1  # one server per URL (loads go to each URL)
+        spec = container(pool)
+        ports = {p["name"]: p["containerPort"] for p in spec["ports"]}
+        assert ports["grpc"] == TRITON_GRPC_PORT and ports["metrics"] == TRITON_METRICS_PORT
+        assert probe_path(spec, "livenessProbe") == ("/v2/health/live", "http")
+        assert probe_path(spec, "readinessProbe") == ("/v2/health/ready", "http")
+        assert f"--model-repository={settings.triton_repository_dir}" in spec["args"]
+        assert container_env(spec)["TRITON_ADMIN_KEY"] == "secret:homelab-triton-admin/admin-key"
+        assert (
+            "--grpc-restricted-protocol=model-repository:admin-key=$(TRITON_ADMIN_KEY)"
+            in spec["args"]
+        )
+        assert spec["resources"]["limits"]["nvidia.com/gpu"] == 1
+        annotations = pool["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(TRITON_METRICS_PORT)
+
+
+def test_every_pod_mounts_the_one_shared_data_volume() -> None:
+    claim = manifest("PersistentVolumeClaim", "homelab-data")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    for deployment in (d for d in manifests() if d["kind"] == "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        if deployment["metadata"]["name"] == "redis":
+            continue
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "homelab-data"
+        mounts = {m["name"]: m["mountPath"] for m in container(deployment)["volumeMounts"]}
+        assert mounts["data"] == str(DATA_DIR)
+        assert pod["securityContext"]["runAsNonRoot"] is True
