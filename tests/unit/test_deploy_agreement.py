@@ -74,13 +74,18 @@ def frontend_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> S
     return load_settings(SHIPPED_CONFIG)
 
 
-def test_pending_settings_are_used_by_the_deployment() -> None:
-    compose_env = compose_config()["services"]["frontend"]["environment"]
-    kubernetes_env = container_env(container(manifest("Deployment", "frontend")))
+def test_every_triton_runs_without_strict_readiness(tmp_path: Path) -> None:
+    """One model that fails to load must not take a Triton (and the service) out of rotation,
+    as in embedded mode."""
+    from frontend.triton.embedded import EmbeddedTriton, TritonPorts
 
-    used = {settings_path(v) for v in [*compose_env, *kubernetes_env]}
-
-    assert used >= PENDING_SETTINGS
+    embedded = EmbeddedTriton([tmp_path], tmp_path, TritonPorts(1, 2, 3)).command()
+    files = ["docker-compose.yml", "docker-compose.cpu.yml", "Dockerfile.triton"]
+    files.append("deploy/kubernetes/40-triton.yaml")
+    texts = {name: (REPO / name).read_text() for name in files}
+    assert "--strict-readiness=false" in embedded
+    for name, text in texts.items():
+        assert "--strict-readiness=false" in text and "--strict-readiness=true" not in text, name
 
 
 def test_unknown_variables_are_caught() -> None:
