@@ -68,13 +68,15 @@ function keepAlive(m) {
 
 function card(m) {
   const key = m.config_id ?? m.id;
+  const usable = m.configured && m.enabled; // a disabled entry is listed but not served
   const message = el("p", { className: "error", role: "alert" });
   const job = downloads.get(m.id);
   const state = el(
     "div",
     { className: "badges" },
     badge(m.downloaded ? "downloaded" : "not downloaded", m.downloaded ? "ok" : "off"),
-    m.configured ? badge(m.loaded ? "loaded" : "not loaded", m.loaded ? "ok" : "off") : null,
+    usable ? badge(m.loaded ? "loaded" : "not loaded", m.loaded ? "ok" : "off") : null,
+    m.configured && !m.enabled ? badge("disabled", "warn") : null,
     m.pinned ? badge("pinned", "pinned") : null,
     m.default ? badge("default", "info") : null,
     m.builtin ? badge("built in", "info") : null,
@@ -92,9 +94,9 @@ function card(m) {
     actions.append(button);
   };
   if (!m.downloaded && !m.builtin && !job) action("download", "Download", () => download(m.id));
-  if (m.configured && !m.loaded) action("load", "Load", () => post(`${modelPath(key)}/load`));
-  if (m.configured && m.loaded) action("unload", "Unload", () => post(`${modelPath(key)}/unload`));
-  if (m.configured) {
+  if (usable && !m.loaded) action("load", "Load", () => post(`${modelPath(key)}/load`));
+  if (usable && m.loaded) action("unload", "Unload", () => post(`${modelPath(key)}/unload`));
+  if (usable) {
     action("pin", m.pinned ? "Unpin" : "Pin", () => patch(key, { pinned: !m.pinned }));
   }
   if (m.downloaded && !m.builtin) {
@@ -118,13 +120,13 @@ function card(m) {
       "dl",
       { className: "facts" },
       fact("On disk", m.downloaded ? bytes(m.size_on_disk_bytes) : m.size_mb ? `~${m.size_mb} MB` : "–"),
-      m.configured ? fact("Memory", m.loaded ? bytes(m.memory_bytes) : "–") : [],
-      m.configured ? fact("Keep-alive", keepAlive(m)) : [],
+      usable ? fact("Memory", m.loaded ? bytes(m.memory_bytes) : "–") : [],
+      usable ? fact("Keep-alive", keepAlive(m)) : [],
       m.loaded ? fact("Unloads in", m.expires_in_seconds === null ? "–" : duration(m.expires_in_seconds)) : [],
     ),
     progress(job),
     actions,
-    m.configured ? keepAliveForm(m, key, message) : null,
+    usable ? keepAliveForm(m, key, message) : null,
     message,
   );
 }

@@ -13,7 +13,7 @@ export async function refreshStatus() {
   setText("#st-uptime", duration(status.uptime_seconds));
   setText("#st-version", `version ${status.version}`);
   setText("#st-inflight", status.in_flight);
-  setText("#st-requests", `${status.requests} model requests since start`);
+  setText("#st-requests", `${status.requests} inference requests since start`);
   const traffic = status.traffic;
   setText("#st-rate", traffic.requests_per_second.toFixed(2));
   setText("#st-window", `${traffic.requests} requests in the last ${traffic.window_seconds} s`);
