@@ -55,9 +55,12 @@ def browser() -> Iterator[Browser]:
 def shots(request: pytest.FixtureRequest) -> Iterator[Path]:
     path = screenshot_dir()
     yield path
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"\nadmin page screenshots: {path}")
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter")
+    capture = plugins.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+            reporter.write_line(f"\nadmin page screenshots: {path}")
 
 
 @pytest.fixture
