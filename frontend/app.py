@@ -14,6 +14,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from frontend import __version__
+from frontend.admin.routes import router as admin_router
+from frontend.admin.routes import static_mount
 from frontend.caption.routes import router as caption_router
 from frontend.core.config import Settings
 from frontend.core.errors import install_exception_handlers
@@ -155,10 +157,15 @@ def create_app(settings: Settings) -> FastAPI:
         models_router,
         downloads_router,
         crawl_router,
+        admin_router,
     ]
     for router in routers:
         app.include_router(router)
-    app.state.route_patterns = route_patterns(r for router in routers for r in router.routes)
+    admin_static = static_mount()
+    app.router.routes.append(admin_static)
+    app.state.route_patterns = route_patterns(
+        [*(r for router in routers for r in router.routes), admin_static]
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

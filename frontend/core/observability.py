@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +60,48 @@ class _StateCollector(Collector):
             )
 
 
+class RecentTraffic:
+    """Requests of the last `window` seconds in one-second buckets: the admin page's live rate
+    and latency without a Prometheus server (memory stays at `window` buckets)."""
+
+    def __init__(self, window: int = 60, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window = window
+        self.clock = clock
+        self.started = clock()
+        # [second, requests, total seconds, server errors], oldest first
+        self._buckets: deque[list[float]] = deque()
+
+    def _trim(self, now: float) -> None:
+        oldest = math.floor(now) - self.window + 1
+        while self._buckets and self._buckets[0][0] < oldest:
+            self._buckets.popleft()
+
+    def record(self, seconds: float, status: int) -> None:
+        now = self.clock()
+        second = math.floor(now)
+        if not self._buckets or self._buckets[-1][0] != second:
+            self._buckets.append([second, 0, 0.0, 0])
+        bucket = self._buckets[-1]
+        bucket[1] += 1
+        bucket[2] += seconds
+        bucket[3] += status >= 500
+        self._trim(now)
+
+    def summary(self) -> dict[str, float | int | None]:
+        now = self.clock()
+        self._trim(now)
+        count = int(sum(b[1] for b in self._buckets))
+        total = sum(b[2] for b in self._buckets)
+        span = min(float(self.window), max(now - self.started, 1.0))
+        return {
+            "window_seconds": self.window,
+            "requests": count,
+            "requests_per_second": round(count / span, 3),
+            "mean_latency_ms": round(total / count * 1000, 1) if count else None,
+            "server_errors": int(sum(b[3] for b in self._buckets)),
+        }
+
+
 class Metrics:
     """One registry per app (tests run several apps in one process)."""
 
@@ -91,6 +135,7 @@ class Metrics:
             registry=self.registry,
         )
         self.active = Gauge("active_requests", "API requests in flight", registry=self.registry)
+        self.recent = RecentTraffic()
 
     def watch(self, loaded: Callable[[], list[str]], gpu_used: Callable[[], int | None]) -> None:
         self.registry.register(_StateCollector(loaded, gpu_used))
@@ -155,6 +200,8 @@ class ObservabilityMiddleware:
             endpoint = route_template(scope)
             metrics.requests.labels(endpoint, str(status)).inc()
             metrics.duration.labels(endpoint).observe(elapsed)
+            if counted:
+                metrics.recent.record(elapsed, status)
             state = scope.get("state", {})
             access_logger.info(
                 "%s | %s | %s | %s %s | %d | %.1f | %s",

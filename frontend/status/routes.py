@@ -50,6 +50,7 @@ async def status(
         "models": models,
         "in_flight": sum(u.in_flight for u in registry.usage.values()),
         "requests": sum(u.requests for u in registry.usage.values()),
+        "traffic": request.app.state.metrics.recent.summary(),
         "memory_budget_bytes": lifecycle.budget_bytes(),
         "gpu": {
             "available": gpu.gpu_available(),

@@ -1,0 +1,109 @@
+// The admin page: tabs, the API key prompt, and the live refresh of status and models.
+
+import { forgetKey, onUnauthorized, storedKey, storeKey } from "./api.js";
+import { $, setText } from "./dom.js";
+import { configuredModels, modelsChanged, refreshModels, setUpAddForm } from "./models.js";
+import { refreshStatus } from "./status.js";
+import { fillModelSelects, setUpTryIt } from "./tryit.js";
+
+const STATUS_EVERY_MS = 2000;
+const MODELS_EVERY_MS = 5000;
+let waitingForKey = false;
+
+function showTab(name) {
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    const selected = tab.dataset.panel === name;
+    tab.setAttribute("aria-selected", String(selected));
+    $(`#panel-${tab.dataset.panel}`).hidden = !selected;
+  }
+  if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
+}
+
+function askForKey(error) {
+  waitingForKey = true;
+  setText("#auth-message", error.message);
+  $("#auth").hidden = false;
+  $("#forget-key").hidden = !storedKey();
+  setText("#connection", "locked");
+  if (document.activeElement !== $("#auth-key")) $("#auth-key").focus();
+}
+
+function setUpAuth() {
+  onUnauthorized(askForKey);
+  $("#auth-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("#auth-key");
+    storeKey(input.value.trim());
+    input.value = "";
+    waitingForKey = false;
+    $("#auth").hidden = true;
+    $("#forget-key").hidden = false;
+    refreshAll();
+  });
+  $("#forget-key").addEventListener("click", () => {
+    forgetKey();
+    $("#forget-key").hidden = true;
+    refreshAll();
+  });
+  $("#forget-key").hidden = !storedKey();
+}
+
+async function refreshAll() {
+  await Promise.all([pollStatus(), pollModels()]);
+}
+
+function connection(error) {
+  if (waitingForKey) return;
+  if (error) setText("#connection", `offline: ${error.message}`);
+  else setText("#connection", `live · ${new Date().toLocaleTimeString()}`);
+  $("#connection").classList.toggle("bad", Boolean(error));
+}
+
+// Each poll schedules the next only once it has answered, so slow answers never pile up.
+const timers = {};
+
+async function pollStatus() {
+  clearTimeout(timers.status);
+  if (!waitingForKey && !document.hidden) {
+    try {
+      await refreshStatus();
+      connection(null);
+    } catch (error) {
+      if (error.status !== 401) setText("#status-error", error.message);
+      connection(error);
+    }
+  }
+  clearTimeout(timers.status); // a refresh may have run meanwhile: keep one chain
+  timers.status = setTimeout(pollStatus, STATUS_EVERY_MS);
+}
+
+async function pollModels() {
+  clearTimeout(timers.models);
+  if (!waitingForKey && !document.hidden) {
+    try {
+      await refreshModels();
+    } catch (error) {
+      if (error.status !== 401) setText("#models-error", error.message);
+    }
+  }
+  clearTimeout(timers.models); // a refresh may have run meanwhile: keep one chain
+  timers.models = setTimeout(pollModels, MODELS_EVERY_MS);
+}
+
+function start() {
+  for (const tab of document.querySelectorAll("[role=tab]")) {
+    tab.addEventListener("click", () => showTab(tab.dataset.panel));
+  }
+  const wanted = location.hash.slice(1);
+  showTab(["status", "models", "try"].includes(wanted) ? wanted : "status");
+  setUpAuth();
+  setUpAddForm();
+  setUpTryIt();
+  modelsChanged(() => fillModelSelects(configuredModels));
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refreshAll();
+  });
+  refreshAll();
+}
+
+start();
