@@ -40,23 +40,12 @@ from frontend.models.service import ModelService, sweep_deleted
 from frontend.models.store import SettingsStore, apply_added_models
 from frontend.ocr.routes import router as ocr_router
 from frontend.status.routes import router as status_router
-from frontend.triton.embedded import EmbeddedTriton, TritonPorts
+from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
 from frontend.triton.repository import write_repository
 
 logger = logging.getLogger(__name__)
-
-
-def triton_environment(settings: Settings) -> dict[str, str]:
-    """What the stub processes need: the HF cache, and never a trip to the hub at load time."""
-    return {
-        "HF_HOME": str(settings.models_dir.resolve()),
-        "HF_HUB_CACHE": str((settings.models_dir / "hub").resolve()),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-    }
+__all__ = ["create_app", "triton_environment"]
 
 
 @asynccontextmanager

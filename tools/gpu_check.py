@@ -62,7 +62,7 @@ from frontend.models.gpu import (
 )
 from frontend.models.stubs import stub_pids
 from frontend.triton.codecs import fp32_matrix, image_input, strings, texts_input
-from frontend.triton.embedded import EmbeddedTriton, TritonPorts
+from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
 from frontend.triton.repository import write_repository
 
@@ -191,18 +191,6 @@ def gpu_settings(data_dir: Path, minilm: str, blip: str, tiny_blip: str) -> Sett
         "ocr": [],
     }
     return load_settings(ROOT / "config.yaml", data_dir=str(data_dir), models=models)
-
-
-def triton_environment(settings: Settings) -> dict[str, str]:
-    """What the stubs get from the service (frontend.app.triton_environment, kept in step)."""
-    return {
-        "HF_HOME": str(settings.models_dir.resolve()),
-        "HF_HUB_CACHE": str((settings.models_dir / "hub").resolve()),
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": "1",
-    }
 
 
 # --- phase 1 and 2: on the GPU, memory in and out -----------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from frontend.core.config import Settings
 from frontend.triton.gateway import ADMIN_KEY_HEADER
 
 logger = logging.getLogger(__name__)
@@ -296,3 +297,15 @@ class EmbeddedTriton:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
         logger.info("tritonserver stopped")
+
+
+def triton_environment(settings: Settings) -> dict[str, str]:
+    """What the stub processes need: the HF cache, and never a trip to the hub at load time."""
+    return {
+        "HF_HOME": str(settings.models_dir.resolve()),
+        "HF_HUB_CACHE": str((settings.models_dir / "hub").resolve()),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+    }

@@ -20,8 +20,8 @@ from frontend.crawl.browser import process_group
 from frontend.crawl.policy import Resolver, system_resolver
 from frontend.crawl.routes import router as crawl_router
 from frontend.crawl.service import CrawlService
-from frontend.triton.embedded import free_port
 from tests.crawl.site import SITE_HOST, Listener, Site
+from tests.serving import serve_app
 
 CRAWL = {
     "allowed_hosts": [SITE_HOST],
@@ -106,17 +106,8 @@ class CrawlApi:
 def start_api(crawl: dict[str, Any], resolver: Resolver = system_resolver) -> CrawlApi:
     settings = load_settings(None, crawl=crawl)
     app = crawl_app(settings, resolver)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(600):
-        if server.started:
-            break
-        if not thread.is_alive():
-            raise RuntimeError("the crawl API failed to start")
-        threading.Event().wait(0.05)
-    return CrawlApi(f"http://127.0.0.1:{port}", app, server, thread)
+    server, thread, url = serve_app(app)
+    return CrawlApi(url, app, server, thread)
 
 
 @pytest.fixture(scope="session")

@@ -12,16 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from frontend.app import create_app, triton_environment
 from frontend.core.config import Settings, load_settings
 from frontend.models.cache import import_model, snapshot_path
-from frontend.triton.embedded import EmbeddedTriton, TritonPorts, free_port
+from frontend.triton.embedded import EmbeddedTriton, TritonPorts
 from frontend.triton.repository import write_repository
 from tests.conftest import MINILM_ID
 from tests.fake_hub import FakeHub
+from tests.serving import serve_app
 from tools.build_test_models import TINY_BLIP, build_test_models
 
 pytestmark = pytest.mark.integration
@@ -163,23 +163,6 @@ class RunningApi:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=120, **kwargs)
-
-
-def serve_app(app: FastAPI) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(600):
-        if server.started:
-            break
-        if not thread.is_alive():
-            raise RuntimeError("the API server failed to start")
-        threading.Event().wait(0.05)
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")
