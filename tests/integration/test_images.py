@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -84,7 +85,11 @@ def test_concurrent_captions_are_batched(
     batch = [b64(encode(noise((48, 48), seed))) for seed in range(8)]
     response = client.post("/api/caption", json={"batch": batch})
     assert response.status_code == 200, response.text
-    requests_after, executions_after = counts()
+    # Triton reports statistics after the responses are out: give them a moment to land.
+    deadline = time.monotonic() + 10
+    while (after := counts())[0] - requests_before < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    requests_after, executions_after = after
     assert requests_after - requests_before == 8
     assert executions_after - executions_before < 8
 
