@@ -134,8 +134,22 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.active = Gauge("active_requests", "API requests in flight", registry=self.registry)
         self.recent = RecentTraffic()
+
+    def observe(self, endpoint: str, status: int, elapsed: float) -> None:
+        """Count and time one request (label children cached: this runs on every request)."""
+        key = (endpoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, str(status)),
+                self.duration.labels(endpoint),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
 
     def watch(self, loaded: Callable[[], list[str]], gpu_used: Callable[[], int | None]) -> None:
         self.registry.register(_StateCollector(loaded, gpu_used))
@@ -198,8 +212,7 @@ class ObservabilityMiddleware:
             if counted:
                 metrics.active.dec()
             endpoint = route_template(scope)
-            metrics.requests.labels(endpoint, str(status)).inc()
-            metrics.duration.labels(endpoint).observe(elapsed)
+            metrics.observe(endpoint, status, elapsed)
             if counted:
                 metrics.recent.record(elapsed, status)
             state = scope.get("state", {})

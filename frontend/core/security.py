@@ -6,6 +6,7 @@ so a route added later is protected without anyone remembering to.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -51,6 +52,7 @@ def _networks(values: Iterable[str]) -> list[Network]:
     return [ipaddress.ip_network(value, strict=False) for value in values]
 
 
+@functools.lru_cache(maxsize=4096)
 def _address(text: str) -> Address | None:
     try:
         address = ipaddress.ip_address(text.strip().strip("[]"))

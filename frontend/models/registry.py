@@ -234,6 +234,9 @@ class ModelRegistry:
 
     async def _take_slot(self) -> None:
         """A slot among resources.max_concurrent_requests, waiting at most queue_timeout."""
+        if not self._slots.locked():  # the usual case: no wait, and no timer task to pay for
+            await self._slots.acquire()
+            return
         resources = self.settings.resources
         try:
             await asyncio.wait_for(self._slots.acquire(), resources.queue_timeout_seconds)
