@@ -33,7 +33,14 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/")
 async def root() -> RedirectResponse:
-    return RedirectResponse("/admin", status_code=307)
+    # Relative, so it stays right behind a reverse proxy that adds a path prefix.
+    return RedirectResponse("admin", status_code=307)
+
+
+@router.get("/admin/")
+async def admin_slash() -> RedirectResponse:
+    # The page's links are relative to /admin; /admin/ would resolve them one level too deep.
+    return RedirectResponse("../admin", status_code=308)
 
 
 @router.get("/admin")

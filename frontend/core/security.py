@@ -34,7 +34,7 @@ PROBE_PATHS = frozenset({"/health", "/ready"})
 # Documentation and the admin page's static files hold no data; the API calls they make do.
 DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 OPEN_PREFIXES: tuple[str, ...] = ("/admin/static/",)
-OPEN_EXACT = frozenset({"/", "/admin", "/favicon.ico"})
+OPEN_EXACT = frozenset({"/", "/admin", "/admin/", "/favicon.ico"})
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -83,8 +83,12 @@ def site() -> Iterator[Site]:
 def test_page_is_served_open_with_a_strict_policy(admin_api: RunningApi) -> None:
     with httpx.Client(base_url=admin_api.url) as http:
         root = http.get("/")
-        assert root.status_code == 307 and root.headers["location"] == "/admin"
+        assert root.status_code == 307 and root.headers["location"] == "admin"
+        slash = http.get("/admin/")
+        assert slash.status_code == 308 and slash.headers["location"] == "../admin"
         page = http.get("/admin")
+        # relative links only, so a reverse proxy may serve the service under a path prefix
+        assert 'href="admin/static/admin.css"' in page.text and '"/admin/static' not in page.text
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         policy = page.headers["content-security-policy"]
         assert "default-src 'self'" in policy and "script-src 'self'" in policy

@@ -29,8 +29,11 @@ export function forgetKey() {
   sessionStorage.removeItem(KEY_NAME);
 }
 
-/** fetch `path` ("/api/..."); `json` or `form` is the body. Resolves to the parsed JSON. */
+/** fetch `path` ("/api/..."); `json` or `form` is the body. Resolves to the parsed JSON.
+ * The path is made relative to the page (/admin), so the page also works behind a reverse
+ * proxy that serves the service under a path prefix. */
 export async function api(path, { method = "GET", json, form } = {}) {
+  path = path.replace(/^\/+/, "");
   const headers = { Accept: "application/json" };
   const key = storedKey();
   if (key) headers.Authorization = `Bearer ${key}`;
