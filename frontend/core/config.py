@@ -19,6 +19,8 @@ HF_ID_PATTERN = re.compile(
 )
 
 TASKS = ("text_embedding", "image_caption", "ocr")
+# Path words of the model API (task filters, downloads): never a model's config id.
+RESERVED_MODEL_IDS = frozenset({*TASKS, "embedding", "caption", "download", "downloads"})
 Task = Literal["text_embedding", "image_caption", "ocr"]
 
 
@@ -78,6 +80,11 @@ class ModelsSection(_Section):
             for entry in entries:
                 if entry.id in seen:
                     raise ValueError(f"model id '{entry.id}' is used more than once")
+                if entry.id in RESERVED_MODEL_IDS:
+                    raise ValueError(
+                        f"model id '{entry.id}' is reserved (GET /api/models/{entry.id} lists "
+                        "a task); choose another id"
+                    )
                 seen.add(entry.id)
             if sum(1 for e in entries if e.default) > 1:
                 raise ValueError(f"{task}: more than one model has default: true")

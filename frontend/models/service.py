@@ -15,7 +15,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from frontend.core.config import MODEL_ID_PATTERN, ModelEntry, Settings, Task
+from frontend.core.config import (
+    MODEL_ID_PATTERN,
+    RESERVED_MODEL_IDS,
+    ModelEntry,
+    Settings,
+    Task,
+)
 from frontend.core.errors import CONFLICT, INVALID_REQUEST, MODEL_NOT_FOUND, APIError
 from frontend.models.cache import InvalidModelId, check_hf_id, repo_dir, snapshot_path
 from frontend.models.downloads import DownloadJob, DownloadManager
@@ -30,7 +36,7 @@ from frontend.triton.repository import write_repository
 logger = logging.getLogger(__name__)
 REPO_PREFIX = "models--"
 DELETING_PREFIX = ".deleting-"
-RESERVED_IDS = frozenset({*TASK_TO_CONFIG, *CONFIG_TO_TASK, "download", "downloads"})
+RESERVED_IDS = RESERVED_MODEL_IDS
 
 
 def config_task(name: str) -> Task:

@@ -198,6 +198,11 @@ INVALID_CONFIGS = [
         ["security.api_keys.0.key_hash"],
         id="non-hex-key-hash",
     ),
+    pytest.param(
+        {"models": {"ocr": [embedding("caption", "org/reader")]}},
+        ["models", "'caption' is reserved"],
+        id="id-that-names-a-task",
+    ),
     pytest.param({"log_level": "verbose"}, ["log_level"], id="unknown-log-level"),
     pytest.param(
         {"limits": {"max_texts_per_request": 0}},
