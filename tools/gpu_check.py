@@ -321,6 +321,50 @@ async def phase_gpu_and_memory(
 # --- phase 3 and 4: speed ----------------------------------------------------------------
 
 
+async def phase_gpu_lru(settings: Settings, gateway: TritonGateway, report: Report) -> None:
+    """The service's own LRU policy under resources.max_gpu_memory_gb, footprints from NVML."""
+    from frontend.models.lifecycle import Lifecycle
+    from frontend.models.registry import ModelRegistry
+
+    registry = ModelRegistry(settings, gateway)
+    Lifecycle(settings, registry)  # installs its make_room as the registry's before_load hook
+    names = ["minilm", "blip-base", "tiny-blip"]
+    entries = {name: registry.entry(name) for name in names}
+    sizes: dict[str, int] = {}
+    try:
+        for name, entry in entries.items():  # each model's real GPU footprint, alone
+            assert entry is not None
+            await registry.ensure_loaded(entry)
+            sizes[name] = registry.gpu_memory_bytes(name)
+            await registry.unload(entry)
+        report.figure(
+            "lru_gpu_footprints_mib",
+            {n: v // MIB for n, v in sizes.items()},
+            "GPU footprints (NVML, stub PIDs): "
+            + ", ".join(f"{n} {mib(v)}" for n, v in sizes.items()),
+        )
+        budget = sizes["minilm"] + sizes["blip-base"] + sizes["tiny-blip"] // 2
+        settings.resources.max_gpu_memory_gb = budget / 1024**3  # any two fit, not all three
+        minilm, blip, tiny = (entries[n] for n in names)
+        assert minilm is not None and blip is not None and tiny is not None
+        await registry.ensure_loaded(minilm)
+        await registry.ensure_loaded(blip)
+        await registry.run(minilm, lambda: gateway.infer("minilm", [texts_input(["hi"])], []))
+        await registry.ensure_loaded(tiny)  # must evict blip-base: least recently used
+        loaded = {e.id for e in registry.loaded_entries()}
+        held = sum(registry.gpu_memory_bytes(n) for n in loaded)
+        left = len(stub_pids(registry.repository, "blip-base"))
+        report.check(
+            "gpu-lru-eviction",
+            loaded == {"minilm", "tiny-blip"} and left == 0 and held <= budget,
+            f"budget {mib(budget)}; loaded after the third load: {sorted(loaded)}, holding "
+            f"{mib(held)}; blip-base stubs left: {left}",
+        )
+    finally:
+        for entry in registry.loaded_entries():
+            await registry.unload(entry)
+
+
 def test_images(count: int) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(count)]
@@ -566,6 +610,7 @@ async def run_checks(settings: Settings, minilm: str, args: argparse.Namespace) 
         ports=TritonPorts.choose(),
         env=env,
         log_verbose=settings.triton.log_verbose,
+        check_numpy=args.stub_bin is None,  # the stubs' Python is checked by its own runner
     )
     await triton.start(settings.triton.startup_timeout_seconds)
     gateway = TritonGateway(
@@ -579,8 +624,11 @@ async def run_checks(settings: Settings, minilm: str, args: argparse.Namespace) 
         assert blip is not None
         weights = (blip / "model.safetensors").stat().st_size  # saved in fp32
         await phase_gpu_and_memory(gateway, triton, repository, weights, report)
-        print("\n== speed ==", flush=True)
-        await phase_speed(gateway, minilm, args.seconds, args.rounds, args.procs, report)
+        print("\n== LRU eviction under the GPU budget ==", flush=True)
+        await phase_gpu_lru(settings, gateway, report)
+        if not args.skip_speed:
+            print("\n== speed ==", flush=True)
+            await phase_speed(gateway, minilm, args.seconds, args.rounds, args.procs, report)
     finally:
         await gateway.close()
         await triton.stop()
@@ -595,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--procs", type=int, default=4, help="load processes for 64 clients")
     parser.add_argument("--json", type=Path, help="write checks and figures here")
+    parser.add_argument("--skip-speed", action="store_true", help="no throughput phase")
     parser.add_argument(
         "--stub-bin",
         type=Path,

@@ -37,8 +37,10 @@ class TritonInstall:
     libpython_dir: Path
 
 
-def find_triton_install() -> TritonInstall:
-    """Locate the wheel's binaries and check the host can run its Python-backend stub."""
+def find_triton_install(check_numpy: bool = True) -> TritonInstall:
+    """Locate the wheel's binaries and check the host can run its Python-backend stub.
+
+    `check_numpy=False` when the stubs run another Python than this one (tools/gpu_check)."""
     try:
         import pytriton
     except ImportError:
@@ -52,7 +54,7 @@ def find_triton_install() -> TritonInstall:
     if not stub.is_file():
         raise TritonSetupError(f"nvidia-pytriton ships no Python-backend stub for Python {version}")
     numpy_version = importlib.metadata.version("numpy")
-    if int(numpy_version.split(".")[0]) >= 2:
+    if check_numpy and int(numpy_version.split(".")[0]) >= 2:
         # Measured on a GPU host: the 0.7.0 stub aborts on the first string tensor under numpy 2.
         raise TritonSetupError(
             f"the Triton Python stub of nvidia-pytriton 0.7.0 needs numpy<2 (found "
@@ -118,8 +120,9 @@ class EmbeddedTriton:
         env: dict[str, str] | None = None,
         log_verbose: int = 0,
         admin_key: str | None = None,
+        check_numpy: bool = True,
     ) -> None:
-        self.install = find_triton_install()
+        self.install = find_triton_install(check_numpy)
         # With a key, Triton's model-repository API (load/unload) answers only to callers that
         # send it; inference, health, metadata and statistics stay open.
         self.admin_key = admin_key
