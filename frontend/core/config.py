@@ -18,10 +18,10 @@ HF_ID_PATTERN = re.compile(
     r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 )
 
-TASKS = ("text_embedding", "image_caption", "ocr")
+Task = Literal["text_embedding", "image_caption", "ocr"]
+TASKS: tuple[Task, ...] = ("text_embedding", "image_caption", "ocr")
 # Path words of the model API (task filters, downloads): never a model's config id.
 RESERVED_MODEL_IDS = frozenset({*TASKS, "embedding", "caption", "download", "downloads"})
-Task = Literal["text_embedding", "image_caption", "ocr"]
 
 
 class ConfigError(Exception):

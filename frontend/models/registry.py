@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from tritonclient.utils import InferenceServerException
 
-from frontend.core.config import ModelEntry, Settings, Task
+from frontend.core.config import TASKS, ModelEntry, Settings, Task
 from frontend.core.errors import (
     MODEL_LOAD_FAILED,
     MODEL_NOT_FOUND,
@@ -30,7 +30,6 @@ from frontend.triton.gateway import ModelNotLoaded, TritonGateway
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-TASK_NAMES: tuple[Task, ...] = ("text_embedding", "image_caption", "ocr")
 UNLOAD_WAIT_SECONDS = 30.0
 
 
@@ -72,10 +71,10 @@ class ModelRegistry:
         self.before_load: Callable[[ModelEntry], Awaitable[None]] | None = None
 
     def all_enabled(self) -> list[ModelEntry]:
-        return [entry for task in TASK_NAMES for entry in self.enabled(task)]
+        return [entry for task in TASKS for entry in self.enabled(task)]
 
     def task_of(self, model_id: str) -> Task | None:
-        for task in TASK_NAMES:
+        for task in TASKS:
             if any(e.id == model_id for e in self.enabled(task)):
                 return task
         return None
@@ -103,6 +102,12 @@ class ModelRegistry:
         """Pinned in config.yaml, unless an operator changed it at runtime."""
         override = self.store.override(entry.id).pinned if self.store is not None else None
         return entry.pinned if override is None else override
+
+    def memory(self, model_id: str) -> tuple[int, int]:
+        """(host PSS, GPU) bytes its stub processes hold now, from one look at /proc (0, 0 when
+        they are not visible here)."""
+        pids = stub_pids(self.repository, model_id)
+        return (resident_bytes(pids), gpu.process_gpu_memory(pids)) if pids else (0, 0)
 
     def memory_bytes(self, model_id: str) -> int:
         """What the model's stub processes hold now (0 when they are not visible here)."""
@@ -191,10 +196,9 @@ class ModelRegistry:
         self.last_load_seconds[entry.id] = elapsed
         usage = self.usage.setdefault(entry.id, ModelUsage())
         usage.loaded_at = usage.last_used = time.monotonic()
-        footprint = self.memory_bytes(entry.id)
+        footprint, gpu_footprint = self.memory(entry.id)
         if footprint:
             self.footprints[entry.id] = footprint
-        gpu_footprint = self.gpu_memory_bytes(entry.id)
         if gpu_footprint:
             self.gpu_footprints[entry.id] = gpu_footprint
         logger.info("loaded model %s in %.2f s", entry.id, elapsed)

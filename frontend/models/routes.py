@@ -15,6 +15,7 @@ from frontend.core.config import ModelEntry
 from frontend.core.deps import DownloadsDep, ModelServiceDep, RegistryDep
 from frontend.core.errors import MODEL_NOT_FOUND, NOT_FOUND, APIError
 from frontend.core.openapi import ERROR_RESPONSES
+from frontend.models.manifest import CONFIG_TO_TASK, TASK_TO_CONFIG
 from frontend.models.registry import ModelRegistry
 from frontend.models.schemas import (
     AddModelRequest,
@@ -24,7 +25,6 @@ from frontend.models.schemas import (
     ModelList,
     ModelPatch,
 )
-from frontend.models.service import RESERVED_IDS
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 downloads_router = APIRouter(prefix="/api/downloads", tags=["models"])
@@ -104,7 +104,7 @@ async def unload(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     summary="One model (config id or HF id), or every model of a task (embedding/caption/ocr)",
 )
 async def get_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
-    if model_id in RESERVED_IDS - {"download", "downloads"}:
+    if model_id in TASK_TO_CONFIG or model_id in CONFIG_TO_TASK:
         return {"models": service.list_models(model_id)}
     return service.get(model_id)
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from frontend.core.config import (
     MODEL_ID_PATTERN,
     RESERVED_MODEL_IDS,
+    TASKS,
     ModelEntry,
     Settings,
     Task,
@@ -27,7 +28,7 @@ from frontend.models.cache import InvalidModelId, check_hf_id, repo_dir, snapsho
 from frontend.models.downloads import DownloadJob, DownloadManager
 from frontend.models.lifecycle import Lifecycle
 from frontend.models.manifest import CONFIG_TO_TASK, TASK_TO_CONFIG, Manifest, ManifestEntry
-from frontend.models.registry import TASK_NAMES, ModelRegistry
+from frontend.models.registry import ModelRegistry
 from frontend.models.schemas import AddModelRequest, ModelPatch
 from frontend.models.store import FOREVER, SettingsStore
 from frontend.tasks.common import is_builtin
@@ -36,13 +37,12 @@ from frontend.triton.repository import write_repository
 logger = logging.getLogger(__name__)
 REPO_PREFIX = "models--"
 DELETING_PREFIX = ".deleting-"
-RESERVED_IDS = RESERVED_MODEL_IDS
 
 
 def config_task(name: str) -> Task:
     """'embedding' or 'text_embedding' -> 'text_embedding' (APIError 404 for anything else)."""
     task = TASK_TO_CONFIG.get(name, name)
-    if task not in TASK_NAMES:
+    if task not in TASKS:
         raise APIError(
             404, MODEL_NOT_FOUND, f"unknown task '{name[:50]}'; expected embedding, caption or ocr"
         )
@@ -93,7 +93,7 @@ class ModelService:
     # -- views ------------------------------------------------------------------------------
 
     def configured(self) -> list[tuple[Task, ModelEntry]]:
-        return [(t, e) for t in TASK_NAMES for e in self.settings.models.entries(t)]
+        return [(t, e) for t in TASKS for e in self.settings.models.entries(t)]
 
     def _cached_ids(self) -> list[str]:
         if not self.hub_dir.is_dir():
@@ -123,8 +123,7 @@ class ModelService:
         if entry is not None:
             keep_alive = self.lifecycle.keep_alive_seconds(entry)
             if loaded:
-                memory = self.registry.memory_bytes(entry.id)
-                gpu_memory = self.registry.gpu_memory_bytes(entry.id)
+                memory, gpu_memory = self.registry.memory(entry.id)
                 remaining = self.lifecycle.expires_in(entry)
                 expires = None if remaining is None else round(max(remaining, 0.0), 1)
         return {
@@ -157,21 +156,26 @@ class ModelService:
     def list_models(self, task: str | None = None) -> list[dict[str, Any]]:
         """Configured models first (one item each), then manifest and cached models."""
         wanted = CONFIG_TO_TASK[config_task(task)] if task is not None else None
-        items = []
+        chosen: list[tuple[str, ModelEntry | None, str | None]] = []
         seen: set[str] = set()
         for entry_task, entry in self.configured():
-            items.append(self._info(entry.hf_model, entry, CONFIG_TO_TASK[entry_task]))
+            chosen.append((entry.hf_model, entry, CONFIG_TO_TASK[entry_task]))
             seen.add(entry.hf_model.casefold())
         for listed in self.manifest.entries():
             if listed.id.casefold() not in seen:
-                items.append(self._info(listed.id, None, listed.task))
+                chosen.append((listed.id, None, listed.task))
                 seen.add(listed.id.casefold())
         downloading = [job.model_id for job in self.downloads.jobs() if not job.finished]
         for model_id in [*self._cached_ids(), *downloading]:
             if model_id.casefold() not in seen:
-                items.append(self._info(model_id, None, None))
+                chosen.append((model_id, None, None))  # neither configured nor listed: no task
                 seen.add(model_id.casefold())
-        return [item for item in items if wanted is None or item["task"] == wanted]
+        # Filtered before the disk and /proc are looked at for each model.
+        return [
+            self._info(hf_model, entry, task)
+            for hf_model, entry, task in chosen
+            if wanted is None or task == wanted
+        ]
 
     def _entries_for(self, ref: str) -> list[tuple[Task, ModelEntry]]:
         by_id = [(t, e) for t, e in self.configured() if e.id == ref]
@@ -211,7 +215,7 @@ class ModelService:
     def _new_id(self, hf_model: str) -> str:
         base = re.sub(r"[^a-z0-9._-]+", "-", hf_model.split("/")[-1].lower()).strip("-._")[:56]
         base = base or "model"
-        taken = {e.id for _, e in self.configured()} | RESERVED_IDS
+        taken = {e.id for _, e in self.configured()} | RESERVED_MODEL_IDS
         candidate, n = base, 2
         while candidate in taken:
             candidate, n = f"{base}-{n}", n + 1
@@ -245,7 +249,7 @@ class ModelService:
                         {"config_id": existing.id},
                     )
             model_id = request.id or self._new_id(hf_model)
-            if model_id in RESERVED_IDS:
+            if model_id in RESERVED_MODEL_IDS:
                 raise APIError(400, INVALID_REQUEST, f"'{model_id}' is a reserved name")
             if any(e.id == model_id for _, e in self.configured()):
                 raise APIError(409, CONFLICT, f"model id '{model_id}' is already taken")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from frontend.core.config import ModelEntry, Settings, Task
+from frontend.core.config import TASKS, ModelEntry, Settings, Task
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_settings (
@@ -51,6 +51,7 @@ class SettingsStore:
         with self._lock:
             self._db.executescript(_SCHEMA)
         self._overrides: dict[str, ModelOverride] = self._read_overrides()
+        self._added: set[str] = {entry.id for _, entry in self.added_models()}
 
     def close(self) -> None:
         with self._lock:
@@ -108,11 +109,7 @@ class SettingsStore:
         return [(row[0], ModelEntry(**json.loads(row[1]))) for row in rows]
 
     def is_added(self, model_id: str) -> bool:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT 1 FROM added_models WHERE model_id = ?", (model_id,)
-            ).fetchone()
-        return row is not None
+        return model_id in self._added
 
     def add_model(self, task: Task, entry: ModelEntry) -> None:
         with self._lock:
@@ -120,22 +117,20 @@ class SettingsStore:
                 "INSERT INTO added_models VALUES (?, ?, ?, ?)",
                 (entry.id, task, entry.model_dump_json(), time.time()),
             )
+        self._added.add(entry.id)
 
     def remove_model(self, model_id: str) -> bool:
         with self._lock:
             cursor = self._db.execute("DELETE FROM added_models WHERE model_id = ?", (model_id,))
             self._db.execute("DELETE FROM model_settings WHERE model_id = ?", (model_id,))
         self._overrides.pop(model_id, None)
+        self._added.discard(model_id)
         return cursor.rowcount > 0
 
 
 def apply_added_models(settings: Settings, store: SettingsStore) -> list[str]:
     """Put the models added at runtime into the settings (config.yaml entries win on clashes)."""
-    taken = {
-        e.id
-        for task in ("text_embedding", "image_caption", "ocr")
-        for e in getattr(settings.models, task)
-    }
+    taken = {e.id for task in TASKS for e in settings.models.entries(task)}
     applied = []
     for task, entry in store.added_models():
         if entry.id in taken:

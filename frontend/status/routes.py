@@ -24,12 +24,13 @@ async def status(
     for entry in registry.loaded_entries():
         usage = registry.usage.get(entry.id)
         expires = lifecycle.expires_in(entry, now)
+        memory, gpu_memory = registry.memory(entry.id)
         models.append(
             {
                 "id": entry.id,
                 "hf_model": entry.hf_model,
-                "memory_bytes": registry.memory_bytes(entry.id),
-                "gpu_memory_bytes": registry.gpu_memory_bytes(entry.id),
+                "memory_bytes": memory,
+                "gpu_memory_bytes": gpu_memory,
                 "pinned": registry.pinned(entry),
                 "in_flight": usage.in_flight if usage else 0,
                 "requests": usage.requests if usage else 0,
