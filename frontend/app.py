@@ -45,7 +45,6 @@ from frontend.triton.gateway import TritonGateway
 from frontend.triton.repository import write_repository
 
 logger = logging.getLogger(__name__)
-__all__ = ["create_app", "triton_environment"]
 
 
 @asynccontextmanager

@@ -55,10 +55,11 @@ def run_compose(
     for path in files:
         command += ["-f", str(path)]
     # The shell's own values would win over the env file: leave them out.
+    example = env_example()  # read once, not once per variable
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in env_example() and not key.startswith("COMPOSE_")
+        if key not in example and not key.startswith("COMPOSE_")
     }
     return subprocess.run(
         [*command, *args],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
+from frontend.models.stubs import resident_bytes
 from tools.benchlib import running_service
 
 PARAGRAPH = (
@@ -86,20 +88,13 @@ async def crawl_rate(
 
 
 def chromium_pss_mib() -> float:
-    total = 0
+    pids = []
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if b"chromium" not in (proc / "cmdline").read_bytes().split(b"\0")[0]:
-                continue
-            rollup = (proc / "smaps_rollup").read_text()
-        except OSError:
-            continue
-        total += next(
-            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
-        )
-    return total / 1024
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if b"chromium" in (proc / "cmdline").read_bytes().split(b"\0")[0]:
+                    pids.append(int(proc.name))
+    return resident_bytes(pids) / 2**20
 
 
 def main() -> int:

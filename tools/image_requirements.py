@@ -34,8 +34,6 @@ MODEL_PACKAGES = frozenset(
 EMBEDDED_PACKAGES = frozenset({"nvidia-pytriton"})
 # What the model code needs besides MODEL_PACKAGES (pins from pyproject.toml).
 SHARED_WITH_MODELS = frozenset({"numpy", "pillow", "huggingface-hub"})
-# The crawler's browser driver; the image installs Chromium with it.
-PLAYWRIGHT = "playwright>=1.45"
 
 
 def name_of(requirement: str) -> str:
@@ -54,10 +52,7 @@ def dependencies(pyproject: Path = PYPROJECT) -> list[str]:
 def requirements(role: str, pyproject: Path = PYPROJECT) -> list[str]:
     deps = dependencies(pyproject)
     if role == "frontend":
-        chosen = [d for d in deps if name_of(d) not in MODEL_PACKAGES | EMBEDDED_PACKAGES]
-        if not any(name_of(d) == "playwright" for d in chosen):
-            chosen.append(PLAYWRIGHT)
-        return chosen
+        return [d for d in deps if name_of(d) not in MODEL_PACKAGES | EMBEDDED_PACKAGES]
     if role == "torch":
         return [d for d in deps if name_of(d) == "torch"]
     if role == "triton":

@@ -49,7 +49,8 @@ class ModelEntry(_Section):
     pinned: bool = False  # never unloaded for idleness or evicted
     # generation defaults for caption and HF OCR models (requests may lower or raise them
     # within limits.max_new_tokens / limits.max_num_beams)
-    max_new_tokens: int = Field(default=30, ge=1, le=1024)
+    # None: the task's own default (caption 30, OCR 64)
+    max_new_tokens: int | None = Field(default=None, ge=1, le=1024)
     num_beams: int = Field(default=1, ge=1, le=16)
 
     @field_validator("id")

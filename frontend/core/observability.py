@@ -81,11 +81,11 @@ class RecentTraffic:
         second = math.floor(now)
         if not self._buckets or self._buckets[-1][0] != second:
             self._buckets.append([second, 0, 0.0, 0])
+            self._trim(now)  # the window only moves when a new second starts
         bucket = self._buckets[-1]
         bucket[1] += 1
         bucket[2] += seconds
         bucket[3] += status >= 500
-        self._trim(now)
 
     def summary(self) -> dict[str, float | int | None]:
         now = self.clock()

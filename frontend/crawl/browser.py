@@ -88,9 +88,6 @@ class _Instance:
         self.pid = pid
         self.broken = False
 
-    def processes(self) -> list[int]:
-        return process_group(self.pid) if self.pid else []
-
     async def close(self, graceful: bool) -> None:
         if graceful and not self.broken:
             with contextlib.suppress(PlaywrightError, TimeoutError):
@@ -101,7 +98,7 @@ class _Instance:
         self.kill()  # anything the driver left behind
 
     def kill(self) -> None:
-        if self.pid and process_group(self.pid):
+        if self.pid:  # a group already gone raises ProcessLookupError, which is fine
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
 
@@ -109,9 +106,10 @@ class _Instance:
 class BrowserManager:
     """Owns the shared browser. `context()` hands out an isolated context per crawl."""
 
-    def __init__(self, settings: CrawlSection, launch_proxy: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: CrawlSection) -> None:
         self.settings = settings
-        self.launch_proxy = launch_proxy
+        # The browser-wide proxy (set by CrawlService before the first launch).
+        self.launch_proxy: dict[str, str] | None = None
         self._instance: _Instance | None = None
         self._lock = asyncio.Lock()
         self._active = 0
@@ -122,10 +120,6 @@ class BrowserManager:
     @property
     def running(self) -> bool:
         return self._instance is not None and self._instance.browser.is_connected()
-
-    def processes(self) -> list[int]:
-        """PIDs of the current Chromium's processes (empty when none is running)."""
-        return self._instance.processes() if self._instance else []
 
     @property
     def pid(self) -> int | None:

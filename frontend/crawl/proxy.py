@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from frontend.crawl.policy import CrawlPolicy, IPAddress, Refusal, Resolver, TargetRefused
 
+MAX_EVENTS = 256  # refusals and connection failures remembered per session
 logger = logging.getLogger(__name__)
 
 MARKER_HEADER = "x-homelab-crawl-proxy"
@@ -59,7 +61,8 @@ class ProxySession:
         self.resolver = resolver
         self.max_bytes = max_bytes
         self.connect_timeout = connect_timeout
-        self.events: list[ProxyEvent] = []
+        # Bounded: the browser-wide default session lives as long as the service.
+        self.events: deque[ProxyEvent] = deque(maxlen=MAX_EVENTS)
         self.bytes_received = 0
         self.limit_hit = False
         self._server: asyncio.Server | None = None

@@ -17,7 +17,6 @@ from frontend.core.errors import (
     MODEL_LOAD_FAILED,
     MODEL_NOT_FOUND,
     RESOURCE_EXHAUSTED,
-    SERVICE_UNAVAILABLE,
     APIError,
 )
 from frontend.core.observability import Metrics, note_model
@@ -26,7 +25,7 @@ from frontend.models.cache import is_downloaded
 from frontend.models.store import SettingsStore
 from frontend.models.stubs import resident_bytes, stub_pids
 from frontend.tasks.common import is_builtin
-from frontend.triton.gateway import ModelNotLoaded, TritonGateway
+from frontend.triton.gateway import ModelNotLoaded, TritonGateway, unavailable
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -180,9 +179,7 @@ class ModelRegistry:
                 status.endswith(("UNAVAILABLE", "DEADLINE_EXCEEDED"))
                 and not await self.gateway.is_ready()
             ):
-                raise APIError(
-                    503, SERVICE_UNAVAILABLE, "the inference server is not reachable; retry shortly"
-                ) from None
+                raise unavailable() from None
             raise APIError(
                 503,
                 MODEL_LOAD_FAILED,

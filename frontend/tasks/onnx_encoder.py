@@ -82,7 +82,6 @@ class OnnxEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.path = path
 
     def __call__(self, features: dict[str, Any]) -> np.ndarray:
         feeds = {name: np.asarray(features[name], dtype=np.int64) for name in self.input_names}

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from frontend.core.config import Settings
-from frontend.triton.gateway import ADMIN_KEY_HEADER
+from frontend.triton.replicas import ADMIN_KEY_HEADER
 
 logger = logging.getLogger(__name__)
 

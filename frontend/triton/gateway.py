@@ -26,15 +26,7 @@ from frontend.core.errors import (
     SERVICE_UNAVAILABLE,
     APIError,
 )
-from frontend.triton.replicas import (
-    ADMIN_KEY_HEADER,
-    GRPC_ADMIN_KEY_HEADER,
-    Replica,
-    is_model_missing,
-    is_unreachable,
-)
-
-__all__ = ["ADMIN_KEY_HEADER", "GRPC_ADMIN_KEY_HEADER", "TritonGateway"]
+from frontend.triton.replicas import Replica, is_model_missing, is_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +115,7 @@ class TritonGateway:
         on one replica (bad model, out of memory), it is unloaded from the others again so
         that every replica holds the same models.
         """
-        targets = [r for r in self.replicas if r.up] or list(self.replicas)
+        targets = self._candidates(set())
         results = await asyncio.gather(
             *(self._load_on(r, name) for r in targets), return_exceptions=True
         )

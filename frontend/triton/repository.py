@@ -47,10 +47,11 @@ def build_config(template: Path, entry: ModelEntry, task: Task) -> mc.ModelConfi
         "threads": str(entry.threads),
         "engine": entry.engine,
         "task": task,
-        "max_new_tokens": str(entry.max_new_tokens),
         "num_beams": str(entry.num_beams),
         "fp16": "true" if entry.fp16 else "false",
     }
+    if entry.max_new_tokens is not None:  # else the task's own default applies in the stub
+        parameters["max_new_tokens"] = str(entry.max_new_tokens)
     for key, value in parameters.items():
         config.parameters[key].string_value = value
     return config

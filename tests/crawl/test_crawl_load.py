@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from frontend.crawl.browser import process_group
+from frontend.models.stubs import resident_bytes
 from tests.crawl.conftest import start_api
 from tests.crawl.site import ARTICLE_BODY, Site
 
@@ -17,16 +17,7 @@ PAGES = 40
 
 
 def pss_mib(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-        except OSError:
-            continue
-        total += next(
-            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
-        )
-    return total / 1024
+    return resident_bytes(pids) / 2**20
 
 
 def open_fds() -> int:
@@ -47,8 +38,8 @@ def test_concurrent_crawls_leave_nothing_behind(site: Site) -> None:
         pid = browser.pid
         assert pid is not None
         time.sleep(1.5)
-        idle_processes = len(process_group(pid))
-        idle_pss = pss_mib(process_group(pid))
+        idle_group = process_group(pid)  # one snapshot for both figures
+        idle_processes, idle_pss = len(idle_group), pss_mib(idle_group)
         idle_fds = open_fds()
 
         def client(index: int) -> int:
@@ -71,8 +62,8 @@ def test_concurrent_crawls_leave_nothing_behind(site: Site) -> None:
         deadline = time.monotonic() + 10
         while len(process_group(pid)) > idle_processes and time.monotonic() < deadline:
             time.sleep(0.2)
-        after_processes = len(process_group(pid))
-        after_pss = pss_mib(process_group(pid))
+        after_group = process_group(pid)
+        after_processes, after_pss = len(after_group), pss_mib(after_group)
         print(
             f"\n{CLIENTS}x{PAGES} crawls in {elapsed:.1f}s; chromium processes idle "
             f"{idle_processes} / after {after_processes}; PSS idle {idle_pss:.0f} MiB / after "

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from frontend.app import create_app, triton_environment
+from frontend.app import create_app
 from frontend.core.config import Settings, load_settings
 from frontend.models.cache import import_model, snapshot_path
-from frontend.triton.embedded import EmbeddedTriton, TritonPorts
+from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.repository import write_repository
 from tests.conftest import MINILM_ID
 from tests.fake_hub import FakeHub

@@ -19,11 +19,10 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
-from frontend.app import triton_environment
 from frontend.core.config import Settings
 from frontend.core.errors import APIError
 from frontend.triton.codecs import image_input, strings
-from frontend.triton.embedded import EmbeddedTriton, TritonPorts
+from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
 from frontend.triton.repository import write_repository
 from tests.images import render_text

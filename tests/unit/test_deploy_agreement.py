@@ -14,8 +14,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from frontend.app import triton_environment
 from frontend.core.config import Settings, load_settings
+from frontend.triton.embedded import triton_environment
 from tests.deploy_files import (
     COMPOSE_CPU_FILE,
     COMPOSE_FILE,
@@ -31,12 +31,6 @@ from tests.deploy_files import (
     manifest,
     manifests,
 )
-
-# Settings the deployment files use before Settings has them (none at the moment); listed
-# here they are checked by name only.
-PENDING_SETTINGS: set[tuple[str, ...]] = (
-    set()
-)  # settings named by deployment files, not yet in Settings
 
 SHIPPED_CONFIG = REPO / "config.yaml"
 TRITON_GRPC_PORT = 8001  # tritonserver's defaults; the commands do not change them
@@ -67,8 +61,6 @@ def frontend_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> S
         if not variable.startswith("HOMELAB_"):
             continue
         path = settings_path(variable)
-        if path in PENDING_SETTINGS and not has_setting(path):
-            continue
         assert has_setting(path), f"{variable} names no setting"
         monkeypatch.setenv(variable, value)
     return load_settings(SHIPPED_CONFIG)

@@ -49,6 +49,7 @@ def test_build_config_fills_in_the_entry() -> None:
         device="gpu",
         engine="torch",
         fp16=True,
+        max_new_tokens=30,
     )
 
     config = build_config(TEMPLATE, model, "text_embedding")
@@ -70,6 +71,12 @@ def test_build_config_fills_in_the_entry() -> None:
         "num_beams": "1",
         "fp16": "true",
     }
+
+
+def test_unset_generation_length_is_left_to_the_task() -> None:
+    config = build_config(TEMPLATE, entry(), "ocr")
+    assert "max_new_tokens" not in config.parameters  # TrOCR's 64, caption's 30, in the stub
+    assert config.parameters["num_beams"].string_value == "1"
 
 
 def test_build_config_keeps_the_template_tensors() -> None:

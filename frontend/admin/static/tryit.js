@@ -46,7 +46,10 @@ function loadImage(file) {
     const url = URL.createObjectURL(file);
     const image = new Image();
     image.onload = () => resolve(image);
-    image.onerror = () => reject(new Error("the browser cannot show this image"));
+    image.onerror = () => {
+      URL.revokeObjectURL(url);
+      reject(new Error("the browser cannot show this image"));
+    };
     image.src = url;
   });
 }
