@@ -23,6 +23,7 @@ from frontend.core.middleware import RequestContextMiddleware
 from frontend.core.observability import Metrics, ObservabilityMiddleware, route_patterns
 from frontend.core.openapi import add_bearer_auth
 from frontend.core.security import Security, SecurityMiddleware
+from frontend.core.shutdown import Drain, DrainMiddleware
 from frontend.crawl.routes import router as crawl_router
 from frontend.crawl.service import CrawlService
 from frontend.embed.routes import router as embed_router
@@ -85,6 +86,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     metrics: Metrics = app.state.metrics
     registry = ModelRegistry(settings, gateway, store, metrics)
+    if embedded is not None:
+        registry.on_stuck = embedded.restart
     metrics.watch(lambda: [e.id for e in registry.loaded_entries()], gpu.gpu_memory_used)
     lifecycle = Lifecycle(settings, registry)
     lifecycle.start()
@@ -129,9 +132,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.security = Security(settings.security)
+    app.state.drain = Drain()
     # Added innermost first: request id and body limit, then metrics and the access log (so
-    # refusals are counted), then the security checks.
+    # refusals are counted), then the shutdown drain, then the security checks.
     app.add_middleware(SecurityMiddleware)
+    app.add_middleware(DrainMiddleware)
     app.add_middleware(ObservabilityMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
     install_exception_handlers(app)

@@ -51,20 +51,24 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from frontend.app import create_app
+    from frontend.core.serving import DrainingServer
 
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.log_level,
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=10,
+        # After the drain (server.drain_timeout_seconds) nothing should be left to wait for.
+        timeout_graceful_shutdown=5,
         # Client addresses come from the socket; X-Forwarded-For is read by the security
         # middleware, and only from security.trusted_proxies.
         proxy_headers=False,
         access_log=False,  # the service writes its own access log line per request
     )
+    DrainingServer(config, app.state.drain, settings.server.drain_timeout_seconds).run()
     return 0
 
 

@@ -166,6 +166,10 @@ class ResourcesSection(_Section):
     model_keep_alive_minutes: float = Field(default=30, ge=0)
     ocr_keep_alive_seconds: float = Field(default=5, ge=0)
     max_keep_alive_seconds: float = Field(default=86_400, ge=0)
+    # A model whose process dies is restarted; after this many restarts within the window
+    # it is marked failed until an operator loads it again.
+    model_max_restarts: int = Field(default=5, ge=0, le=1000)
+    model_restart_window_seconds: float = Field(default=300, gt=0)
 
 
 class ApiKey(_Section):
@@ -317,6 +321,8 @@ class CrawlSection(_Section):
 class ServerSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # SIGTERM: refuse new work, let running requests finish for this long, then stop
+    drain_timeout_seconds: float = Field(default=30, ge=0, le=3600)
 
 
 class Settings(BaseSettings):

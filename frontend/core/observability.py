@@ -134,6 +134,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.model_restarts = Counter(
+            "model_restarts",
+            "Restarts of a model whose process died, hung or wedged its load",
+            ["model"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.active = Gauge("active_requests", "API requests in flight", registry=self.registry)
         self.recent = RecentTraffic()

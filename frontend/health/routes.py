@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from frontend.core.deps import GatewayDep
@@ -17,7 +17,9 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", summary="Readiness: Triton is reachable and ready")
-async def ready(gateway: GatewayDep) -> Response:
+async def ready(request: Request, gateway: GatewayDep) -> Response:
+    if request.app.state.drain.draining:  # shutting down: take this instance out of rotation
+        return json_response({"status": "draining", "triton": None}, 503)
     triton_ready = await gateway.is_ready()
     status = 200 if triton_ready else 503
     body = {"status": "ready" if triton_ready else "not_ready", "triton": triton_ready}

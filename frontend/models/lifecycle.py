@@ -86,10 +86,14 @@ class Lifecycle:
             self._unloading.pop(entry.id, None)
 
     async def _reap(self, interval: float) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(interval)
+            ticks += 1
             try:
                 self.unload_expired()
+                if ticks % 4 == 0:  # every ~2 s: restart models whose process died
+                    await self.registry.heal_dead()
             except Exception:  # the reaper must outlive any one failure
                 logger.exception("idle unloading failed")
 

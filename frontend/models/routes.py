@@ -85,6 +85,7 @@ async def download_model(
 )
 async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     entry = _find(registry, model_id)
+    registry.health.reset(entry.id)  # an operator's load gives a failed model another chance
     await registry.ensure_loaded(entry)
     return {"id": entry.id, "loaded": True, "memory_bytes": registry.memory_bytes(entry.id)}
 

@@ -37,8 +37,15 @@ async def status(
                 "idle_seconds": round(now - usage.last_used, 1) if usage else None,
                 "expires_in_seconds": None if expires is None else round(max(expires, 0.0), 1),
                 "keep_alive_seconds": lifecycle.keep_alive_seconds(entry),
+                "health": registry.health.get(entry.id).to_dict(),
             }
         )
+    # Every model that was ever restarted or failed, loaded or not (a failed one is not).
+    health = {
+        model_id: {**h.to_dict(), "loaded": registry.is_loaded(model_id)}
+        for model_id, h in sorted(registry.health.known().items())
+        if h.restarts or h.state != "ok"
+    }
     return {
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app.state.started_at, 1),
@@ -49,6 +56,7 @@ async def status(
             "replicas": gateway.replica_states(),
         },
         "models": models,
+        "model_health": health,
         "in_flight": sum(u.in_flight for u in registry.usage.values()),
         "requests": sum(u.requests for u in registry.usage.values()),
         "traffic": request.app.state.metrics.recent.summary(),

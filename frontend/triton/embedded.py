@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib.metadata
 import logging
 import os
@@ -204,8 +205,13 @@ class EmbeddedTriton:
         env.update(self.extra_env)
         return env
 
+    @property
+    def pid_file(self) -> Path:
+        return self.work_dir / "tritonserver.pid"
+
     def _spawn(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        stop_leftover(self.pid_file, self.work_dir)
         log_path = self.work_dir / "tritonserver.log"
         with open(log_path, "ab") as log:
             # A new session makes tritonserver and its stubs one process group to stop together;
@@ -218,7 +224,9 @@ class EmbeddedTriton:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
+        self.pid_file.write_text(f"{self.process.pid}\n")
         logger.info(
             "started tritonserver pid %s (http %s, grpc %s, metrics %s); log: %s",
             self.process.pid,
@@ -276,6 +284,11 @@ class EmbeddedTriton:
                 logger.error("tritonserver restart failed: %s", exc)
                 backoff = min(backoff * 2, 30.0)
 
+    async def restart(self) -> None:
+        """Kill tritonserver (its state is stuck); the supervisor starts a fresh one."""
+        logger.error("restarting tritonserver (pid %s)", self.process.pid if self.process else "-")
+        self._kill_group(signal.SIGKILL)
+
     def _kill_group(self, sig: int) -> None:
         if self.process is None:
             return
@@ -299,7 +312,53 @@ class EmbeddedTriton:
         self._kill_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
+        self.pid_file.unlink(missing_ok=True)
         logger.info("tritonserver stopped")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Runs in the forked child: SIGKILL it when the frontend dies, however it dies (the OOM
+    killer, SIGKILL), so tritonserver and its stubs never outlive it as orphans. The stubs
+    exit by themselves within ~3 s of the server (measured)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def stop_leftover(pid_file: Path, work_dir: Path, timeout: float = 10.0) -> bool:
+    """Stop a tritonserver an earlier run on this data dir left behind (its pid file names it,
+    and its command line must point at this work dir: a reused pid is left alone)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        pid_file.unlink(missing_ok=True)
+        return False
+    if "tritonserver" not in cmdline or f"{work_dir.resolve()}/backends" not in cmdline:
+        pid_file.unlink(missing_ok=True)
+        return False
+    logger.warning("stopping tritonserver pid %d left running by an earlier start", pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def triton_environment(settings: Settings) -> dict[str, str]:

@@ -35,6 +35,20 @@ class ModelNotLoaded(Exception):
     """Triton does not have the model loaded (never loaded, unloaded, or Triton restarted)."""
 
 
+class ModelUnhealthy(Exception):
+    """The model's stub process died or stopped answering; Triton 2.51 never restarts it."""
+
+
+class InferenceTimeout(Exception):
+    """No answer within triton.inference_timeout_seconds (a hung model process, or overload)."""
+
+
+def is_stub_unhealthy(message: str) -> bool:
+    # python_backend's words for a stub that died, was stopped or does not answer its health
+    # checks ("Stub process 'minilm_0_0' is not healthy.")
+    return "is not healthy" in message or "Stub process" in message
+
+
 def triton_error(exc: InferenceServerException, model: str | None = None) -> Exception:
     """Map a Triton client error to what the frontend acts on; details stay in the log."""
     status = str(exc.status() or "")
@@ -42,7 +56,11 @@ def triton_error(exc: InferenceServerException, model: str | None = None) -> Exc
     if is_model_missing(exc):
         return ModelNotLoaded(model or "")
     logger.warning("triton error for model %s: %s %s", model, status, message[:500])
-    if status.endswith(("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED")):
+    if is_stub_unhealthy(message):
+        return ModelUnhealthy(message[:300])
+    if status.endswith("DEADLINE_EXCEEDED"):
+        return InferenceTimeout(model or "")
+    if status.endswith(("UNAVAILABLE", "CANCELLED")):
         return unavailable()
     if status.endswith("INVALID_ARGUMENT"):
         return APIError(400, INVALID_REQUEST, "the model rejected the request input")
@@ -220,6 +238,17 @@ class TritonGateway:
             replica.served += 1
             return result
         raise unavailable()
+
+    async def model_states(self, name: str) -> list[str]:
+        """The model's state on each reachable replica (READY, LOADING, UNAVAILABLE...)."""
+        states = []
+        for replica in self.replicas:
+            try:
+                states.append(await replica.model_state(name))
+            except InferenceServerException as exc:
+                if not is_unreachable(exc) and "DEADLINE" not in str(exc.status()):
+                    raise triton_error(exc, name) from None
+        return states
 
     async def statistics(self, name: str) -> dict[str, Any]:
         """The model's inference statistics, summed over the reachable replicas."""

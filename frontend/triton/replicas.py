@@ -19,8 +19,11 @@ _CHANNEL_ARGS = [
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.min_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
+    # No client keepalive pings: Triton's gRPC server (its defaults, and what the
+    # --grpc-http2-* flags leave) allows one ping per 5 minutes without data, and answered the
+    # 30 s pings of a long load call with GOAWAY "too_many_pings" (measured: a 210 s load died
+    # so). Every call has a deadline instead, and a dead server is seen as UNAVAILABLE.
+    ("grpc.keepalive_time_ms", 2**31 - 1),
 ]
 
 
@@ -92,6 +95,16 @@ class Replica:
     async def load(self, name: str, timeout: float) -> None:
         # load and unload are the only repository-API calls: credentials go here.
         await self.client.load_model(name, headers=self._admin_headers, client_timeout=timeout)
+
+    async def model_state(self, name: str) -> str:
+        """READY, LOADING, UNLOADING, UNAVAILABLE, or "" when Triton does not list it."""
+        index = await self.client.get_model_repository_index(
+            headers=self._admin_headers, as_json=True, client_timeout=5.0
+        )
+        for model in index.get("models", []):
+            if model.get("name") == name:
+                return str(model.get("state", ""))
+        return ""
 
     async def unload(self, name: str, timeout: float = 30.0) -> None:
         await self.client.unload_model(name, headers=self._admin_headers, client_timeout=timeout)

@@ -1,0 +1,43 @@
+"""Uvicorn with a drain before its shutdown: the first SIGTERM/SIGINT fails readiness and
+refuses new work while running requests finish; a second signal stops at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import FrameType
+
+import uvicorn
+
+from frontend.core.shutdown import Drain
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, drain: Drain, drain_timeout: float) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self.drain_timeout = drain_timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)  # type: ignore[arg-type]
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain.draining or self._loop is None or self.drain_timeout <= 0:
+            super().handle_exit(sig, frame)  # second signal, or no drain: uvicorn's own way
+            return
+        self._captured_signals.append(sig)
+        self.drain.begin()
+        # A signal handler: hand the waiting over to the event loop.
+        self._loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        self._drainer = asyncio.ensure_future(self._drain_then_exit())
+
+    async def _drain_then_exit(self) -> None:
+        await self.drain.wait(self.drain_timeout)
+        self.should_exit = True
