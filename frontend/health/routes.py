@@ -16,7 +16,11 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Readiness: Triton is reachable and ready")
+@router.get(
+    "/ready",
+    summary="Readiness: Triton is reachable and ready",
+    responses={503: {"description": "not ready: Triton is not reachable or not ready"}},
+)
 async def ready(gateway: GatewayDep) -> Response:
     triton_ready = await gateway.is_ready()
     status = 200 if triton_ready else 503
