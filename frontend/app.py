@@ -19,9 +19,10 @@ from frontend.admin.routes import static_mount
 from frontend.caption.routes import router as caption_router
 from frontend.core.config import Settings
 from frontend.core.errors import install_exception_handlers
+from frontend.core.hosts import HostCheckMiddleware, HostPolicy
 from frontend.core.middleware import RequestContextMiddleware
 from frontend.core.observability import Metrics, ObservabilityMiddleware, route_patterns
-from frontend.core.openapi import add_bearer_auth
+from frontend.core.openapi import complete_openapi
 from frontend.core.security import Security, SecurityMiddleware
 from frontend.core.shutdown import Drain, DrainMiddleware
 from frontend.crawl.routes import router as crawl_router
@@ -46,6 +47,18 @@ from frontend.triton.gateway import TritonGateway
 from frontend.triton.repository import write_repository
 
 logger = logging.getLogger(__name__)
+ROUTERS = [
+    health_router,
+    metrics_router,
+    embed_router,
+    caption_router,
+    ocr_router,
+    status_router,
+    models_router,
+    downloads_router,
+    crawl_router,
+    admin_router,
+]
 
 
 @asynccontextmanager
@@ -134,41 +147,35 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.security = Security(settings.security)
     app.state.drain = Drain()
     # Added innermost first: request id and body limit, then metrics and the access log (so
-    # refusals are counted), then the shutdown drain, then the security checks.
+    # refusals are counted), then the Host check (DNS rebinding), then the shutdown drain,
+    # then the security checks.
     app.add_middleware(SecurityMiddleware)
     app.add_middleware(DrainMiddleware)
+    app.add_middleware(
+        HostCheckMiddleware,
+        policy=HostPolicy(settings.server.host, settings.server.allowed_hosts),
+    )
     app.add_middleware(ObservabilityMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
     install_exception_handlers(app)
-    routers = [
-        health_router,
-        metrics_router,
-        embed_router,
-        caption_router,
-        ocr_router,
-        status_router,
-        models_router,
-        downloads_router,
-        crawl_router,
-        admin_router,
-    ]
-    for router in routers:
+    for router in ROUTERS:
         app.include_router(router)
     admin_static = static_mount()
     app.router.routes.append(admin_static)
     app.state.route_patterns = route_patterns(
-        [*(r for router in routers for r in router.routes), admin_static]
+        [*(r for router in ROUTERS for r in router.routes), admin_static]
     )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_bearer_auth(
+            app.openapi_schema = complete_openapi(
                 get_openapi(
                     title=app.title,
                     version=app.version,
                     description=app.description,
                     routes=app.routes,
-                )
+                ),
+                app.state.security.policy,
             )
         return app.openapi_schema
 

@@ -11,13 +11,14 @@ from frontend.caption.schemas import CaptionOptions, CaptionResponse
 from frontend.core.config import Task
 from frontend.core.deps import RegistryDep
 from frontend.core.errors import INVALID_REQUEST, APIError, json_response, request_id_of
-from frontend.core.openapi import ERROR_RESPONSES
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.images.inputs import read_images
 from frontend.images.openapi import image_request_body
 from frontend.images.service import infer_images
 from frontend.models.lifecycle import parse_keep_alive
 
-router = APIRouter(prefix="/api", tags=["captioning"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["captioning"])
 TASK: Task = "image_caption"
 # Captioning models look at a few hundred pixels (BLIP: 384); shipping a 12 MP photo's raw
 # RGB to them would cost 36 MB per image for nothing. OCR keeps full resolution.
@@ -32,7 +33,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
 @router.post(
     "/caption",
     response_model=CaptionResponse,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(*INFERENCE_ERRORS),
     summary="Describe images in words",
     openapi_extra=image_request_body(_FIELDS),
 )

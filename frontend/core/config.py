@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 # Triton model names and config ids: safe as a directory name and in a URL path segment.
 MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -318,11 +324,44 @@ class CrawlSection(_Section):
         return self
 
 
+_ALLOWED_HOST = re.compile(r"^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_-]{1,63})*$")
+
+
+def _normalise_allowed_host(entry: str) -> str:
+    value = entry.strip().lower().rstrip(".")
+    if value == "*":
+        return value
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        pass
+    if len(value) > 253 or not _ALLOWED_HOST.fullmatch(value):
+        raise ValueError(f"'{entry[:100]}' is not a host name, '*.domain', an IP address or '*'")
+    return value
+
+
 class ServerSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     # SIGTERM: refuse new work, let running requests finish for this long, then stop
     drain_timeout_seconds: float = Field(default=30, ge=0, le=3600)
+    # Host header names the API answers to besides localhost, loopback IPs and `host` (see
+    # core.hosts). NoDecode: the environment gives "a,b" (a JSON list works too).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
+        return [_normalise_allowed_host(entry) for entry in value]
 
 
 class Settings(BaseSettings):

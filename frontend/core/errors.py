@@ -120,7 +120,10 @@ def install_exception_handlers(app: FastAPI) -> None:
         message = str(exc.detail) if isinstance(exc.detail, str) else "request failed"
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route for {request.method} {request.url.path[:200]}"
-        return envelope(exc.status_code, code, message, request_id_of(request), headers=exc.headers)
+        details = getattr(exc, "details", None)  # InvalidBody names the field
+        return envelope(
+            exc.status_code, code, message, request_id_of(request), details, headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,10 +1,19 @@
-"""OpenAPI descriptions of the error envelope, shared by every route."""
+"""The OpenAPI error responses: routes name their own outcomes, the rest comes from the rules.
+
+`complete_openapi` adds what the middleware can answer to each operation (the Host check's
+400, the security checks' 401/403/429, the body limit's 413, the last-resort 500), so the
+schema stays true when a route or a security rule changes.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import BaseModel
+
+from frontend.core.hosts import EXEMPT_PATHS
+from frontend.core.security import PROBE_PATHS, SecurityPolicy
+from frontend.core.shutdown import DRAIN_SAFE_METHODS
 
 
 class ErrorBody(BaseModel):
@@ -18,37 +27,88 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {
-        "model": ErrorEnvelope,
-        "description": "INVALID_REQUEST: malformed or out-of-limit input",
-    },
-    401: {"model": ErrorEnvelope, "description": "UNAUTHORIZED: missing or invalid API key"},
-    403: {"model": ErrorEnvelope, "description": "FORBIDDEN: client address not allowed"},
-    404: {"model": ErrorEnvelope, "description": "MODEL_NOT_FOUND: unknown or disabled model"},
-    413: {
-        "model": ErrorEnvelope,
-        "description": "INVALID_REQUEST: body over limits.max_body_bytes",
-    },
-    429: {"model": ErrorEnvelope, "description": "RATE_LIMIT_EXCEEDED (see Retry-After)"},
-    500: {"model": ErrorEnvelope, "description": "INFERENCE_FAILED or INTERNAL_ERROR"},
-    503: {
-        "model": ErrorEnvelope,
-        "description": "MODEL_LOAD_FAILED, SERVICE_UNAVAILABLE (Triton down) or RESOURCE_EXHAUSTED",
-    },
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "INVALID_REQUEST: malformed or out-of-limit input, or a Host header that is not an "
+    "allowed name (server.allowed_hosts)",
+    401: "UNAUTHORIZED: missing or invalid API key",
+    403: "FORBIDDEN: client address not allowed (security.ip_allowlist)",
+    404: "MODEL_NOT_FOUND / NOT_FOUND: unknown or disabled model, or no such item",
+    409: "CONFLICT: the id is taken, or a download of the model is running",
+    413: "INVALID_REQUEST: body over limits.max_body_bytes",
+    429: "RATE_LIMIT_EXCEEDED (see Retry-After)",
+    500: "INTERNAL_ERROR or INFERENCE_FAILED (the log has the details)",
+    502: "the upstream failed",
+    503: "MODEL_LOAD_FAILED, SERVICE_UNAVAILABLE (Triton down, or the service is shutting "
+    "down) or RESOURCE_EXHAUSTED",
+    504: "INFERENCE_TIMEOUT: the model did not answer within triton.inference_timeout_seconds "
+    "(it is restarted), or the upstream did not answer in time",
 }
+# Inference: the model may be unknown, fail to load, its server may be down, or it may hang.
+INFERENCE_ERRORS = (404, 503, 504)
+_RATE_HEADERS = {
+    name: {"schema": {"type": "integer"}, "description": text}
+    for name, text in (
+        ("Retry-After", "seconds until a request is allowed again"),
+        ("X-RateLimit-Limit", "requests allowed in the window"),
+        ("X-RateLimit-Remaining", "requests left in the window"),
+        ("X-RateLimit-Reset", "seconds until the window resets"),
+    )
+}
+_ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 
 
-def add_bearer_auth(schema: dict[str, Any]) -> dict[str, Any]:
-    """Declare the API-key scheme and require it on /api/* (the docs get an Authorize button)."""
+def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """FastAPI `responses=` for a route's own error statuses (`descriptions`: 'e503'=...)."""
+    return {
+        status: {
+            "model": ErrorEnvelope,
+            "description": descriptions.get(f"e{status}", ERROR_DESCRIPTIONS[status]),
+        }
+        for status in statuses
+    }
+
+
+def _add(operation: dict[str, Any], status: int, **extra: Any) -> None:
+    operation["responses"].setdefault(
+        str(status),
+        {
+            "description": ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": _ENVELOPE_REF}},
+            **extra,
+        },
+    )
+
+
+def complete_openapi(schema: dict[str, Any], policy: SecurityPolicy) -> dict[str, Any]:
+    """Add the middleware's statuses and the API-key scheme to every operation they apply to."""
     components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    if "ErrorEnvelope" not in schemas:  # no route named an error status of its own
+        envelope = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(envelope.pop("$defs", {}))
+        schemas["ErrorEnvelope"] = envelope
+    # Validation errors are answered 400 INVALID_REQUEST (core.errors), never 422.
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
     components.setdefault("securitySchemes", {})["apiKey"] = {
         "type": "http",
         "scheme": "bearer",
         "description": "An API key from `homelab-ai keys create NAME` (when auth is on)",
     }
     for path, operations in schema.get("paths", {}).items():
-        if path.startswith("/api/"):
-            for operation in operations.values():
+        for method, operation in operations.items():
+            operation["responses"].pop("422", None)
+            if method.upper() not in DRAIN_SAFE_METHODS:
+                _add(operation, 503)  # refused while the service drains (core.shutdown)
+            if path not in EXEMPT_PATHS:
+                _add(operation, 400)
+            if path not in PROBE_PATHS:
+                _add(operation, 403)
+            _add(operation, 500)  # the last-resort handler (core.errors) answers any route
+            if "requestBody" in operation:
+                _add(operation, 413)
+            if not policy.is_open(path):
                 operation["security"] = [{"apiKey": []}]
+                _add(operation, 401)
+                _add(operation, 429, headers=_RATE_HEADERS)
     return schema

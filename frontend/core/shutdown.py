@@ -19,7 +19,7 @@ from frontend.core.errors import SERVICE_UNAVAILABLE, envelope
 logger = logging.getLogger(__name__)
 # Reads stay open while draining (status, model lists, docs, probes); anything that starts
 # work is refused.
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DRAIN_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Drain:
@@ -57,7 +57,7 @@ class DrainMiddleware:
             await self.app(scope, receive, send)
             return
         drain: Drain = scope["app"].state.drain
-        if drain.draining and scope["method"] not in _SAFE_METHODS:
+        if drain.draining and scope["method"] not in DRAIN_SAFE_METHODS:
             request_id = str(scope.get("state", {}).get("request_id", ""))
             response = envelope(
                 503,

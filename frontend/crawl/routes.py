@@ -8,14 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from frontend.core.errors import json_response, request_id_of
-from frontend.core.openapi import ERROR_RESPONSES, ErrorEnvelope
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.core.openapi import ErrorEnvelope
 from frontend.crawl.schemas import CrawlRequest, CrawlResponse
 from frontend.crawl.service import CrawlService
 
-router = APIRouter(prefix="/api", tags=["crawl"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["crawl"])
 
 CRAWL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **ERROR_RESPONSES,
     400: {
         "model": ErrorEnvelope,
         "description": "INVALID_REQUEST: malformed input, or a target refused by the address "

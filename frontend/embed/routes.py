@@ -9,17 +9,18 @@ from fastapi import APIRouter, Request, Response
 
 from frontend.core.deps import EmbeddingServiceDep
 from frontend.core.errors import request_id_of
-from frontend.core.openapi import ERROR_RESPONSES
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.embed.schemas import EmbedRequest, EmbedResponse
 from frontend.models.lifecycle import parse_keep_alive
 
-router = APIRouter(prefix="/api", tags=["embedding"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["embedding"])
 
 
 @router.post(
     "/embed",
     response_model=EmbedResponse,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(*INFERENCE_ERRORS),
     summary="Embed texts into vectors",
 )
 async def embed(body: EmbedRequest, request: Request, service: EmbeddingServiceDep) -> Response:

@@ -16,7 +16,11 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Readiness: Triton is reachable and ready")
+@router.get(
+    "/ready",
+    summary="Readiness: Triton is reachable and ready (503 while shutting down)",
+    responses={503: {"description": "not ready: Triton is not reachable, or draining"}},
+)
 async def ready(request: Request, gateway: GatewayDep) -> Response:
     if request.app.state.drain.draining:  # shutting down: take this instance out of rotation
         return json_response({"status": "draining", "triton": None}, 503)

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 import anyio
 import numpy as np
-import orjson
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
@@ -18,6 +17,7 @@ from starlette.formparsers import MultiPartException
 
 from frontend.core.config import LimitsSection
 from frontend.core.errors import INVALID_REQUEST, APIError
+from frontend.core.jsonbody import decode_json
 from frontend.images.decode import ImageLimits, decode_image
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
@@ -56,10 +56,7 @@ def _options(model: type[OptionsT], values: dict[str, Any]) -> OptionsT:
 
 
 async def _from_json(request: Request, options: type[OptionsT]) -> tuple[list[bytes], bool, Any]:
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise _invalid("request body is not valid JSON") from None
+    body = decode_json(await request.body())
     if not isinstance(body, dict):
         raise _invalid("request body must be a JSON object")
     if ("image" in body) == ("batch" in body):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 
@@ -198,12 +199,23 @@ def parse_keep_alive(value: float | str | None) -> float | None:
     if value is None:
         return None
     if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value)
-    if match is None:
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        if match is None:
+            raise APIError(
+                400,
+                INVALID_REQUEST,
+                "keep_alive must be seconds or a duration such as '30s', '5m' or '1h'",
+                {"errors": [{"field": "keep_alive", "message": "not a duration"}]},
+            )
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    # A form field of 400 digits (or "1e999" seconds times 3600) is no duration either.
+    if not math.isfinite(seconds):
         raise APIError(
             400,
             INVALID_REQUEST,
-            "keep_alive must be seconds or a duration such as '30s', '5m' or '1h'",
+            "keep_alive must be a finite number of seconds",
+            {"errors": [{"field": "keep_alive", "message": "must be finite"}]},
         )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return seconds

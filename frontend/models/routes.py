@@ -14,7 +14,8 @@ from fastapi import APIRouter, Query
 from frontend.core.config import ModelEntry
 from frontend.core.deps import DownloadsDep, ModelServiceDep, RegistryDep
 from frontend.core.errors import MODEL_NOT_FOUND, NOT_FOUND, APIError
-from frontend.core.openapi import ERROR_RESPONSES
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.core.openapi import error_responses
 from frontend.models.manifest import CONFIG_TO_TASK, TASK_TO_CONFIG
 from frontend.models.registry import ModelRegistry
 from frontend.models.schemas import (
@@ -26,8 +27,8 @@ from frontend.models.schemas import (
     ModelPatch,
 )
 
-router = APIRouter(prefix="/api/models", tags=["models"])
-downloads_router = APIRouter(prefix="/api/downloads", tags=["models"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/api/models", tags=["models"])
+downloads_router = APIRouter(route_class=StrictJSONRoute, prefix="/api/downloads", tags=["models"])
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -52,7 +53,7 @@ async def list_models(service: ModelServiceDep) -> dict[str, Any]:
     "",
     status_code=201,
     response_model=ModelInfo,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(409),
     summary="Add a Hugging Face model to a task (persisted; loaded on first use)",
 )
 async def add_model(body: AddModelRequest, service: ModelServiceDep) -> dict[str, Any]:
@@ -63,7 +64,6 @@ async def add_model(body: AddModelRequest, service: ModelServiceDep) -> dict[str
     "/download",
     response_model=DownloadJobOut,
     status_code=202,
-    responses=ERROR_RESPONSES,
     summary="Download a model into the cache; poll GET /api/downloads/{job_id} for progress",
 )
 async def download_model(
@@ -80,7 +80,7 @@ async def download_model(
 
 @router.post(
     "/{model_id:path}/load",
-    responses=ERROR_RESPONSES,
+    responses=error_responses(404, 503),
     summary="Load a configured model now",
 )
 async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
@@ -90,7 +90,9 @@ async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     return {"id": entry.id, "loaded": True, "memory_bytes": registry.memory_bytes(entry.id)}
 
 
-@router.post("/{model_id:path}/unload", responses=ERROR_RESPONSES, summary="Unload a model")
+@router.post(
+    "/{model_id:path}/unload", responses=error_responses(404, 503), summary="Unload a model"
+)
 async def unload(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     entry = _find(registry, model_id)
     if registry.is_loaded(entry.id) or registry.is_loading(entry.id):
@@ -101,7 +103,7 @@ async def unload(model_id: str, registry: RegistryDep) -> dict[str, Any]:
 @router.get(
     "/{model_id:path}",
     response_model=ModelInfo | ModelList,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(404),
     summary="One model (config id or HF id), or every model of a task (embedding/caption/ocr)",
 )
 async def get_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
@@ -113,7 +115,7 @@ async def get_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
 @router.patch(
     "/{model_id:path}",
     response_model=ModelInfo,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(404),
     summary="Change a configured model's keep-alive or pinning at runtime (persisted)",
 )
 async def patch_model(model_id: str, body: ModelPatch, service: ModelServiceDep) -> dict[str, Any]:
@@ -122,7 +124,7 @@ async def patch_model(model_id: str, body: ModelPatch, service: ModelServiceDep)
 
 @router.delete(
     "/{model_id:path}",
-    responses=ERROR_RESPONSES,
+    responses=error_responses(404, 409, 503),
     summary="Unload a model and delete its files from the cache",
 )
 async def delete_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
@@ -144,7 +146,7 @@ async def list_downloads(downloads: DownloadsDep) -> list[dict[str, Any]]:
 @downloads_router.get(
     "/{job_id}",
     response_model=DownloadJobOut,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(404),
     summary="A download's progress",
 )
 async def get_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:
@@ -154,7 +156,7 @@ async def get_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:
 @downloads_router.delete(
     "/{job_id}",
     response_model=DownloadJobOut,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(404),
     summary="Cancel a download (its partial files are removed)",
 )
 async def cancel_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:

@@ -11,14 +11,15 @@ from fastapi import APIRouter, Request, Response
 from frontend.core.config import Task
 from frontend.core.deps import RegistryDep
 from frontend.core.errors import json_response, request_id_of
-from frontend.core.openapi import ERROR_RESPONSES
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.images.inputs import read_images
 from frontend.images.openapi import image_request_body
 from frontend.images.service import infer_images
 from frontend.models.lifecycle import parse_keep_alive
 from frontend.ocr.schemas import OcrOptions, OcrResponse
 
-router = APIRouter(prefix="/api", tags=["ocr"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["ocr"])
 TASK: Task = "ocr"
 _FIELDS: dict[str, dict[str, Any]] = {
     "model": {"type": "string", "description": "config id; the default if omitted"}
@@ -28,7 +29,7 @@ _FIELDS: dict[str, dict[str, Any]] = {
 @router.post(
     "/ocr",
     response_model=OcrResponse,
-    responses=ERROR_RESPONSES,
+    responses=error_responses(*INFERENCE_ERRORS),
     summary="Read the text in images",
     openapi_extra=image_request_body(_FIELDS),
 )

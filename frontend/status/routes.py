@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 
 from frontend import __version__
 from frontend.core.deps import GatewayDep, LifecycleDep, RegistryDep
+from frontend.core.jsonbody import StrictJSONRoute
 from frontend.models import gpu
 
-router = APIRouter(prefix="/api", tags=["status"])
+router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["status"])
 
 
 @router.get("/status", summary="Service status, loaded models and their memory")

@@ -163,6 +163,17 @@ def test_probes_docs_and_metrics_stay_open(secured: tuple[FastAPI, str]) -> None
         assert client.get("/metrics", headers=bearer(KEY_B)).status_code == 200
 
 
+def test_a_foreign_host_is_refused_before_auth(secured: tuple[FastAPI, str]) -> None:
+    app, url = secured
+    use(app)
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for headers in ({}, bearer(KEY_A)):  # no key or a good one: the Host check comes first
+            response = client.get("/api/status", headers={**headers, "Host": "rebound.example"})
+            assert response.status_code == 400, response.text
+            assert response.json()["error"]["code"] == "INVALID_REQUEST"
+        assert client.get("/api/status", headers=bearer(KEY_A)).status_code == 200
+
+
 def test_rate_limit_per_key(secured: tuple[FastAPI, str]) -> None:
     app, url = secured
     use(app, rate_limit={"per_key": "5/minute", "per_ip": "3/minute"})
