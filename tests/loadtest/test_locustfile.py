@@ -172,3 +172,4 @@ def test_the_runner_reads_locusts_csv_and_the_status_counts(tmp_path: Path) -> N
     assert result.status_totals() == {200: 14, 500: 1}
     assert result.disallowed() == {500: 1}
     assert result.goodput() == 14 / 5
+    assert result.total.requests == 15 and result.total.requests_per_second == 3
