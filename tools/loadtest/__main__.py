@@ -70,21 +70,23 @@ def model_loads(url: str) -> dict[str, int]:
     return loads
 
 
-def find_capacity(
-    url: str, crawl_url: str, work: Path, seconds: int
-) -> tuple[int, list[tuple[int, float]]]:
-    """Users at the knee of goodput (200s/s) vs users, and the probes that found it."""
+def find_capacity(url: str, crawl_url: str, work: Path, seconds: int) -> tuple[int, dict[int, int]]:
+    """Users at the knee of goodput (200s/s) vs users, and the disallowed statuses the
+    probes met (they count against the service as much as the main run's)."""
     probes: list[tuple[int, float]] = []
+    disallowed: dict[int, int] = {}
     for users in PROBE_USERS:
         result = run_locust(url, users, users, seconds, work / f"probe_{users}", crawl_url)
         probes.append((users, result.goodput()))
+        for status, count in result.disallowed().items():
+            disallowed[status] = disallowed.get(status, 0) + count
         print(f"  probe {users:4d} users: {result.goodput():7.1f} 200s/s", flush=True)
         best = max(rate for _, rate in probes[:-1]) if len(probes) > 1 else 0.0
         if len(probes) > 1 and result.goodput() < best * PLATEAU_GAIN:
             break
     top = max(rate for _, rate in probes)
     knee = min(users for users, rate in probes if rate >= KNEE_SHARE * top)
-    return knee, probes
+    return knee, disallowed
 
 
 def memory_verdict(
@@ -158,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             users = args.users
             if users is None:
                 print("finding capacity (goodput vs users):", flush=True)
-                knee, _ = find_capacity(service.url, crawl_url, work, args.probe_seconds)
+                knee, probe_errors = find_capacity(service.url, crawl_url, work, args.probe_seconds)
+                if probe_errors:
+                    problems.append(f"probes got statuses other than 200/429/503: {probe_errors}")
                 users = 2 * knee
                 print(f"throughput stops rising at ~{knee} users; running at {users}")
             print(f"main run: {users} users for {args.seconds} s", flush=True)
