@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The session Triton, fake hub and API shared by tests/integration and tests/faults.
+pytest_plugins = ["tests.integration.fixtures"]
+
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
