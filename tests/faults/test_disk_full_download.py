@@ -178,6 +178,7 @@ def test_disk_filling_mid_download_fails_the_job_cleanly_and_other_models_keep_s
     filler = case.mount / "filler"
     with case.api.client() as client:
         assert_minilm_serves(client)
+        used_before = shutil.disk_usage(case.mount).used
         started = client.post("/api/models/download", json={"model_id": FILLING})
         assert started.status_code == 202, started.text
         job_id = started.json()["id"]
@@ -194,6 +195,8 @@ def test_disk_filling_mid_download_fails_the_job_cleanly_and_other_models_keep_s
         assert str(case.mount) not in job["error"]  # no local paths
         assert job["files_done"] < job["files_total"] and job["finished_at"] is not None
         assert_nothing_of(case, client, FILLING)
+        # Every byte the download wrote is free again (the filler still holds the rest).
+        assert shutil.disk_usage(case.mount).used - filled <= used_before + (1 << 20)
         # The disk is still full: the loaded model answers anyway, and so does the service.
         assert_minilm_serves(client)
         assert client.get("/api/status").status_code == 200
