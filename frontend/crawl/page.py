@@ -121,6 +121,12 @@ def _watch(page: Page) -> Navigation:
     return navigation
 
 
+def browser_gone(page: Page) -> bool:
+    """Whether the page's browser is gone: its errors then say nothing about the site."""
+    browser = page.context.browser
+    return page.is_closed() or (browser is not None and not browser.is_connected())
+
+
 def _net_error(exc: PlaywrightError) -> str:
     message = exc.message or ""
     start = message.find("net::")
@@ -143,6 +149,8 @@ async def load(
             raise NothingLoaded from None
         return navigation, True
     except PlaywrightError as exc:
+        if browser_gone(page):
+            raise  # the browser died (killed, crashed), not the page: not the site's fault
         failed = navigation.failed[-1].url if navigation.failed else url
         raise NavigationFailed(_net_error(exc), failed) from None
     try:

@@ -15,6 +15,10 @@ One job, in a worker thread:
    and ``refs/main`` is switched last, so the model counts as downloaded only once it is whole.
 5. The staging directory is removed, whatever happened.
 
+Disk space is checked once the sizes are known (staging plus cache copy, and a margin); a disk
+that fills up anyway (ENOSPC, a quota) fails the job with a message that says so, and the
+staging directory goes with it, so the space comes back at once.
+
 A model that ``is_downloaded`` already is reported done at once without any network access (to
 move to a newer revision, delete the model and download it again).
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import fnmatch
 import logging
@@ -192,6 +197,12 @@ def describe_error(exc: BaseException, model_id: str, endpoint: str, stage: str)
             return f"cannot connect to {hub} ({stage}): is it reachable from this server?"
         if isinstance(error, httpx2.TransportError):
             return f"the connection to {hub} broke off ({stage})"
+    for error in _chain(exc):
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return (
+                f"not enough disk space for {model_id}: the disk holding the model cache "
+                f"filled up ({stage}); free some space and download it again"
+            )
     if isinstance(exc, OSError):
         if "Consistency check failed" in str(exc):
             return f"a file arrived incomplete ({stage}); try again"
@@ -519,6 +530,7 @@ class _Run:
         known = [sizes[name] for name in names]
         job.files_total = len(names)
         job.bytes_total = sum(s for s in known if s is not None) if None not in known else None
+        self.stage = "checking the free disk space"
         self._check_disk_space()
         revision = info.sha or "main"
         progress = _progress_class(self._on_bytes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import os
 import time
@@ -17,6 +18,7 @@ from frontend.models.downloads import (
     STAGING_PREFIX,
     DownloadJob,
     DownloadManager,
+    describe_error,
     select_files,
     sweep_staging,
 )
@@ -351,3 +353,14 @@ def test_skipped_files_are_not_fetched(hub: FakeHub, hub_dir: Path, source: Path
     assert "tf_model.h5" not in files and "pytorch_model.bin" not in files
     assert "tf_model.h5" not in hub.downloads(MODEL)
     assert job.files_total == len(files) == len(folder_files(source)) - 2
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
+def test_a_full_disk_is_named_as_such(code: int) -> None:
+    cause = OSError(code, os.strerror(code), "/data/models/hub/.download-x/blob.incomplete")
+    wrapped = RuntimeError("while writing")
+    wrapped.__cause__ = cause
+    for error in (cause, wrapped):
+        message = describe_error(error, "acme/model", "http://hub.test", "downloading a.bin")
+        assert message.startswith("not enough disk space for acme/model: ")
+        assert "(downloading a.bin)" in message and "/data" not in message
