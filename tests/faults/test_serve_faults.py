@@ -1,0 +1,211 @@
+"""`homelab-ai serve` killed, stopped under load, or started over a Triton left behind.
+
+Each test runs its own `serve` process (its own embedded Triton) on loopback and signals only
+that process and the tritonserver it started, by pid."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import yaml
+
+from frontend.core.config import load_settings
+from frontend.triton.embedded import EmbeddedTriton, TritonPorts, free_port, triton_environment
+from tests.conftest import MINILM_ID
+from tests.integration.test_serve import processes_mentioning, serve_command, status_of, wait_for
+
+# Long texts (~250 tokens each): a batch of 32 keeps the model busy for a good part of a second.
+TEXTS = [f"paragraph {i}: " + "the homelab server embeds long documents " * 40 for i in range(32)]
+CONFIG = {
+    "models": {"text_embedding": [{"id": "minilm", "hf_model": MINILM_ID, "threads": 1}]},
+    "server": {"drain_timeout_seconds": 30},
+}
+
+
+@contextmanager
+def serving(tmp_path: Path, data_dir: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+    data = tmp_path / "data"
+    if not data.exists():
+        data.mkdir()
+        (data / "models").symlink_to(data_dir / "models")  # reuse the imported MiniLM
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOMELAB_")}
+    with open(tmp_path / "serve.log", "ab") as log:
+        process = subprocess.Popen(
+            serve_command(config, data, "--port", str(port)),
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=url, timeout=60) as http:
+                wait_for(lambda: status_of(http, "/ready") == 200, 90, "the service to be ready")
+                assert http.post("/api/embed", json={"texts": ["warm up"]}).status_code == 200
+            yield process, url, data
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
+def tritonservers(data: Path) -> list[int]:
+    found = processes_mentioning(str(data.resolve()))
+    return [pid for pid, cmd in found.items() if "bin/tritonserver" in cmd]
+
+
+def post_batch(url: str) -> int | str:
+    """One embed of 32 texts: its status, or the transport error's name (the request was cut
+    or never connected)."""
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            return http.post("/api/embed", json={"texts": TEXTS}).status_code
+    except httpx.TransportError as exc:
+        return type(exc).__name__
+
+
+def test_sigterm_with_12_requests_running_lets_them_finish(tmp_path: Path, data_dir: Path) -> None:
+    with serving(tmp_path, data_dir) as (process, url, data):
+        barrier = threading.Barrier(13)
+
+        def running(_: int) -> int | str:
+            barrier.wait(30)
+            return post_batch(url)
+
+        with ThreadPoolExecutor(12) as pool, httpx.Client(base_url=url, timeout=10) as http:
+            futures = [pool.submit(running, i) for i in range(12)]
+            barrier.wait(30)
+            for _ in range(200):  # until the 12 requests are running (bounded: ~10 s)
+                if http.get("/api/status").json()["in_flight"] >= 12:
+                    break
+                time.sleep(0.05)
+            signalled = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.1)
+            ready = status_of(http, "/ready")  # out of rotation at once
+            late = http.post("/api/embed", json={"texts": ["too late"]})
+            statuses = [f.result(90) for f in futures]
+        assert process.wait(60) in (0, -signal.SIGTERM)
+        stopped_after = time.monotonic() - signalled
+        assert statuses == [200] * 12, statuses
+        assert ready == 503
+        assert late.status_code == 503
+        assert late.json()["error"]["code"] == "SERVICE_UNAVAILABLE"
+        assert "shutting down" in late.json()["error"]["message"]
+        wait_for(lambda: not processes_mentioning(str(data.resolve())), 10, "Triton to exit")
+        log = (tmp_path / "serve.log").read_text()
+        assert "drained: no request running" in log and "tritonserver stopped" in log
+        print(f"\nSIGTERM, 12 x 32 texts running: 12 x 200; exit after {stopped_after:.1f} s")
+
+
+def test_sigterm_under_load_answers_only_200_or_a_clean_503(tmp_path: Path, data_dir: Path) -> None:
+    with serving(tmp_path, data_dir) as (process, url, _):
+        stop = threading.Event()
+        results: list[int | str] = []
+
+        def client() -> None:
+            for _ in range(400):  # bounded; ends when the service is gone
+                if stop.is_set():
+                    return
+                outcome = post_batch(url)
+                results.append(outcome)
+                if outcome == "ConnectError":
+                    return
+
+        threads = [threading.Thread(target=client) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) in (0, -signal.SIGTERM)
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+        counts = Counter(results)
+        # Answers are 200 or 503; a client may find the listener closed after the drain, but no
+        # request is cut mid-way (ReadError, RemoteProtocolError) and none gets a 500.
+        assert set(counts) <= {200, 503, "ConnectError"}, counts
+        assert counts[200] >= 8
+        print(f"\nSIGTERM under load (8 clients x 32 texts): {dict(counts)}")
+
+
+def test_sigkill_of_tritonserver_mid_request_gives_503_then_serves(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    with serving(tmp_path, data_dir) as (_, url, data):
+        [server] = tritonservers(data)
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(post_batch, url) for _ in range(8)]
+            time.sleep(0.1)
+            os.kill(server, signal.SIGKILL)
+            statuses = [f.result(90) for f in futures]
+        assert set(statuses) <= {200, 503}, statuses
+        with httpx.Client(base_url=url, timeout=60) as http:
+            wait_for(lambda: status_of(http, "/ready") == 200, 90, "Triton to be restarted")
+            response = http.post("/api/embed", json={"texts": TEXTS})
+            assert response.status_code == 200, response.text
+        assert tritonservers(data) and tritonservers(data) != [server]
+
+
+def test_sigkill_of_the_frontend_leaves_no_triton_and_a_restart_serves(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    with serving(tmp_path, data_dir) as (process, _, data):
+        marker = str(data.resolve())
+        assert tritonservers(data)
+        assert any("triton_python_backend_stub" in c for c in processes_mentioning(marker).values())
+        process.kill()  # what the OOM killer does
+        process.wait(10)
+        wait_for(lambda: not processes_mentioning(marker), 15, "Triton and its stubs to exit")
+    with serving(tmp_path, data_dir) as (_, url, data):  # same data dir
+        assert len(tritonservers(data)) == 1
+        with httpx.Client(base_url=url, timeout=60) as http:
+            assert http.post("/api/embed", json={"texts": ["again"]}).status_code == 200
+
+
+def test_a_start_stops_the_tritonserver_an_earlier_run_left_behind(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    repository = tmp_path / "repository"
+    repository.mkdir()
+
+    def server() -> EmbeddedTriton:
+        return EmbeddedTriton(
+            repositories=[repository],
+            work_dir=tmp_path / "triton",
+            ports=TritonPorts.choose(),
+            env=triton_environment(load_settings(None, data_dir=data_dir)),
+        )
+
+    async def scenario() -> None:
+        left = server()
+        await left.start(60)
+        assert left._supervisor is not None  # an orphan has no supervisor: stop it
+        left._supervisor.cancel()
+        left_pid = left.process.pid if left.process else 0
+        fresh = server()
+        await fresh.start(60)
+        try:
+            assert left.process is not None and left.process.wait(15) is not None
+            assert fresh.is_running() and fresh.process is not None
+            assert fresh.pid_file.read_text().strip() == str(fresh.process.pid)
+            assert left_pid not in tritonservers(tmp_path)
+        finally:
+            await fresh.stop()
+        assert not fresh.pid_file.exists()
+
+    asyncio.run(scenario())
