@@ -100,7 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: Metrics = app.state.metrics
     registry = ModelRegistry(settings, gateway, store, metrics)
     if embedded is not None:
-        registry.on_stuck = embedded.restart
+        registry.doctor.on_stuck = embedded.restart
     metrics.watch(lambda: [e.id for e in registry.loaded_entries()], gpu.gpu_memory_used)
     lifecycle = Lifecycle(settings, registry)
     lifecycle.start()

@@ -94,7 +94,7 @@ class Lifecycle:
             try:
                 self.unload_expired()
                 if ticks % 4 == 0:  # every ~2 s: restart models whose process died
-                    await self.registry.heal_dead()
+                    await self.registry.doctor.heal_dead()
             except Exception:  # the reaper must outlive any one failure
                 logger.exception("idle unloading failed")
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import os
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,7 +23,7 @@ from frontend.core.errors import (
 from frontend.core.observability import Metrics, note_model
 from frontend.models import gpu
 from frontend.models.cache import is_downloaded
-from frontend.models.health import HealthBook
+from frontend.models.healing import ModelDoctor
 from frontend.models.store import SettingsStore
 from frontend.models.stubs import resident_bytes, stub_pids
 from frontend.tasks.common import is_builtin
@@ -79,16 +76,8 @@ class ModelRegistry:
         self.gpu_footprints: dict[str, int] = {}  # GPU bytes likewise (NVML), when on a GPU
         # Called before a load with the entry to make room for (LRU eviction); set by lifecycle.
         self.before_load: Callable[[ModelEntry], Awaitable[None]] | None = None
-        # Called when Triton's own state for a model is stuck after an abandoned load: the
-        # embedded server restarts tritonserver (set by the app; external Tritons have none).
-        self.on_stuck: Callable[[], Awaitable[None]] | None = None
-        resources = settings.resources
-        self.health = HealthBook(
-            resources.model_max_restarts, resources.model_restart_window_seconds
-        )
-        self._restarting: dict[str, asyncio.Future[None]] = {}
-        self.generation: dict[str, int] = {}  # loads so far: a restart is for one generation
-        self._stubs: dict[str, list[int]] = {}  # stub pids seen right after the last load
+        self.doctor = ModelDoctor(self)  # restarts models whose processes die or hang
+        self.health = self.doctor.health
 
     def all_enabled(self) -> list[ModelEntry]:
         return [entry for task in TASKS for entry in self.enabled(task)]
@@ -206,7 +195,7 @@ class ModelRegistry:
             status = str(exc.status() or "")
             logger.error("loading %s failed: %s", entry.id, str(exc.message())[:2000])
             if status.endswith("DEADLINE_EXCEEDED") and await self.gateway.is_ready():
-                await self._abandon_load(entry)
+                await self.doctor.abandon_load(entry)
                 raise APIError(
                     503,
                     MODEL_LOAD_FAILED,
@@ -230,9 +219,8 @@ class ModelRegistry:
         if self.metrics is not None:
             self.metrics.load_duration.labels(entry.id).observe(elapsed)
         self.load_count[entry.id] = self.load_count.get(entry.id, 0) + 1
-        self.generation[entry.id] = self.generation.get(entry.id, 0) + 1
         self.last_load_seconds[entry.id] = elapsed
-        self._stubs[entry.id] = stub_pids(self.repository, entry.id)
+        self.doctor.loaded(entry.id)
         usage = self.usage.setdefault(entry.id, ModelUsage())
         usage.loaded_at = usage.last_used = time.monotonic()
         footprint, gpu_footprint = self.memory(entry.id)
@@ -307,13 +295,13 @@ class ModelRegistry:
 
     async def _run(self, entry: ModelEntry, call: Callable[[], Awaitable[T]]) -> T:
         await self.ensure_loaded(entry)
-        generation = self.generation.get(entry.id, 0)
+        generation = self.doctor.generation(entry.id)
         try:
             return await call()
         except ModelUnhealthy as exc:
             # Its process died or hangs: restart the model (once for all the requests that saw
             # it) and retry this one; inference is idempotent.
-            await self.restart(entry, f"model process unhealthy: {exc}", generation)
+            await self.doctor.restart(entry, f"model process unhealthy: {exc}", generation)
             try:
                 return await call()
             except (ModelUnhealthy, ModelNotLoaded):
@@ -324,7 +312,7 @@ class ModelRegistry:
                     {"model_id": entry.id},
                 ) from None
         except InferenceTimeout:
-            self.restart_soon(entry, "an inference call timed out", generation)
+            self.doctor.restart_soon(entry, "an inference call timed out", generation)
             raise APIError(
                 504,
                 INFERENCE_TIMEOUT,
@@ -343,129 +331,6 @@ class ModelRegistry:
                 raise APIError(
                     503, MODEL_LOAD_FAILED, f"model '{entry.id}' is not available after loading"
                 ) from None
-
-    # --- model processes that die, hang or wedge a load -----------------------------------
-
-    async def restart(self, entry: ModelEntry, reason: str, generation: int) -> None:
-        """Restart a model whose process died or hangs: kill its stubs, unload, load again.
-
-        Single-flight: every request that saw the same dead process waits for one restart; a
-        request that saw an older generation (restarted already) only waits for the load."""
-        attempt = self._restarting.get(entry.id)
-        if attempt is None:
-            failed = self.health.failed_reason(entry.id)
-            if failed is not None:
-                raise APIError(
-                    503,
-                    MODEL_LOAD_FAILED,
-                    f"model '{entry.id}' is marked failed ({failed[:300]})",
-                    {"model_id": entry.id, "health": "failed"},
-                )
-            if self.generation.get(entry.id, 0) != generation and entry.id in self._loaded:
-                return  # restarted since this request's call began
-            attempt = asyncio.ensure_future(self._restart(entry, reason))
-            self._restarting[entry.id] = attempt
-            attempt.add_done_callback(lambda _: self._restarting.pop(entry.id, None))
-        await asyncio.shield(attempt)
-
-    def restart_soon(self, entry: ModelEntry, reason: str, generation: int) -> None:
-        task = asyncio.ensure_future(self.restart(entry, reason, generation))
-        task.add_done_callback(_log_restart_failure)
-
-    def is_restarting(self, model_id: str) -> bool:
-        return model_id in self._restarting
-
-    async def _restart(self, entry: ModelEntry, reason: str) -> None:
-        logger.warning("model %s: %s; restarting it", entry.id, reason)
-        delay = self.health.begin_restart(entry.id, reason)
-        if self.metrics is not None:
-            self.metrics.model_restarts.labels(entry.id).inc()
-        await self._stop_processes(entry)
-        if delay is None:
-            logger.error("model %s: %s", entry.id, self.health.get(entry.id).reason)
-            raise APIError(
-                503,
-                MODEL_LOAD_FAILED,
-                f"model '{entry.id}' keeps failing and was marked failed",
-                {"model_id": entry.id, "health": "failed"},
-            )
-        await asyncio.sleep(delay)
-        try:
-            await self.ensure_loaded(entry)
-        except APIError as exc:
-            self.health.fail(entry.id, f"{reason}; reloading failed: {exc.message}")
-            raise
-        self.health.ok(entry.id)
-        logger.info("model %s restarted", entry.id)
-
-    async def _stop_processes(self, entry: ModelEntry) -> None:
-        """Kill the model's stubs (SIGKILL also ends a stopped or deadlocked one) and unload it
-        from Triton, which keeps a model with dead stubs "ready" otherwise."""
-        pids = self._kill_stubs(entry)
-        with contextlib.suppress(APIError, InferenceServerException):
-            await self.gateway.unload(entry.id)
-        deadline = time.monotonic() + 10.0
-        while pids and stub_pids(self.repository, entry.id) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-
-    def _kill_stubs(self, entry: ModelEntry) -> list[int]:
-        """SIGKILL the model's stub processes of our repository (when this host sees them)."""
-        self._loaded.discard(entry.id)
-        pids = stub_pids(self.repository, entry.id)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        return pids
-
-    async def _abandon_load(self, entry: ModelEntry) -> None:
-        """A load past triton.load_timeout_seconds: Triton 2.51 can wedge a Python-backend load
-        for good (stubs starved of CPU while they initialize). Killing the stubs turns the
-        model from LOADING to UNAVAILABLE (measured); if it stays LOADING, Triton itself is
-        stuck and is restarted (embedded) or routed around (external)."""
-        logger.error("model %s: load abandoned after %g s", entry.id, self.gateway.load_timeout)
-        self._kill_stubs(entry)
-        deadline = time.monotonic() + 10.0
-        states: list[str] = []
-        while time.monotonic() < deadline:
-            with contextlib.suppress(APIError):
-                states = await self.gateway.model_states(entry.id)
-            if "LOADING" not in states:
-                break
-            await asyncio.sleep(0.5)
-        if "LOADING" in states:
-            logger.error("Triton still reports %s as loading: restarting it", entry.id)
-            if self.on_stuck is not None:
-                await self.on_stuck()
-            else:
-                for replica in self.gateway.replicas:
-                    replica.mark_down(f"model {entry.id} stuck loading")
-            return
-        with contextlib.suppress(APIError, InferenceServerException):
-            await self.gateway.unload(entry.id)
-
-    def dead_models(self) -> list[ModelEntry]:
-        """Loaded models whose stub processes (seen after their load) are gone: the OOM killer
-        or a native crash. Cheap: looks only at the pids recorded at load."""
-        dead = []
-        for entry in self.loaded_entries():
-            pids = self._stubs.get(entry.id)
-            if pids and not all(_alive(pid) for pid in pids) and not self.is_restarting(entry.id):
-                current = stub_pids(self.repository, entry.id)
-                if len(current) >= len(pids):  # restarted by another frontend: not ours to do
-                    self._stubs[entry.id] = current
-                    continue
-                dead.append(entry)
-        return dead
-
-    async def heal_dead(self) -> None:
-        """Restart the models whose processes died (if Triton still counts them ready; an
-        unload done elsewhere only makes this frontend forget the model)."""
-        for entry in self.dead_models():
-            ready = await self.gateway.is_model_ready(entry.id)
-            if not ready:
-                self.forget(entry.id)
-                continue
-            self.restart_soon(entry, "its model process exited", self.generation.get(entry.id, 0))
 
     async def unload(self, entry: ModelEntry) -> None:
         """Unload and return only once the model's stub processes are gone (memory freed)."""
@@ -490,21 +355,6 @@ class ModelRegistry:
             if usage is not None:
                 usage.loaded_at = None
         logger.info("unloaded model %s", entry.id)
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie waiting for Triton to reap it."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
-
-
-def _log_restart_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        exc = task.exception()
-        logger.warning("restart failed: %s", exc.message if isinstance(exc, APIError) else exc)
 
 
 def _log_unload_failure(task: asyncio.Future[None]) -> None:

@@ -110,6 +110,7 @@ def test_status_panel_refreshes_live(admin: AdminPage, admin_api: RunningApi) ->
     first = admin.wait_text("#connection", lambda t: t.startswith("live"))
     admin.wait_text("#connection", lambda t: t.startswith("live") and t != first, timeout=10)
     assert admin.page.locator("#st-models tr[data-model=minilm]").count() == 1
+    assert admin.text("#st-models tr[data-model=minilm] td:last-child").startswith("ok")
     assert float(admin.text("#st-rate")) > 0
     assert admin.text("#st-latency").endswith(" ms")
     admin.snap("status")

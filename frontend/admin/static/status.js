@@ -3,6 +3,13 @@
 import { api } from "./api.js";
 import { $, bytes, duration, el, setText } from "./dom.js";
 
+function healthBadge(health) {
+  if (!health) return "";
+  const kind = { ok: "ok", restarting: "warn", failed: "warn" }[health.state] || "info";
+  const restarts = health.restarts ? ` · ${health.restarts} restarts` : "";
+  return el("span", { className: `badge ${kind}`, title: health.reason || "" }, `${health.state}${restarts}`);
+}
+
 export async function refreshStatus() {
   const status = await api("/api/status");
   const triton = status.triton;
@@ -38,6 +45,14 @@ export async function refreshStatus() {
       el("td", {}, m.requests),
       el("td", {}, duration(m.idle_seconds)),
       el("td", {}, m.expires_in_seconds === null ? "never" : duration(m.expires_in_seconds)),
+      el("td", {}, healthBadge(m.health)),
+    ),
+  );
+  // Models the service gave up restarting are not loaded: list them with the reason.
+  const failed = Object.entries(status.model_health || {}).filter(([, h]) => h.state === "failed");
+  $("#st-failed").replaceChildren(
+    ...failed.map(([id, h]) =>
+      el("li", { dataset: { model: id } }, `${id} failed: ${h.reason} (Models tab: Load retries it)`),
     ),
   );
   $("#st-models tbody").replaceChildren(...rows);
