@@ -12,6 +12,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+NOT_JSON = "request body is not valid JSON"
 _MAX_DEPTH = 200  # the permissive re-parse that names the field must not recurse without end
 
 
@@ -67,10 +68,10 @@ def decode_json(body: bytes) -> Any:
     try:
         lenient = json.loads(body)
     except (ValueError, RecursionError):
-        raise InvalidBody("request body is not valid JSON (UTF-8)") from None
+        raise InvalidBody(NOT_JSON, reason="not valid JSON (UTF-8)") from None
     found = _problem(lenient, [])
     if found is None:  # valid for Python but not for orjson: e.g. a UTF-16 encoded body
-        raise InvalidBody("request body is not valid JSON (UTF-8)")
+        raise InvalidBody(NOT_JSON, reason="not valid JSON (UTF-8)")
     field, reason = found
     raise InvalidBody(f"invalid request: {field}: {reason}", field, reason)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from types import FrameType
 
 import uvicorn
@@ -39,5 +40,13 @@ class DrainingServer(uvicorn.Server):
         self._drainer = asyncio.ensure_future(self._drain_then_exit())
 
     async def _drain_then_exit(self) -> None:
+        started = time.monotonic()
         await self.drain.wait(self.drain_timeout)
+        # Stop accepting first, then give connections accepted a moment ago the time to send
+        # their request and get the 503: uvicorn's shutdown closes a connection whose request
+        # it has not read yet without any answer (clients saw RemoteProtocolError).
+        for server in self.servers:
+            server.close()
+        await asyncio.sleep(0.5)
+        await self.drain.wait(max(0.0, self.drain_timeout - (time.monotonic() - started)))
         self.should_exit = True

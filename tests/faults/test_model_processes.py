@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -194,3 +196,22 @@ def test_a_load_wedged_by_starved_stubs_is_abandoned_and_the_next_load_works(
         response = http.post("/api/embed", json={"texts": ["y"], "model": "minilm-wedge"})
         assert response.status_code == 200, response.text
         http.post("/api/models/minilm-wedge/unload").raise_for_status()
+
+
+def test_a_load_under_cpu_pressure_finishes(settings: Settings, triton: EmbeddedTriton) -> None:
+    """Six busy processes on two cores while the model loads: slow, but it loads and serves."""
+    pressure = {"id": "minilm-pressure", "hf_model": MINILM_ID, "threads": 1}
+    burn = "import time\nend = time.time() + 60\nwhile time.time() < end: pass\n"
+    burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(6)]
+    updates = with_models(settings, pressure)
+    try:
+        with own_frontend(settings, triton, **updates) as api, api.client() as http:
+            started = time.monotonic()
+            response = http.post("/api/embed", json={"texts": ["x"], "model": "minilm-pressure"})
+            assert response.status_code == 200, response.text
+            print(f"\nload + first embed under CPU pressure: {time.monotonic() - started:.1f} s")
+            http.post("/api/models/minilm-pressure/unload").raise_for_status()
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait(5)
