@@ -1,4 +1,4 @@
-"""The one error envelope (DESIGN.md) and every exception handler that produces it."""
+"""The one error envelope (README: Errors), the named errors, and the handlers producing it."""
 
 from __future__ import annotations
 

@@ -26,6 +26,9 @@ CUDA_CONTEXT_BYTES = 600 * 1024 * 1024
 
 
 class Lifecycle:
+    """The unload policy: keep-alive expiry (a reaper task), and LRU eviction under the memory
+    budgets before a load."""
+
     def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
         self.settings = settings
         self.registry = registry

@@ -52,6 +52,9 @@ class ModelUsage:
 
 
 class ModelRegistry:
+    """The configured models and their Triton state: which entry serves a request, single-flight
+    loads, inference with its slot, timing and healing, and unloads that wait for the memory."""
+
     def __init__(
         self,
         settings: Settings,

@@ -70,6 +70,8 @@ def disk_usage(path: Path) -> int:
 
 
 class ModelService:
+    """The model API's logic: listing, adding, downloading, deleting and runtime settings."""
+
     def __init__(
         self,
         settings: Settings,

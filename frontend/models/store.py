@@ -34,7 +34,7 @@ FOREVER = -1.0
 
 def _migrate(db: sqlite3.Connection) -> None:
     """Rename the keep-alive column of databases written before it was `keep_alive_seconds`
-    (it was DESIGN.md's `model_idle_timeout_seconds`; same unit, same meaning)."""
+    (it was `model_idle_timeout_seconds`; same unit, same meaning)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(model_settings)")}
     if "model_idle_timeout_seconds" in columns:
         db.execute(
