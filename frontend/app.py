@@ -16,7 +16,6 @@ from fastapi.openapi.utils import get_openapi
 from frontend import __version__
 from frontend.admin.routes import router as admin_router
 from frontend.admin.routes import static_mount
-from frontend.caption.routes import router as caption_router
 from frontend.core.config import Settings
 from frontend.core.errors import install_exception_handlers
 from frontend.core.hosts import HostCheckMiddleware, HostPolicy
@@ -31,6 +30,7 @@ from frontend.embed.routes import router as embed_router
 from frontend.embed.service import EmbeddingService
 from frontend.health.metrics import router as metrics_router
 from frontend.health.routes import router as health_router
+from frontend.images.routes import router as images_router
 from frontend.models import gpu
 from frontend.models.downloads import DownloadManager
 from frontend.models.lifecycle import Lifecycle
@@ -40,7 +40,6 @@ from frontend.models.routes import downloads_router
 from frontend.models.routes import router as models_router
 from frontend.models.service import ModelService, sweep_deleted
 from frontend.models.store import SettingsStore, apply_added_models
-from frontend.ocr.routes import router as ocr_router
 from frontend.status.routes import router as status_router
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
@@ -51,8 +50,7 @@ ROUTERS = [
     health_router,
     metrics_router,
     embed_router,
-    caption_router,
-    ocr_router,
+    images_router,
     status_router,
     models_router,
     downloads_router,

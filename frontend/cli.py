@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll otherwise
-    # Access lines carry their own timestamp (DESIGN's format): print them as they are.
+    # Access lines carry their own timestamp (the documented format): print them as they are.
     access = logging.getLogger("homelab_ai.access")
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))

@@ -169,13 +169,27 @@ class ResourcesSection(_Section):
     max_host_memory_gb: float | None = Field(default=None, gt=0)
     max_concurrent_requests: int = Field(default=64, ge=1)  # inference requests in flight
     queue_timeout_seconds: float = Field(default=30, ge=0)  # wait for a slot, then 503
-    model_keep_alive_minutes: float = Field(default=30, ge=0)
-    ocr_keep_alive_seconds: float = Field(default=5, ge=0)
+    keep_alive_seconds: float = Field(default=1800, ge=0)  # idle time before an unload
+    ocr_keep_alive_seconds: float = Field(default=5, ge=0)  # OCR: release memory quickly
     max_keep_alive_seconds: float = Field(default=86_400, ge=0)
     # A model whose process dies is restarted; after this many restarts within the window
     # it is marked failed until an operator loads it again.
     model_max_restarts: int = Field(default=5, ge=0, le=1000)
     model_restart_window_seconds: float = Field(default=300, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_keep_alive_name(cls, data: Any) -> Any:
+        # Before keep-alive was in seconds everywhere: model_keep_alive_minutes (still read).
+        if isinstance(data, dict) and "model_keep_alive_minutes" in data:
+            data = dict(data)
+            minutes = data.pop("model_keep_alive_minutes")
+            if "keep_alive_seconds" not in data:
+                try:
+                    data["keep_alive_seconds"] = float(minutes) * 60
+                except (TypeError, ValueError):
+                    raise ValueError("model_keep_alive_minutes must be a number") from None
+        return data
 
 
 class ApiKey(_Section):

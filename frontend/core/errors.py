@@ -1,4 +1,4 @@
-"""The one error envelope (DESIGN.md) and every exception handler that produces it."""
+"""The one error envelope (README: Errors), the named errors, and the handlers producing it."""
 
 from __future__ import annotations
 
@@ -49,6 +49,10 @@ _MAX_VALIDATION_ITEMS = 10
 class APIError(Exception):
     """An error that reaches the client as the documented envelope."""
 
+    status: int = 500
+    code: str = INTERNAL_ERROR
+    doc = "the log has the details"  # what the status means, for the OpenAPI descriptions
+
     def __init__(
         self, status: int, code: str, message: str, details: dict[str, Any] | None = None
     ) -> None:
@@ -57,6 +61,77 @@ class APIError(Exception):
         self.code = code
         self.message = message
         self.details = details
+
+
+class NamedError(APIError):
+    """An APIError whose class fixes its status and code; callers give the message."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(type(self).status, type(self).code, message, details)
+
+
+class InvalidRequest(NamedError):
+    status, code, doc = 400, INVALID_REQUEST, "malformed or out-of-limit input"
+
+
+class Unauthorized(NamedError):
+    status, code, doc = 401, UNAUTHORIZED, "missing or invalid API key"
+
+
+class Forbidden(NamedError):
+    status, code, doc = 403, FORBIDDEN, "client address not allowed (security.ip_allowlist)"
+
+
+class ModelNotFound(NamedError):
+    status, code, doc = 404, MODEL_NOT_FOUND, "unknown or disabled model"
+
+
+class NotFound(NamedError):
+    status, code, doc = 404, NOT_FOUND, "no such item"
+
+
+class Conflict(NamedError):
+    status, code = 409, CONFLICT
+    doc = "the id is taken, or a download of the model is running"
+
+
+class RateLimited(NamedError):
+    status, code, doc = 429, RATE_LIMIT_EXCEEDED, "too many requests (see Retry-After)"
+
+
+class ModelLoadFailed(NamedError):
+    status, code, doc = 503, MODEL_LOAD_FAILED, "the model could not be loaded"
+
+
+class ResourceExhausted(NamedError):
+    status, code = 503, RESOURCE_EXHAUSTED
+    doc = "no room for the work (concurrency, queue or memory limits); retry shortly"
+
+
+class Unavailable(NamedError):
+    status, code = 503, SERVICE_UNAVAILABLE
+    doc = "Triton or the browser is down, or the service is shutting down"
+
+
+class InferenceTimedOut(NamedError):
+    status, code = 504, INFERENCE_TIMEOUT
+    doc = "the model did not answer within triton.inference_timeout_seconds (it is restarted)"
+
+
+# Every named error, in status order: the OpenAPI descriptions are generated from these.
+NAMED_ERRORS: tuple[type[NamedError], ...] = (
+    InvalidRequest,
+    Unauthorized,
+    Forbidden,
+    ModelNotFound,
+    NotFound,
+    Conflict,
+    RateLimited,
+    ModelLoadFailed,
+    ResourceExhausted,
+    Unavailable,
+    InferenceTimedOut,
+)
 
 
 class BodyTooLarge(StarletteHTTPException):

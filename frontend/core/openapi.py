@@ -11,6 +11,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from frontend.core.errors import (
+    NAMED_ERRORS,
+    APIError,
+    InferenceTimedOut,
+    ModelLoadFailed,
+    ModelNotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from frontend.core.hosts import EXEMPT_PATHS
 from frontend.core.security import PROBE_PATHS, SecurityPolicy
 from frontend.core.shutdown import DRAIN_SAFE_METHODS
@@ -27,24 +36,33 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
-ERROR_DESCRIPTIONS: dict[int, str] = {
-    400: "INVALID_REQUEST: malformed or out-of-limit input, or a Host header that is not an "
-    "allowed name (server.allowed_hosts)",
-    401: "UNAUTHORIZED: missing or invalid API key",
-    403: "FORBIDDEN: client address not allowed (security.ip_allowlist)",
-    404: "MODEL_NOT_FOUND / NOT_FOUND: unknown or disabled model, or no such item",
-    409: "CONFLICT: the id is taken, or a download of the model is running",
+# What the middleware and the last-resort handler answer, beyond the named errors.
+_MORE: dict[int, str] = {
+    400: "or a Host header that is not an allowed name (server.allowed_hosts)",
     413: "INVALID_REQUEST: body over limits.max_body_bytes",
-    429: "RATE_LIMIT_EXCEEDED (see Retry-After)",
     500: "INTERNAL_ERROR or INFERENCE_FAILED (the log has the details)",
     502: "the upstream failed",
-    503: "MODEL_LOAD_FAILED, SERVICE_UNAVAILABLE (Triton down, or the service is shutting "
-    "down) or RESOURCE_EXHAUSTED",
-    504: "INFERENCE_TIMEOUT: the model did not answer within triton.inference_timeout_seconds "
-    "(it is restarted), or the upstream did not answer in time",
+    504: "or the upstream did not answer in time",
 }
-# Inference: the model may be unknown, fail to load, its server may be down, or it may hang.
-INFERENCE_ERRORS = (404, 503, 504)
+
+
+def _describe(status: int) -> str:
+    named = "; ".join(f"{e.code}: {e.doc}" for e in NAMED_ERRORS if e.status == status)
+    return ", ".join(part for part in (named, _MORE.get(status, "")) if part)
+
+
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    status: _describe(status) for status in sorted({e.status for e in NAMED_ERRORS} | set(_MORE))
+}
+# Inference: the model may be unknown, fail to load, the server may be busy or down, or the
+# model may hang.
+INFERENCE_ERRORS = (
+    ModelNotFound,
+    ModelLoadFailed,
+    ResourceExhausted,
+    Unavailable,
+    InferenceTimedOut,
+)
 _RATE_HEADERS = {
     name: {"schema": {"type": "integer"}, "description": text}
     for name, text in (
@@ -57,8 +75,12 @@ _RATE_HEADERS = {
 _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 
 
-def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
-    """FastAPI `responses=` for a route's own error statuses (`descriptions`: 'e503'=...)."""
+def error_responses(
+    *errors: type[APIError] | int, **descriptions: str
+) -> dict[int | str, dict[str, Any]]:
+    """FastAPI `responses=` for a route's own errors: named error classes (or bare statuses);
+    `descriptions` ('e503'=...) replace a status's generated text."""
+    statuses = sorted({error if isinstance(error, int) else error.status for error in errors})
     return {
         status: {
             "model": ErrorEnvelope,

@@ -19,10 +19,10 @@ from frontend.core.errors import (
     CRAWL_TIMEOUT,
     CRAWL_TLS_FAILED,
     CRAWL_UNREACHABLE,
-    INVALID_REQUEST,
-    RESOURCE_EXHAUSTED,
-    SERVICE_UNAVAILABLE,
     APIError,
+    InvalidRequest,
+    ResourceExhausted,
+    Unavailable,
 )
 from frontend.crawl import page as pages
 from frontend.crawl.browser import BrowserManager, BrowserUnavailable
@@ -41,9 +41,7 @@ _BYPASS_NOTHING = "<-loopback>"  # Chromium must send loopback traffic through t
 
 
 def refused(refusal: Refusal) -> APIError:
-    return APIError(
-        400,
-        INVALID_REQUEST,
+    return InvalidRequest(
         f"crawl target refused: {refusal.message}",
         {"rule": refusal.rule, "host": refusal.host[:255]},
     )
@@ -119,9 +117,7 @@ class CrawlService:
         if requested is None:
             return self.settings.default_timeout_ms
         if requested > self.settings.max_timeout_ms:
-            raise APIError(
-                400,
-                INVALID_REQUEST,
+            raise InvalidRequest(
                 f"timeout_ms must be at most {self.settings.max_timeout_ms} (crawl.max_timeout_ms)",
             )
         return requested
@@ -145,9 +141,7 @@ class CrawlService:
         await self.check_target(url)
         limit = self.settings.max_concurrent + self.settings.max_queued
         if self._admitted >= limit:
-            raise APIError(
-                503,
-                RESOURCE_EXHAUSTED,
+            raise ResourceExhausted(
                 f"too many crawls in progress ({limit} running or queued); retry shortly",
             )
         self._admitted += 1
@@ -171,14 +165,10 @@ class CrawlService:
         except (TimeoutError, PlaywrightTimeout):
             raise net_failure("timeout", _host_port(url)[0]) from None
         except BrowserUnavailable:
-            raise APIError(
-                503, SERVICE_UNAVAILABLE, "the crawl browser could not be started"
-            ) from None
+            raise Unavailable("the crawl browser could not be started") from None
         except PlaywrightError:
             logger.warning("crawl of a page failed in the browser", exc_info=True)
-            raise APIError(
-                503, SERVICE_UNAVAILABLE, "the crawl browser failed during this crawl; retry"
-            ) from None
+            raise Unavailable("the crawl browser failed during this crawl; retry") from None
         finally:
             await session.close()
         return await self._result(request, loaded, session)

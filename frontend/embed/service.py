@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 
 from frontend.core.config import LimitsSection, ModelEntry, Task
-from frontend.core.errors import INVALID_REQUEST, APIError
+from frontend.core.errors import InvalidRequest
 from frontend.models.registry import ModelRegistry
 from frontend.triton.codecs import fp32_matrix, texts_input
 
@@ -16,18 +16,14 @@ TASK: Task = "text_embedding"
 
 def check_texts(texts: list[str], limits: LimitsSection) -> None:
     if len(texts) > limits.max_texts_per_request:
-        raise APIError(
-            400,
-            INVALID_REQUEST,
+        raise InvalidRequest(
             f"too many texts: {len(texts)} > {limits.max_texts_per_request} per request",
         )
     for index, text in enumerate(texts):
         if not text.strip():
-            raise APIError(400, INVALID_REQUEST, f"texts[{index}] is empty")
+            raise InvalidRequest(f"texts[{index}] is empty")
         if len(text) > limits.max_text_chars:
-            raise APIError(
-                400,
-                INVALID_REQUEST,
+            raise InvalidRequest(
                 f"texts[{index}] has {len(text)} characters; the limit is {limits.max_text_chars}",
             )
 
@@ -52,10 +48,6 @@ class EmbeddingService:
     async def _embed_chunk(
         self, entry: ModelEntry, texts: list[str], keep_alive: float | None
     ) -> np.ndarray:
-        gateway = self.registry.gateway
-
-        async def call() -> np.ndarray:
-            result = await gateway.infer(entry.id, [texts_input(texts)], ["EMBEDDING"])
-            return fp32_matrix(result, "EMBEDDING", len(texts))
-
-        return await self.registry.run(entry, call, keep_alive)
+        inputs = [texts_input(texts)]
+        result = await self.registry.infer(entry, inputs, ["EMBEDDING"], keep_alive=keep_alive)
+        return fp32_matrix(result, "EMBEDDING", len(texts))

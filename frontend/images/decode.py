@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from frontend.core.errors import INVALID_REQUEST, APIError
+from frontend.core.errors import APIError, InvalidRequest
 
 # Formats decoded by Pillow's own C code and common for photos and scans.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -22,7 +22,7 @@ class ImageLimits:
 
 
 def _bad(index: int, message: str) -> APIError:
-    return APIError(400, INVALID_REQUEST, f"image {index}: {message}", {"image_index": index})
+    return InvalidRequest(f"image {index}: {message}", {"image_index": index})
 
 
 def decode_image(

@@ -16,7 +16,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from frontend.core.config import LimitsSection
-from frontend.core.errors import INVALID_REQUEST, APIError
+from frontend.core.errors import APIError, InvalidRequest
 from frontend.core.jsonbody import decode_json
 from frontend.images.decode import ImageLimits, decode_image
 
@@ -33,7 +33,7 @@ class ImageRequest:
 
 
 def _invalid(message: str, details: dict[str, Any] | None = None) -> APIError:
-    return APIError(400, INVALID_REQUEST, message, details)
+    return InvalidRequest(message, details)
 
 
 def _b64(value: Any, index: int) -> bytes:
@@ -46,16 +46,18 @@ def _b64(value: Any, index: int) -> bytes:
         raise _invalid(f"image {index}: is not valid base64", {"image_index": index}) from None
 
 
-def _options(model: type[OptionsT], values: dict[str, Any]) -> OptionsT:
-    try:
-        return model.model_validate(values)
+def _options(model: type[OptionsT], values: dict[str, Any], limits: LimitsSection) -> OptionsT:
+    try:  # the limits let the schema check its own bounds
+        return model.model_validate(values, context={"limits": limits})
     except ValidationError as exc:
         item = exc.errors()[0]
         field = ".".join(str(p) for p in item["loc"]) or "body"
         raise _invalid(f"invalid request: {field}: {item['msg']}") from None
 
 
-async def _from_json(request: Request, options: type[OptionsT]) -> tuple[list[bytes], bool, Any]:
+async def _from_json(
+    request: Request, options: type[OptionsT], limits: LimitsSection
+) -> tuple[list[bytes], bool, Any]:
     body = decode_json(await request.body())
     if not isinstance(body, dict):
         raise _invalid("request body must be a JSON object")
@@ -68,12 +70,14 @@ async def _from_json(request: Request, options: type[OptionsT]) -> tuple[list[by
             raise _invalid("`batch` must be a non-empty list of base64 images")
         encoded, single = body["batch"], False
     rest = {k: v for k, v in body.items() if k not in IMAGE_FIELDS}
-    return [_b64(value, i) for i, value in enumerate(encoded)], single, _options(options, rest)
+    encoded_images = [_b64(value, i) for i, value in enumerate(encoded)]
+    return encoded_images, single, _options(options, rest, limits)
 
 
 async def _from_form(
-    request: Request, options: type[OptionsT], max_images: int
+    request: Request, options: type[OptionsT], limits: LimitsSection
 ) -> tuple[list[bytes], bool, Any]:
+    max_images = limits.max_images_per_request
     try:
         form = await request.form(max_files=max_images + 1, max_fields=32)
     except MultiPartException as exc:
@@ -94,7 +98,7 @@ async def _from_form(
             rest[key] = value
     finally:
         await form.close()
-    return data, len(data) == 1, _options(options, rest)
+    return data, len(data) == 1, _options(options, rest, limits)
 
 
 async def read_images(
@@ -106,9 +110,9 @@ async def read_images(
     """Parse, check and decode the request's images (shrunk to `fit_within` if given)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
-        data, single, parsed = await _from_form(request, options, limits.max_images_per_request)
+        data, single, parsed = await _from_form(request, options, limits)
     elif content_type in ("application/json", ""):
-        data, single, parsed = await _from_json(request, options)
+        data, single, parsed = await _from_json(request, options, limits)
     else:
         raise _invalid("send multipart/form-data (image files) or application/json (base64)")
     if len(data) > limits.max_images_per_request:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -132,3 +133,14 @@ def import_model(source: Path, model_id: str, hub_dir: Path) -> ImportResult:
     os.chmod(ref.name, file_mode)
     os.replace(ref.name, refs / "main")
     return ImportResult(model_id, revision, snapshot, len(entries), total)
+
+
+def snapshot_totals(snapshot: Path) -> tuple[int, int]:
+    """(files, bytes) under a snapshot folder."""
+    files = total = 0
+    for path in snapshot.rglob("*"):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                files += 1
+                total += path.stat().st_size
+    return files, total

@@ -30,35 +30,36 @@ HF_HUB_DOWNLOAD_TIMEOUT (10 s) per attempt.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import fcntl
 import fnmatch
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from frontend.models.cache import check_hf_id, import_model, repo_dir, snapshot_path
+from frontend.models.cache import (
+    check_hf_id,
+    import_model,
+    repo_dir,
+    snapshot_path,
+    snapshot_totals,
+)
+from frontend.models.hub_errors import DownloadCancelled, DownloadFailure, describe_error
+from frontend.models.progress import byte_counter
+from frontend.models.staging import create_staging, sweep_staging
 from frontend.tasks.common import is_builtin
 
 logger = logging.getLogger(__name__)
 
 JobState = Literal["queued", "running", "done", "failed"]
-STAGING_PREFIX = ".download-"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 MAX_FINISHED_JOBS = 200
-# A staging directory without its lock file is being created right now, or was left by a crash
-# in between: only the second kind (older than this) is removed.
-UNLOCKED_STAGING_GRACE_SECONDS = 300.0
 
 # Alternative copies of the weights, skipped when the repo has PyTorch weights at its root: the
 # tasks load safetensors/.bin with transformers or sentence-transformers (and export their own
@@ -77,14 +78,6 @@ ALTERNATE_WEIGHT_PATTERNS = (
 )
 # Files every loadable model snapshot has at its root (frontend.models.cache.snapshot_path).
 MARKER_FILES = ("config.json", "modules.json")
-
-
-class DownloadFailure(RuntimeError):
-    """A failure whose message is safe and meant for the API client."""
-
-
-class DownloadCancelled(DownloadFailure):
-    pass
 
 
 @dataclass
@@ -138,193 +131,10 @@ def select_files(filenames: Iterable[str]) -> list[str]:
     return selected
 
 
-def _endpoint_label(endpoint: str) -> str:
-    """scheme://host[:port] of the endpoint: no credentials, no path."""
-    parts = urlsplit(endpoint)
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def describe_error(exc: BaseException, model_id: str, endpoint: str, stage: str) -> str:
-    """A message for the API client: what went wrong, with no local paths or internals."""
-    import httpx2
-    from huggingface_hub.errors import (
-        FileMetadataError,
-        GatedRepoError,
-        HfHubHTTPError,
-        OfflineModeIsEnabled,
-        RemoteEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    hub = f"the hub at {_endpoint_label(endpoint)}"
-    for error in _chain(exc):
-        if isinstance(error, DownloadFailure):
-            return str(error)
-        if isinstance(error, OfflineModeIsEnabled):
-            return "downloads are disabled on this server (HF_HUB_OFFLINE is set)"
-        if isinstance(error, GatedRepoError):
-            return (
-                f"model {model_id} is gated on the hub: accept its terms on the model page and "
-                "give the server a Hugging Face token (HF_TOKEN)"
-            )
-        if isinstance(error, RepositoryNotFoundError):
-            return f"model {model_id} not found on the hub (or it is private)"
-        if isinstance(error, RevisionNotFoundError):
-            return f"model {model_id}: the hub no longer has the revision being downloaded"
-        if isinstance(error, RemoteEntryNotFoundError):
-            return f"model {model_id}: a file the hub listed is missing on it ({stage})"
-        if isinstance(error, HfHubHTTPError):
-            status = error.response.status_code if error.response is not None else None
-            if status in (401, 404):
-                return f"model {model_id} not found on the hub (or it is private)"
-            return f"{hub} answered HTTP {status} ({stage})"
-        if isinstance(error, FileMetadataError):
-            return f"{hub} does not answer like a Hugging Face hub ({stage}): check HF_ENDPOINT"
-        if isinstance(error, httpx2.TimeoutException):
-            return f"{hub} did not respond in time ({stage})"
-        if isinstance(error, httpx2.ConnectError):
-            return f"cannot connect to {hub} ({stage}): is it reachable from this server?"
-        if isinstance(error, httpx2.TransportError):
-            return f"the connection to {hub} broke off ({stage})"
-    for error in _chain(exc):
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            return (
-                f"not enough disk space for {model_id}: the disk holding the model cache "
-                f"filled up ({stage}); free some space and download it again"
-            )
-    if isinstance(exc, OSError):
-        if "Consistency check failed" in str(exc):
-            return f"a file arrived incomplete ({stage}); try again"
-        if exc.errno:
-            return f"local storage error ({stage}): {os.strerror(exc.errno)}"
-    return f"download failed ({stage}): {type(exc).__name__}"
-
-
-def _progress_class(on_bytes: Callable[[int], None]) -> type:
-    """A stand-in for tqdm that huggingface_hub's download code drives: counts, never prints."""
-
-    class _Progress:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self.total: int | None = kwargs.get("total")
-            self.n = 0
-
-        def __enter__(self) -> _Progress:
-            return self
-
-        def __exit__(self, *args: object) -> None:
-            return None
-
-        def update(self, n: float | None = 1) -> None:
-            count = int(n or 0)
-            self.n += count
-            on_bytes(count)
-
-        # Network bytes (xet transfers, or every chunk in http_get): update() already counts
-        # the bytes written; having update_transfer also keeps the xet reporter from creating
-        # a second bar with this class.
-        def update_transfer(self, n: float | None = 1) -> None:
-            return None
-
-        def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        def set_description(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        def refresh(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        def close(self) -> None:
-            return None
-
-    return _Progress
-
-
-def _snapshot_totals(snapshot: Path) -> tuple[int, int]:
-    files = total = 0
-    for path in snapshot.rglob("*"):
-        with contextlib.suppress(OSError):
-            if path.is_file():
-                files += 1
-                total += path.stat().st_size
-    return files, total
-
-
-def _age_seconds(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def sweep_staging(hub_dir: Path) -> int:
-    """Remove staging directories that no download holds any more (left by a crash).
-
-    Each live download holds an flock on its ``.lock`` file (released by the kernel when the
-    process dies), so this is safe while other processes download into the same hub.
-    """
-    removed = 0
-    try:
-        candidates = [p for p in hub_dir.glob(STAGING_PREFIX + "*") if not p.is_symlink()]
-    except OSError:
-        return 0
-    for staging in candidates:
-        if not staging.is_dir():
-            continue
-        try:
-            fd = os.open(staging / ".lock", os.O_RDWR)
-        except FileNotFoundError:
-            if _age_seconds(staging) > UNLOCKED_STAGING_GRACE_SECONDS:
-                shutil.rmtree(staging, ignore_errors=True)
-                removed += 1
-            continue
-        except OSError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a download is using it
-            shutil.rmtree(staging, ignore_errors=True)
-            removed += 1
-        finally:
-            os.close(fd)
-    return removed
-
-
-def _create_staging(hub_dir: Path) -> tuple[Path, int]:
-    """A fresh staging directory under the hub, locked (see sweep_staging) before it is visible
-    with its lock file: the lock is taken on a temporary name and then renamed into place."""
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=hub_dir))
-    fd = os.open(staging / ".lock.tmp", os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.rename(staging / ".lock.tmp", staging / ".lock")
-    except BaseException:
-        os.close(fd)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return staging, fd
-
-
 class DownloadManager:
     """Starts and tracks downloads; one job per model at a time, shared by concurrent callers.
 
-    Jobs run in daemon threads (at most ``max_concurrent`` at once; the rest wait "queued") and
+    Jobs run in a thread pool (at most ``max_concurrent`` at once; the rest wait "queued") and
     update their DownloadJob in place, so any coroutine can poll ``get()`` for progress.
     """
 
@@ -349,6 +159,7 @@ class DownloadManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel: dict[str, threading.Event] = {}
         self._slots: asyncio.Semaphore | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- public API -------------------------------------------------------------------------
 
@@ -368,7 +179,7 @@ class DownloadManager:
         job = DownloadJob(id=uuid.uuid4().hex, model_id=model_id, state="queued", started_at=now)
         snapshot = snapshot_path(self.hub_dir, model_id)
         if snapshot is not None:
-            files, total = _snapshot_totals(snapshot)
+            files, total = snapshot_totals(snapshot)
             job.files_done = job.files_total = files
             job.bytes_done = job.bytes_total = total
             job.finished_at = now
@@ -417,6 +228,9 @@ class DownloadManager:
         """Ask every unfinished job to stop (for application shutdown); does not wait."""
         for job_id in list(self._cancel):
             self.cancel(job_id)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     # -- internals --------------------------------------------------------------------------
 
@@ -446,23 +260,9 @@ class DownloadManager:
             self._cancel.pop(job.id, None)
 
     async def _in_thread(self, job: DownloadJob, cancel: threading.Event) -> None:
-        loop = asyncio.get_running_loop()
-        finished: asyncio.Future[None] = loop.create_future()
-
-        def signal() -> None:
-            if not finished.done():
-                finished.set_result(None)
-
-        def target() -> None:
-            try:
-                _Run(self, job, cancel)()
-            finally:
-                with contextlib.suppress(RuntimeError):  # the loop is gone (shutdown)
-                    loop.call_soon_threadsafe(signal)
-
-        thread = threading.Thread(target=target, name=f"download-{job.model_id}", daemon=True)
-        thread.start()
-        await finished
+        if self._executor is None:  # one worker per slot; a cancelled job's stops at its next chunk
+            self._executor = ThreadPoolExecutor(self.max_concurrent, thread_name_prefix="download")
+        await asyncio.get_running_loop().run_in_executor(self._executor, _Run(self, job, cancel))
 
     def _finish(self, job: DownloadJob, error: BaseException | None, stage: str) -> None:
         if error is not None:
@@ -492,7 +292,7 @@ class _Run:
         try:
             self.hub_dir.mkdir(parents=True, exist_ok=True)
             sweep_staging(self.hub_dir)
-            staging, lock_fd = _create_staging(self.hub_dir)
+            staging, lock_fd = create_staging(self.hub_dir)
             self._execute(staging)
         except BaseException as exc:
             logger.warning("download of %s failed while %s: %r", self.job.model_id, self.stage, exc)
@@ -533,7 +333,7 @@ class _Run:
         self.stage = "checking the free disk space"
         self._check_disk_space()
         revision = info.sha or "main"
-        progress = _progress_class(self._on_bytes)
+        progress = byte_counter(self._on_bytes)
         completed = 0
         for name in names:
             self.stage = f"downloading {name[:200]}"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from tritonclient.utils import InferenceServerException
 
 from frontend.core.config import ModelEntry
-from frontend.core.errors import MODEL_LOAD_FAILED, APIError
+from frontend.core.errors import APIError, ModelLoadFailed
 from frontend.models.health import HealthBook
 from frontend.models.stubs import stub_pids
 
@@ -66,9 +66,7 @@ class ModelDoctor:
         if attempt is None:
             failed = self.health.failed_reason(entry.id)
             if failed is not None:
-                raise APIError(
-                    503,
-                    MODEL_LOAD_FAILED,
+                raise ModelLoadFailed(
                     f"model '{entry.id}' is marked failed ({failed[:300]})",
                     {"model_id": entry.id, "health": "failed"},
                 )
@@ -94,9 +92,7 @@ class ModelDoctor:
         await self._stop_processes(entry)
         if delay is None:
             logger.error("model %s: %s", entry.id, self.health.get(entry.id).reason)
-            raise APIError(
-                503,
-                MODEL_LOAD_FAILED,
+            raise ModelLoadFailed(
                 f"model '{entry.id}' keeps failing and was marked failed",
                 {"model_id": entry.id, "health": "failed"},
             )

@@ -10,7 +10,7 @@ import re
 import time
 
 from frontend.core.config import ModelEntry, Settings
-from frontend.core.errors import INVALID_REQUEST, RESOURCE_EXHAUSTED, APIError
+from frontend.core.errors import APIError, InvalidRequest, ResourceExhausted
 from frontend.models import gpu
 from frontend.models.cache import repo_dir
 from frontend.models.registry import ModelRegistry
@@ -26,6 +26,9 @@ CUDA_CONTEXT_BYTES = 600 * 1024 * 1024
 
 
 class Lifecycle:
+    """The unload policy: keep-alive expiry (a reaper task), and LRU eviction under the memory
+    budgets before a load."""
+
     def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
         self.settings = settings
         self.registry = registry
@@ -47,14 +50,14 @@ class Lifecycle:
             cap = resources.max_keep_alive_seconds
             return cap if requested < 0 else min(requested, cap)
         store = self.registry.store
-        override = store.override(entry.id).idle_timeout_seconds if store is not None else None
+        override = store.override(entry.id).keep_alive_seconds if store is not None else None
         if override is not None:
             return None if override < 0 else override
         if entry.keep_alive_seconds is not None:
             return entry.keep_alive_seconds
         if self.registry.task_of(entry.id) == "ocr":
             return resources.ocr_keep_alive_seconds
-        return resources.model_keep_alive_minutes * 60
+        return resources.keep_alive_seconds
 
     def expires_in(self, entry: ModelEntry, now: float | None = None) -> float | None:
         """Seconds until an idle unload (negative: due); None when pinned or busy."""
@@ -178,9 +181,7 @@ class Lifecycle:
                 and (kind == "host memory" or self.on_gpu(e))
             ]
             if not idle:
-                raise APIError(
-                    503,
-                    RESOURCE_EXHAUSTED,
+                raise ResourceExhausted(
                     f"model '{entry.id}' needs about {need / 2**20:.0f} MiB of {kind}; "
                     f"{used / 2**20:.0f} of {budget / 2**20:.0f} MiB are held by models in use",
                     {"model_id": entry.id},
@@ -203,18 +204,14 @@ def parse_keep_alive(value: float | str | None) -> float | None:
     else:
         match = _DURATION.match(value)
         if match is None:
-            raise APIError(
-                400,
-                INVALID_REQUEST,
+            raise InvalidRequest(
                 "keep_alive must be seconds or a duration such as '30s', '5m' or '1h'",
                 {"errors": [{"field": "keep_alive", "message": "not a duration"}]},
             )
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     # A form field of 400 digits (or "1e999" seconds times 3600) is no duration either.
     if not math.isfinite(seconds):
-        raise APIError(
-            400,
-            INVALID_REQUEST,
+        raise InvalidRequest(
             "keep_alive must be a finite number of seconds",
             {"errors": [{"field": "keep_alive", "message": "must be finite"}]},
         )

@@ -10,15 +10,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from tritonclient.grpc import InferInput, InferResult
 from tritonclient.utils import InferenceServerException
 
 from frontend.core.config import TASKS, ModelEntry, Settings, Task
 from frontend.core.errors import (
-    INFERENCE_TIMEOUT,
-    MODEL_LOAD_FAILED,
-    MODEL_NOT_FOUND,
-    RESOURCE_EXHAUSTED,
-    APIError,
+    InferenceTimedOut,
+    ModelLoadFailed,
+    ModelNotFound,
+    ResourceExhausted,
 )
 from frontend.core.observability import Metrics, note_model
 from frontend.models import gpu
@@ -52,6 +52,9 @@ class ModelUsage:
 
 
 class ModelRegistry:
+    """The configured models and their Triton state: which entry serves a request, single-flight
+    loads, inference with its slot, timing and healing, and unloads that wait for the memory."""
+
     def __init__(
         self,
         settings: Settings,
@@ -139,13 +142,11 @@ class ModelRegistry:
                     return entry
             if entries:
                 return entries[0]
-            raise APIError(404, MODEL_NOT_FOUND, f"no {task} model is enabled in the configuration")
+            raise ModelNotFound(f"no {task} model is enabled in the configuration")
         for entry in entries:
             if requested in (entry.id, entry.hf_model):
                 return entry
-        raise APIError(
-            404,
-            MODEL_NOT_FOUND,
+        raise ModelNotFound(
             f"model '{requested[:100]}' is not an enabled {task} model",
             {"model_id": requested[:100], "available_models": [e.id for e in entries]},
         )
@@ -156,9 +157,7 @@ class ModelRegistry:
             return
         failed = self.health.failed_reason(entry.id)
         if failed is not None:
-            raise APIError(
-                503,
-                MODEL_LOAD_FAILED,
+            raise ModelLoadFailed(
                 f"model '{entry.id}' is marked failed ({failed[:300]}); load it with "
                 f"POST /api/models/{entry.id}/load",
                 {"model_id": entry.id, "health": "failed"},
@@ -178,9 +177,7 @@ class ModelRegistry:
 
     async def _load(self, entry: ModelEntry) -> None:
         if not is_builtin(entry.hf_model) and not is_downloaded(self.hub_dir, entry.hf_model):
-            raise APIError(
-                503,
-                MODEL_LOAD_FAILED,
+            raise ModelLoadFailed(
                 f"model '{entry.id}' ({entry.hf_model}) is not downloaded; import it with "
                 f"'homelab-ai models import <folder> --id {entry.hf_model}' or download it",
                 {"model_id": entry.id, "hf_model": entry.hf_model},
@@ -196,9 +193,7 @@ class ModelRegistry:
             logger.error("loading %s failed: %s", entry.id, str(exc.message())[:2000])
             if status.endswith("DEADLINE_EXCEEDED") and await self.gateway.is_ready():
                 await self.doctor.abandon_load(entry)
-                raise APIError(
-                    503,
-                    MODEL_LOAD_FAILED,
+                raise ModelLoadFailed(
                     f"model '{entry.id}' did not finish loading within "
                     f"{self.gateway.load_timeout:g} s (triton.load_timeout_seconds); the load "
                     "was abandoned, retry shortly",
@@ -209,9 +204,7 @@ class ModelRegistry:
                 and not await self.gateway.is_ready()
             ):
                 raise unavailable() from None
-            raise APIError(
-                503,
-                MODEL_LOAD_FAILED,
+            raise ModelLoadFailed(
                 f"model '{entry.id}' failed to load; the server log has the cause",
                 {"model_id": entry.id, "hf_model": entry.hf_model},
             ) from None
@@ -232,6 +225,21 @@ class ModelRegistry:
 
     def forget(self, model_id: str) -> None:
         self._loaded.discard(model_id)
+
+    async def infer(
+        self,
+        entry: ModelEntry,
+        inputs: list[InferInput],
+        outputs: list[str],
+        parameters: dict[str, int | str] | None = None,
+        keep_alive: float | None = None,
+    ) -> InferResult:
+        """One Triton inference for `entry`, with everything `run` adds around it."""
+
+        async def call() -> InferResult:
+            return await self.gateway.infer(entry.id, inputs, outputs, parameters)
+
+        return await self.run(entry, call, keep_alive)
 
     async def run(
         self, entry: ModelEntry, call: Callable[[], Awaitable[T]], keep_alive: float | None = None
@@ -272,9 +280,7 @@ class ModelRegistry:
         try:
             await asyncio.wait_for(self._slots.acquire(), resources.queue_timeout_seconds)
         except TimeoutError:
-            raise APIError(
-                503,
-                RESOURCE_EXHAUSTED,
+            raise ResourceExhausted(
                 f"the server is busy ({resources.max_concurrent_requests} inference requests "
                 f"in flight for {resources.queue_timeout_seconds:g} s); retry shortly",
             ) from None
@@ -305,17 +311,13 @@ class ModelRegistry:
             try:
                 return await call()
             except (ModelUnhealthy, ModelNotLoaded):
-                raise APIError(
-                    503,
-                    MODEL_LOAD_FAILED,
+                raise ModelLoadFailed(
                     f"model '{entry.id}' failed again right after a restart",
                     {"model_id": entry.id},
                 ) from None
         except InferenceTimeout:
             self.doctor.restart_soon(entry, "an inference call timed out", generation)
-            raise APIError(
-                504,
-                INFERENCE_TIMEOUT,
+            raise InferenceTimedOut(
                 f"model '{entry.id}' did not answer within "
                 f"{self.gateway.infer_timeout:g} s; it is being restarted",
                 {"model_id": entry.id},
@@ -328,8 +330,8 @@ class ModelRegistry:
                 return await call()
             except ModelNotLoaded:
                 self.forget(entry.id)
-                raise APIError(
-                    503, MODEL_LOAD_FAILED, f"model '{entry.id}' is not available after loading"
+                raise ModelLoadFailed(
+                    f"model '{entry.id}' is not available after loading"
                 ) from None
 
     async def unload(self, entry: ModelEntry) -> None:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 
 from frontend.core.config import ModelEntry
 from frontend.core.deps import DownloadsDep, ModelServiceDep, RegistryDep
-from frontend.core.errors import MODEL_NOT_FOUND, NOT_FOUND, APIError
+from frontend.core.errors import Conflict, ModelLoadFailed, ModelNotFound, NotFound
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import error_responses
 from frontend.models.manifest import CONFIG_TO_TASK, TASK_TO_CONFIG
@@ -35,9 +35,7 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 def _find(registry: ModelRegistry, model_id: str) -> ModelEntry:
     entry = registry.find(model_id)
     if entry is None:
-        raise APIError(
-            404,
-            MODEL_NOT_FOUND,
+        raise ModelNotFound(
             f"model '{model_id[:100]}' is not an enabled model",
             {"model_id": model_id[:100]},
         )
@@ -53,7 +51,7 @@ async def list_models(service: ModelServiceDep) -> dict[str, Any]:
     "",
     status_code=201,
     response_model=ModelInfo,
-    responses=error_responses(409),
+    responses=error_responses(Conflict),
     summary="Add a Hugging Face model to a task (persisted; loaded on first use)",
 )
 async def add_model(body: AddModelRequest, service: ModelServiceDep) -> dict[str, Any]:
@@ -80,7 +78,7 @@ async def download_model(
 
 @router.post(
     "/{model_id:path}/load",
-    responses=error_responses(404, 503),
+    responses=error_responses(ModelNotFound, ModelLoadFailed),
     summary="Load a configured model now",
 )
 async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
@@ -91,7 +89,9 @@ async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
 
 
 @router.post(
-    "/{model_id:path}/unload", responses=error_responses(404, 503), summary="Unload a model"
+    "/{model_id:path}/unload",
+    responses=error_responses(ModelNotFound, ModelLoadFailed),
+    summary="Unload a model",
 )
 async def unload(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     entry = _find(registry, model_id)
@@ -103,7 +103,7 @@ async def unload(model_id: str, registry: RegistryDep) -> dict[str, Any]:
 @router.get(
     "/{model_id:path}",
     response_model=ModelInfo | ModelList,
-    responses=error_responses(404),
+    responses=error_responses(ModelNotFound),
     summary="One model (config id or HF id), or every model of a task (embedding/caption/ocr)",
 )
 async def get_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
@@ -115,7 +115,7 @@ async def get_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
 @router.patch(
     "/{model_id:path}",
     response_model=ModelInfo,
-    responses=error_responses(404),
+    responses=error_responses(ModelNotFound),
     summary="Change a configured model's keep-alive or pinning at runtime (persisted)",
 )
 async def patch_model(model_id: str, body: ModelPatch, service: ModelServiceDep) -> dict[str, Any]:
@@ -124,7 +124,7 @@ async def patch_model(model_id: str, body: ModelPatch, service: ModelServiceDep)
 
 @router.delete(
     "/{model_id:path}",
-    responses=error_responses(404, 409, 503),
+    responses=error_responses(ModelNotFound, Conflict, ModelLoadFailed),
     summary="Unload a model and delete its files from the cache",
 )
 async def delete_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
@@ -134,7 +134,7 @@ async def delete_model(model_id: str, service: ModelServiceDep) -> dict[str, Any
 def _job(downloads: DownloadsDep, job_id: str) -> Any:
     job = downloads.get(job_id) if _JOB_ID.fullmatch(job_id) else None
     if job is None:
-        raise APIError(404, NOT_FOUND, "no such download job")
+        raise NotFound("no such download job")
     return job
 
 
@@ -146,7 +146,7 @@ async def list_downloads(downloads: DownloadsDep) -> list[dict[str, Any]]:
 @downloads_router.get(
     "/{job_id}",
     response_model=DownloadJobOut,
-    responses=error_responses(404),
+    responses=error_responses(NotFound),
     summary="A download's progress",
 )
 async def get_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:
@@ -156,7 +156,7 @@ async def get_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:
 @downloads_router.delete(
     "/{job_id}",
     response_model=DownloadJobOut,
-    responses=error_responses(404),
+    responses=error_responses(NotFound),
     summary="Cancel a download (its partial files are removed)",
 )
 async def cancel_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:

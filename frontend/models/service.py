@@ -23,7 +23,7 @@ from frontend.core.config import (
     Settings,
     Task,
 )
-from frontend.core.errors import CONFLICT, INVALID_REQUEST, MODEL_NOT_FOUND, APIError
+from frontend.core.errors import Conflict, InvalidRequest, ModelNotFound
 from frontend.models.cache import InvalidModelId, check_hf_id, repo_dir, snapshot_path
 from frontend.models.downloads import DownloadJob, DownloadManager
 from frontend.models.lifecycle import Lifecycle
@@ -43,9 +43,7 @@ def config_task(name: str) -> Task:
     """'embedding' or 'text_embedding' -> 'text_embedding' (APIError 404 for anything else)."""
     task = TASK_TO_CONFIG.get(name, name)
     if task not in TASKS:
-        raise APIError(
-            404, MODEL_NOT_FOUND, f"unknown task '{name[:50]}'; expected embedding, caption or ocr"
-        )
+        raise ModelNotFound(f"unknown task '{name[:50]}'; expected embedding, caption or ocr")
     return task
 
 
@@ -56,7 +54,7 @@ def check_ref(ref: str) -> str:
     try:
         return check_hf_id(ref)
     except InvalidModelId as exc:
-        raise APIError(400, INVALID_REQUEST, str(exc)) from None
+        raise InvalidRequest(str(exc)) from None
 
 
 def disk_usage(path: Path) -> int:
@@ -72,6 +70,8 @@ def disk_usage(path: Path) -> int:
 
 
 class ModelService:
+    """The model API's logic: listing, adding, downloading, deleting and runtime settings."""
+
     def __init__(
         self,
         settings: Settings,
@@ -193,9 +193,7 @@ class ModelService:
             or ref in self._cached_ids()
         ):
             return self._info(ref, None, None)
-        raise APIError(
-            404, MODEL_NOT_FOUND, f"model '{ref}' is not configured, listed or downloaded"
-        )
+        raise ModelNotFound(f"model '{ref}' is not configured, listed or downloaded")
 
     # -- changes ----------------------------------------------------------------------------
 
@@ -210,7 +208,7 @@ class ModelService:
                 )
             return await self.downloads.start(model_id)
         except ValueError as exc:  # InvalidModelId included
-            raise APIError(400, INVALID_REQUEST, str(exc)) from None
+            raise InvalidRequest(str(exc)) from None
 
     def _new_id(self, hf_model: str) -> str:
         base = re.sub(r"[^a-z0-9._-]+", "-", hf_model.split("/")[-1].lower()).strip("-._")[:56]
@@ -227,32 +225,26 @@ class ModelService:
         try:
             check_hf_id(hf_model)
         except InvalidModelId as exc:
-            raise APIError(400, INVALID_REQUEST, str(exc)) from None
+            raise InvalidRequest(str(exc)) from None
         listed = self.manifest.get(hf_model)
         if listed is not None and listed.config_task != task:
-            raise APIError(
-                400, INVALID_REQUEST, f"{hf_model} is a {listed.task} model, not {request.task}"
-            )
+            raise InvalidRequest(f"{hf_model} is a {listed.task} model, not {request.task}")
         if listed is not None and listed.remote_code:
-            raise APIError(
-                400, INVALID_REQUEST, f"{hf_model} needs code from the hub (trust_remote_code)"
-            )
+            raise InvalidRequest(f"{hf_model} needs code from the hub (trust_remote_code)")
         if is_builtin(hf_model) and task != "ocr":
-            raise APIError(400, INVALID_REQUEST, f"{hf_model} is an OCR engine")
+            raise InvalidRequest(f"{hf_model} is an OCR engine")
         async with self._changes:
             for existing_task, existing in self.configured():
                 if existing_task == task and existing.hf_model == hf_model:
-                    raise APIError(
-                        409,
-                        CONFLICT,
+                    raise Conflict(
                         f"{hf_model} is already configured for {request.task} as '{existing.id}'",
                         {"config_id": existing.id},
                     )
             model_id = request.id or self._new_id(hf_model)
             if model_id in RESERVED_MODEL_IDS:
-                raise APIError(400, INVALID_REQUEST, f"'{model_id}' is a reserved name")
+                raise InvalidRequest(f"'{model_id}' is a reserved name")
             if any(e.id == model_id for _, e in self.configured()):
-                raise APIError(409, CONFLICT, f"model id '{model_id}' is already taken")
+                raise Conflict(f"model id '{model_id}' is already taken")
             dimensions = request.dimensions
             if dimensions is None and listed is not None:
                 dimensions = listed.dimensions
@@ -271,7 +263,7 @@ class ModelService:
             except ValidationError as exc:
                 problem = exc.errors()[0]
                 field = ".".join(str(p) for p in problem["loc"])
-                raise APIError(400, INVALID_REQUEST, f"{field}: {problem['msg']}") from None
+                raise InvalidRequest(f"{field}: {problem['msg']}") from None
             self.store.add_model(task, entry)
             getattr(self.settings.models, task).append(entry)
             await asyncio.to_thread(write_repository, self.settings)
@@ -282,22 +274,20 @@ class ModelService:
         check_ref(ref)
         entries = self._entries_for(ref)
         if not entries:
-            raise APIError(404, MODEL_NOT_FOUND, f"model '{ref}' is not configured")
+            raise ModelNotFound(f"model '{ref}' is not configured")
         task, entry = entries[0]
         changes: dict[str, Any] = {}
         if "keep_alive_seconds" in patch.model_fields_set:
             value = patch.keep_alive_seconds
             cap = self.settings.resources.max_keep_alive_seconds
             if value is not None and value > cap:
-                raise APIError(
-                    400,
-                    INVALID_REQUEST,
+                raise InvalidRequest(
                     f"keep_alive_seconds is above the limit of {cap:g} "
                     "(resources.max_keep_alive_seconds); use -1 to keep it loaded",
                 )
             if value is not None and value < 0:
                 value = FOREVER
-            changes["idle_timeout_seconds"] = value
+            changes["keep_alive_seconds"] = value
             usage = self.registry.usage.get(entry.id)
             if usage is not None:
                 usage.keep_alive = None  # the operator's setting replaces a request's
@@ -316,19 +306,15 @@ class ModelService:
         elif "/" in ref:
             hf_model = ref
         else:
-            raise APIError(404, MODEL_NOT_FOUND, f"model '{ref}' is not configured")
+            raise ModelNotFound(f"model '{ref}' is not configured")
         if is_builtin(hf_model):
-            raise APIError(
-                400, INVALID_REQUEST, f"{hf_model} ships with its Python package: nothing to delete"
-            )
+            raise InvalidRequest(f"{hf_model} ships with its Python package: nothing to delete")
         async with self._changes:
             if self.downloads.active_job(hf_model) is not None:
-                raise APIError(
-                    409, CONFLICT, f"{hf_model} is being downloaded; cancel the download first"
-                )
+                raise Conflict(f"{hf_model} is being downloaded; cancel the download first")
             repo = repo_dir(self.hub_dir, hf_model)
             if repo.parent.resolve() != self.hub_dir.resolve():
-                raise APIError(400, INVALID_REQUEST, f"'{hf_model}' is not a model folder")
+                raise InvalidRequest(f"'{hf_model}' is not a model folder")
             # A link is never followed: whatever it points at is not ours to delete.
             present = repo.is_dir() and not repo.is_symlink()
             added = [
@@ -339,7 +325,7 @@ class ModelService:
                 and (e.id == ref or ref == hf_model)
             ]
             if not present and not added:
-                raise APIError(404, MODEL_NOT_FOUND, f"model '{hf_model}' is not downloaded")
+                raise ModelNotFound(f"model '{hf_model}' is not downloaded")
             users = [e for _, e in self.configured() if e.hf_model == hf_model]
             for entry in users:
                 if self.registry.is_loaded(entry.id) or self.registry.is_loading(entry.id):

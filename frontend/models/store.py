@@ -18,7 +18,7 @@ from frontend.core.config import TASKS, ModelEntry, Settings, Task
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_settings (
     model_id TEXT PRIMARY KEY,
-    model_idle_timeout_seconds REAL,   -- NULL: the configured keep-alive; -1: never unload
+    keep_alive_seconds REAL,           -- NULL: the configured keep-alive; -1: never unload
     pinned INTEGER,                    -- NULL: as configured
     updated_at REAL NOT NULL
 );
@@ -32,9 +32,20 @@ CREATE TABLE IF NOT EXISTS added_models (
 FOREVER = -1.0
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Rename the keep-alive column of databases written before it was `keep_alive_seconds`
+    (it was `model_idle_timeout_seconds`; same unit, same meaning)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(model_settings)")}
+    if "model_idle_timeout_seconds" in columns:
+        db.execute(
+            "ALTER TABLE model_settings RENAME COLUMN model_idle_timeout_seconds "
+            "TO keep_alive_seconds"
+        )
+
+
 @dataclass(frozen=True)
 class ModelOverride:
-    idle_timeout_seconds: float | None = None  # -1: keep loaded
+    keep_alive_seconds: float | None = None  # -1: keep loaded
     pinned: bool | None = None
 
 
@@ -50,6 +61,7 @@ class SettingsStore:
         self._db.isolation_level = None  # autocommit; explicit transactions below
         with self._lock:
             self._db.executescript(_SCHEMA)
+            _migrate(self._db)
         self._overrides: dict[str, ModelOverride] = self._read_overrides()
         self._added: set[str] = {entry.id for _, entry in self.added_models()}
 
@@ -62,7 +74,7 @@ class SettingsStore:
     def _read_overrides(self) -> dict[str, ModelOverride]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT model_id, model_idle_timeout_seconds, pinned FROM model_settings"
+                "SELECT model_id, keep_alive_seconds, pinned FROM model_settings"
             ).fetchall()
         return {
             row[0]: ModelOverride(row[1], None if row[2] is None else bool(row[2])) for row in rows
@@ -72,10 +84,10 @@ class SettingsStore:
         return self._overrides.get(model_id, ModelOverride())
 
     def set_override(self, model_id: str, **changes: Any) -> ModelOverride:
-        """Change `idle_timeout_seconds` and/or `pinned` (None resets to the configuration)."""
+        """Change `keep_alive_seconds` and/or `pinned` (None resets to the configuration)."""
         current = self.override(model_id)
         merged = ModelOverride(
-            changes.get("idle_timeout_seconds", current.idle_timeout_seconds),
+            changes.get("keep_alive_seconds", current.keep_alive_seconds),
             changes.get("pinned", current.pinned),
         )
         with self._lock:
@@ -84,11 +96,11 @@ class SettingsStore:
             else:
                 self._db.execute(
                     "INSERT INTO model_settings VALUES (?, ?, ?, ?) ON CONFLICT(model_id) DO "
-                    "UPDATE SET model_idle_timeout_seconds = excluded.model_idle_timeout_seconds,"
+                    "UPDATE SET keep_alive_seconds = excluded.keep_alive_seconds,"
                     " pinned = excluded.pinned, updated_at = excluded.updated_at",
                     (
                         model_id,
-                        merged.idle_timeout_seconds,
+                        merged.keep_alive_seconds,
                         None if merged.pinned is None else int(merged.pinned),
                         time.time(),
                     ),

@@ -1,14 +1,27 @@
-"""Helpers shared by every task model: offline snapshot lookup, threads, device choice."""
+"""Helpers shared by every task model: typed parameters, one batch loop, offline snapshots."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import inspect
 import json
 import os
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
+# Triton config parameters a task constructor may take, and how each is read from its string.
+PARAMETER_TYPES: dict[str, Callable[[str], Any]] = {
+    "threads": int,
+    "fp16": lambda value: value == "true",
+    "engine": str,
+    "max_new_tokens": int,
+    "num_beams": int,
+}
 
 
 class ModelNotDownloaded(RuntimeError):
@@ -105,3 +118,75 @@ def load_generation_model(
     if fp16 and device.startswith("cuda"):
         model = model.half()
     return processor, model.to(device).eval()
+
+
+def _pb_utils() -> Any:
+    """Triton's stub-only module, imported when a stub calls (it exists nowhere else)."""
+    return importlib.import_module("triton_python_backend_utils")
+
+
+def load_task(factory: Callable[..., T], args: dict[str, Any], detail: str = "") -> T:
+    """Build a task from initialize()'s args: the parameters the factory takes, typed; what is
+    absent keeps the factory's own default (defaults live in the task classes only).
+
+    `detail` formats the end of the log line from the task, e.g. " ({task.precision})"."""
+    params = model_parameters(args)
+    device = torch_device(args["model_instance_kind"], args["model_instance_device_id"])
+    accepted = inspect.signature(factory).parameters
+    kwargs: dict[str, Any] = {"device": device}
+    for name, convert in PARAMETER_TYPES.items():
+        if name in params and name in accepted:
+            kwargs[name] = convert(params[name])
+    task = factory(params["hf_model"], **kwargs)
+    suffix = detail.format(task=task)
+    _pb_utils().Logger.log_info(f"{args['model_name']}: {params['hf_model']} on {device}{suffix}")
+    return task
+
+
+def input_array(request: Any, name: str) -> np.ndarray:
+    """A request's input tensor as numpy; AttributeError when the request lacks it."""
+    return _pb_utils().get_input_tensor_by_name(request, name).as_numpy()
+
+
+def run_batch(
+    requests: Sequence[Any],
+    read: Callable[[Any], list[Any]],
+    infer: Callable[[list[Any], Any], Sequence[Any]],
+    write: Callable[[Sequence[Any]], list[Any]],
+    group_key: Callable[[Any], Hashable] | None = None,
+    name: str = "inference",
+) -> list[Any]:
+    """One Triton batch: each request read on its own (a ValueError or AttributeError fails
+    only that request), one `infer(items, key)` per distinct `group_key` (normally one for the
+    whole batch), results split back in request order and turned into tensors by `write`."""
+    pb_utils = _pb_utils()
+    items: dict[int, list[Any]] = {}
+    errors: dict[int, Any] = {}
+    groups: dict[Hashable, list[int]] = {}
+    for index, request in enumerate(requests):
+        try:
+            items[index] = read(request)
+            key = group_key(request) if group_key is not None else None
+        except (AttributeError, ValueError) as exc:
+            errors[index] = pb_utils.TritonError(str(exc))
+            continue
+        groups.setdefault(key, []).append(index)
+    results: dict[int, Sequence[Any]] = {}
+    for key, members in groups.items():
+        try:
+            outputs = infer([item for index in members for item in items[index]], key)
+        except Exception as exc:  # fail these requests, keep the model serving
+            pb_utils.Logger.log_error(f"{name} failed: {type(exc).__name__}: {exc}")
+            for index in members:
+                errors[index] = pb_utils.TritonError(f"{name} failed")
+            continue
+        offset = 0
+        for index in members:
+            results[index] = outputs[offset : offset + len(items[index])]
+            offset += len(items[index])
+    return [
+        pb_utils.InferenceResponse(error=errors[index])
+        if index in errors
+        else pb_utils.InferenceResponse(output_tensors=write(results[index]))
+        for index in range(len(requests))
+    ]

@@ -20,12 +20,7 @@ from typing import Any
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from frontend.core.errors import (
-    INFERENCE_FAILED,
-    INVALID_REQUEST,
-    SERVICE_UNAVAILABLE,
-    APIError,
-)
+from frontend.core.errors import INFERENCE_FAILED, APIError, InvalidRequest, Unavailable
 from frontend.triton.replicas import Replica, is_model_missing, is_unreachable
 
 logger = logging.getLogger(__name__)
@@ -63,14 +58,12 @@ def triton_error(exc: InferenceServerException, model: str | None = None) -> Exc
     if status.endswith(("UNAVAILABLE", "CANCELLED")):
         return unavailable()
     if status.endswith("INVALID_ARGUMENT"):
-        return APIError(400, INVALID_REQUEST, "the model rejected the request input")
+        return InvalidRequest("the model rejected the request input")
     return APIError(500, INFERENCE_FAILED, f"inference failed on model '{model}'")
 
 
 def unavailable() -> APIError:
-    return APIError(
-        503, SERVICE_UNAVAILABLE, "the inference server is not reachable; retry shortly"
-    )
+    return Unavailable("the inference server is not reachable; retry shortly")
 
 
 class TritonGateway:

@@ -203,7 +203,7 @@ def test_runtime_keep_alive_and_pinning_are_persisted(
         forever = client.patch(path, json={"keep_alive_seconds": -1}).json()
         assert forever["keep_alive_seconds"] is None
         store = SettingsStore(settings.data_dir / "settings.db")  # what a restart reads
-        assert store.override("minilm-brief").idle_timeout_seconds == -1
+        assert store.override("minilm-brief").keep_alive_seconds == -1
         assert store.override("minilm-brief").pinned is False
         too_long = client.patch(path, json={"keep_alive_seconds": 10**9})
         assert too_long.status_code == 400

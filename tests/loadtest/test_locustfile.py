@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from frontend.caption.routes import router as caption_router
 from frontend.crawl.routes import router as crawl_router
 from frontend.crawl.schemas import CrawlRequest
 from frontend.embed.routes import router as embed_router
 from frontend.embed.schemas import EmbedRequest
 from frontend.images.decode import ImageLimits, decode_image
-from frontend.ocr.routes import router as ocr_router
+from frontend.images.routes import router as images_router
 from frontend.status.routes import router as status_router
 from tools.loadtest import payloads
 from tools.loadtest.locust_run import read_results
@@ -88,7 +87,7 @@ def run_task(module: ModuleType, name: str, status: int = 200) -> FakeClient:
 
 
 def api_routes() -> set[tuple[str, str]]:
-    routers = [embed_router, caption_router, ocr_router, crawl_router, status_router]
+    routers = [embed_router, images_router, crawl_router, status_router]
     return {
         (method, route.path)
         for router in routers

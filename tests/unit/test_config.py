@@ -306,3 +306,17 @@ def test_data_dir_flag_beats_environment(
 
     assert (flag_dir / "models" / "hub" / "models--org--name").is_dir()
     assert not (tmp_path / "from-env").exists()
+
+
+def test_the_old_keep_alive_in_minutes_is_still_read_as_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings(None).resources.keep_alive_seconds == 1800
+    old = load_settings(None, resources={"model_keep_alive_minutes": 2})
+    assert old.resources.keep_alive_seconds == 120
+    both = load_settings(None, resources={"model_keep_alive_minutes": 2, "keep_alive_seconds": 7})
+    assert both.resources.keep_alive_seconds == 7  # the new name wins
+    with pytest.raises(ConfigError, match="model_keep_alive_minutes"):
+        load_settings(None, resources={"model_keep_alive_minutes": "soon"})
+    monkeypatch.setenv("HOMELAB_RESOURCES__MODEL_KEEP_ALIVE_MINUTES", "3")
+    assert load_settings(None).resources.keep_alive_seconds == 180

@@ -14,14 +14,9 @@ from typing import Any
 import pytest
 
 from frontend.models.cache import InvalidModelId, is_downloaded, repo_dir, snapshot_path
-from frontend.models.downloads import (
-    STAGING_PREFIX,
-    DownloadJob,
-    DownloadManager,
-    describe_error,
-    select_files,
-    sweep_staging,
-)
+from frontend.models.downloads import DownloadJob, DownloadManager, select_files
+from frontend.models.hub_errors import describe_error
+from frontend.models.staging import STAGING_PREFIX, sweep_staging
 from tests.fake_hub import FakeHub, HangingServer, closed_port, folder_files
 
 MODEL = "acme/tiny-encoder"

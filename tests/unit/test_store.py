@@ -13,15 +13,15 @@ def test_overrides_survive_a_restart_and_reset_to_the_configuration(tmp_path: Pa
     path = tmp_path / "settings.db"
     store = SettingsStore(path)
     assert store.override("minilm") == ModelOverride()
-    store.set_override("minilm", idle_timeout_seconds=120.0)
+    store.set_override("minilm", keep_alive_seconds=120.0)
     store.set_override("minilm", pinned=True)  # keeps the keep-alive set before
-    store.set_override("ocr", idle_timeout_seconds=FOREVER)
+    store.set_override("ocr", keep_alive_seconds=FOREVER)
     store.close()
 
     reopened = SettingsStore(path)
     assert reopened.override("minilm") == ModelOverride(120.0, True)
     assert reopened.override("ocr") == ModelOverride(FOREVER, None)
-    reopened.set_override("minilm", idle_timeout_seconds=None, pinned=None)
+    reopened.set_override("minilm", keep_alive_seconds=None, pinned=None)
     assert reopened.override("minilm") == ModelOverride()
     rows = sqlite3.connect(path).execute("SELECT model_id FROM model_settings").fetchall()
     assert rows == [("ocr",)]  # a fully reset model leaves no row behind
@@ -50,3 +50,20 @@ def test_added_models_are_applied_after_the_configured_ones(tmp_path: Path) -> N
     assert store.remove_model("bge") is False
     assert store.override("bge") == ModelOverride()  # its overrides go with it
     assert [task for task, _ in store.added_models()] == ["image_caption"]
+
+
+def test_a_database_from_before_keep_alive_seconds_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "settings.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE model_settings (model_id TEXT PRIMARY KEY, "
+        "model_idle_timeout_seconds REAL, pinned INTEGER, updated_at REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO model_settings VALUES ('minilm', 90.0, NULL, 0)")
+    old.commit()
+    old.close()
+
+    store = SettingsStore(path)
+    assert store.override("minilm") == ModelOverride(keep_alive_seconds=90.0)
+    store.set_override("minilm", pinned=True)
+    assert SettingsStore(path).override("minilm") == ModelOverride(90.0, True)

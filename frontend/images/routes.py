@@ -1,0 +1,110 @@
+"""POST /api/caption and POST /api/ocr: one shape, parse the images, run the task, reply."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from frontend.core.config import Task
+from frontend.core.deps import RegistryDep
+from frontend.core.errors import json_response, request_id_of
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.core.openapi import INFERENCE_ERRORS, error_responses
+from frontend.images.inputs import read_images
+from frontend.images.openapi import image_request_body
+from frontend.images.schemas import CaptionOptions, CaptionResponse, ImageOptions, OcrResponse
+from frontend.models.lifecycle import parse_keep_alive
+from frontend.models.registry import ModelRegistry
+from frontend.triton.codecs import image_input, strings
+
+router = APIRouter(route_class=StrictJSONRoute, prefix="/api")
+# Captioning models look at a few hundred pixels (BLIP: 384); shipping a 12 MP photo's raw
+# RGB to them would cost 36 MB per image for nothing. OCR keeps full resolution.
+CAPTION_MAX_SIDE = 1024
+_MODEL_FIELD = {"type": "string", "description": "config id or HF id; the default if omitted"}
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """What differs between the image endpoints."""
+
+    task: Task
+    options: type[ImageOptions]
+    output: str  # the Triton output: one string per image
+    reply: Callable[[list[str], bool], dict[str, Any]]  # (outputs, single image) -> fields
+    fit_within: int | None = None
+
+
+def _captions(outputs: list[str], single: bool) -> dict[str, Any]:
+    return {"caption": outputs[0]} if single else {"captions": outputs}
+
+
+def _pages(outputs: list[str], single: bool) -> dict[str, Any]:
+    pages = [orjson.loads(document) for document in outputs]
+    return pages[0] if single else {"results": pages}
+
+
+CAPTION = ImageTask("image_caption", CaptionOptions, "CAPTION", _captions, CAPTION_MAX_SIDE)
+OCR = ImageTask("ocr", ImageOptions, "RESULT", _pages)
+
+
+async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTask) -> Response:
+    """Parse and decode the images, run them through the model (one Triton request each,
+    batched by Triton), and answer with request_id, model_used and processing_time_ms."""
+    started = time.perf_counter()
+    limits = request.app.state.settings.limits
+    parsed = await read_images(request, spec.options, limits, fit_within=spec.fit_within)
+    options: ImageOptions = parsed.options
+    entry = registry.resolve(spec.task, options.model)
+    keep_alive = parse_keep_alive(options.keep_alive)
+    parameters = options.parameters() or None
+
+    async def one(image: Any) -> str:
+        inputs = [image_input(image)]
+        result = await registry.infer(entry, inputs, [spec.output], parameters, keep_alive)
+        return strings(result, spec.output)[0]
+
+    outputs = list(await asyncio.gather(*(one(image) for image in parsed.images)))
+    body: dict[str, Any] = {"request_id": request_id_of(request)}
+    body.update(spec.reply(outputs, parsed.single))
+    body["model_used"] = entry.id
+    body["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return json_response(body)
+
+
+@router.post(
+    "/caption",
+    response_model=CaptionResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="Describe images in words",
+    tags=["captioning"],
+    openapi_extra=image_request_body(
+        {
+            "model": _MODEL_FIELD,
+            "max_new_tokens": {"type": "integer", "minimum": 1},
+            "num_beams": {"type": "integer", "minimum": 1},
+        }
+    ),
+)
+async def caption(request: Request, registry: RegistryDep) -> Response:
+    return await serve_images(request, registry, CAPTION)
+
+
+@router.post(
+    "/ocr",
+    response_model=OcrResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="Read the text in images",
+    tags=["ocr"],
+    openapi_extra=image_request_body(
+        {"model": {"type": "string", "description": "config id; the default if omitted"}}
+    ),
+)
+async def ocr(request: Request, registry: RegistryDep) -> Response:
+    return await serve_images(request, registry, OCR)
