@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,10 +25,34 @@ HF_ID_PATTERN = re.compile(
     r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 )
 
-Task = Literal["text_embedding", "image_caption", "ocr"]
-TASKS: tuple[Task, ...] = ("text_embedding", "image_caption", "ocr")
+
+class Task(StrEnum):
+    """A model task. The value names its config.yaml section; `short` is the word the
+    manifest and the model API use ("embedding", "caption", "ocr")."""
+
+    TEXT_EMBEDDING = "text_embedding"
+    IMAGE_CAPTION = "image_caption"
+    OCR = "ocr"
+
+    @property
+    def short(self) -> str:
+        return _SHORT_NAMES[self]
+
+    @classmethod
+    def parse(cls, name: str) -> Task | None:
+        """The task a config name or a short name stands for; None for any other word."""
+        return next((t for t in cls if name in (t.value, t.short)), None)
+
+
+_SHORT_NAMES = {
+    Task.TEXT_EMBEDDING: "embedding",
+    Task.IMAGE_CAPTION: "caption",
+    Task.OCR: "ocr",
+}
 # Path words of the model API (task filters, downloads): never a model's config id.
-RESERVED_MODEL_IDS = frozenset({*TASKS, "embedding", "caption", "download", "downloads"})
+RESERVED_MODEL_IDS = frozenset(
+    {*(t.value for t in Task), *(t.short for t in Task), "download", "downloads"}
+)
 
 
 class ConfigError(Exception):
@@ -82,7 +107,7 @@ class ModelsSection(_Section):
     @model_validator(mode="after")
     def _check_unique_and_defaults(self) -> ModelsSection:
         seen: set[str] = set()
-        for task in TASKS:
+        for task in Task:
             entries: list[ModelEntry] = getattr(self, task)
             for entry in entries:
                 if entry.id in seen:

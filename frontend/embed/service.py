@@ -11,7 +11,7 @@ from frontend.core.errors import InvalidRequest
 from frontend.models.registry import ModelRegistry
 from frontend.triton.codecs import fp32_matrix, texts_input
 
-TASK: Task = "text_embedding"
+TASK = Task.TEXT_EMBEDDING
 
 
 def check_texts(texts: list[str], limits: LimitsSection) -> None:

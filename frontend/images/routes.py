@@ -50,8 +50,8 @@ def _pages(outputs: list[str], single: bool) -> dict[str, Any]:
     return pages[0] if single else {"results": pages}
 
 
-CAPTION = ImageTask("image_caption", CaptionOptions, "CAPTION", _captions, CAPTION_MAX_SIDE)
-OCR = ImageTask("ocr", ImageOptions, "RESULT", _pages)
+CAPTION = ImageTask(Task.IMAGE_CAPTION, CaptionOptions, "CAPTION", _captions, CAPTION_MAX_SIDE)
+OCR = ImageTask(Task.OCR, ImageOptions, "RESULT", _pages)
 
 
 async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTask) -> Response:

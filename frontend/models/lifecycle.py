@@ -9,7 +9,7 @@ import math
 import re
 import time
 
-from frontend.core.config import ModelEntry, Settings
+from frontend.core.config import ModelEntry, Settings, Task
 from frontend.core.errors import APIError, InvalidRequest, ResourceExhausted
 from frontend.models import gpu
 from frontend.models.cache import repo_dir
@@ -55,7 +55,7 @@ class Lifecycle:
             return None if override < 0 else override
         if entry.keep_alive_seconds is not None:
             return entry.keep_alive_seconds
-        if self.registry.task_of(entry.id) == "ocr":
+        if self.registry.task_of(entry.id) is Task.OCR:
             return resources.ocr_keep_alive_seconds
         return resources.keep_alive_seconds
 

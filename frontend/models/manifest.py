@@ -1,7 +1,7 @@
 """The catalogue of models the API offers for download: models_manifest.json, validated.
 
-The JSON groups entries by manifest task ("embedding", "caption", "ocr"); TASK_TO_CONFIG maps
-those names onto the config.yaml sections ("text_embedding", "image_caption", "ocr").
+The JSON groups entries by the tasks' short names ("embedding", "caption", "ocr"; see
+`Task.short`); each entry's `kind` is its Task (config.yaml section).
 """
 
 from __future__ import annotations
@@ -14,17 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from frontend.core.config import Task
 from frontend.models.cache import InvalidModelId, check_hf_id
 from frontend.tasks.common import is_builtin
 
 MANIFEST_FILE = "models_manifest.json"
-TASK_TO_CONFIG: dict[str, str] = {
-    "embedding": "text_embedding",
-    "caption": "image_caption",
-    "ocr": "ocr",
-}
-CONFIG_TO_TASK: dict[str, str] = {config: task for task, config in TASK_TO_CONFIG.items()}
-MANIFEST_TASKS: tuple[str, ...] = tuple(TASK_TO_CONFIG)
+SHORT_NAMES = ", ".join(t.short for t in Task)
 
 
 class ManifestError(ValueError):
@@ -49,13 +44,16 @@ class ManifestEntry(BaseModel):
     remote_code: bool = False  # the repo's modelling code lives on the hub (trust_remote_code)
 
     @property
-    def config_task(self) -> str:
-        """The config.yaml section this model belongs in."""
-        return TASK_TO_CONFIG[self.task]
+    def kind(self) -> Task:
+        """The task (config.yaml section) this model belongs in."""
+        kind = Task.parse(self.task)
+        assert kind is not None  # checked at validation
+        return kind
 
     @model_validator(mode="after")
     def _check(self) -> ManifestEntry:
-        if self.task not in TASK_TO_CONFIG:
+        kind = Task.parse(self.task)
+        if kind is None or kind.short != self.task:  # groups use the short names
             raise ValueError(f"unknown task '{self.task}'")
         if self.builtin != is_builtin(self.id):
             raise ValueError(
@@ -89,12 +87,10 @@ class Manifest:
         such as "text_embedding"); UnknownTask for any other name."""
         if task is None:
             return list(self._entries)
-        name = CONFIG_TO_TASK.get(task, task)
-        if name not in TASK_TO_CONFIG:
-            raise UnknownTask(
-                f"unknown model type '{task[:50]}'; expected one of {', '.join(MANIFEST_TASKS)}"
-            )
-        return [entry for entry in self._entries if entry.task == name]
+        kind = Task.parse(task)
+        if kind is None:
+            raise UnknownTask(f"unknown model type '{task[:50]}'; expected one of {SHORT_NAMES}")
+        return [entry for entry in self._entries if entry.kind is kind]
 
     def get(self, model_id: str) -> ManifestEntry | None:
         """The entry for a hub id (exact match first; hub ids are case-insensitive)."""
@@ -108,14 +104,13 @@ def parse_manifest(data: Any) -> Manifest:
     """Validate the manifest's JSON structure; ManifestError names the offending entry."""
     if not isinstance(data, Mapping):
         raise ManifestError("the manifest must be an object keyed by task")
-    unknown = [str(task) for task in data if task not in TASK_TO_CONFIG]
+    groups = [t.short for t in Task]
+    unknown = [str(task) for task in data if task not in groups]
     if unknown:
-        raise ManifestError(
-            f"unknown task group(s) {', '.join(unknown)}; expected {', '.join(MANIFEST_TASKS)}"
-        )
+        raise ManifestError(f"unknown task group(s) {', '.join(unknown)}; expected {SHORT_NAMES}")
     entries: list[ManifestEntry] = []
     seen: dict[str, str] = {}
-    for task in MANIFEST_TASKS:
+    for task in groups:
         group = data.get(task, [])
         if not isinstance(group, list):
             raise ManifestError(f"{task}: must be a list of models")

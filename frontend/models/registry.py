@@ -13,7 +13,7 @@ from typing import TypeVar
 from tritonclient.grpc import InferInput, InferResult
 from tritonclient.utils import InferenceServerException
 
-from frontend.core.config import TASKS, ModelEntry, Settings, Task
+from frontend.core.config import ModelEntry, Settings, Task
 from frontend.core.errors import (
     InferenceTimedOut,
     ModelLoadFailed,
@@ -83,10 +83,10 @@ class ModelRegistry:
         self.health = self.doctor.health
 
     def all_enabled(self) -> list[ModelEntry]:
-        return [entry for task in TASKS for entry in self.enabled(task)]
+        return [entry for task in Task for entry in self.enabled(task)]
 
     def task_of(self, model_id: str) -> Task | None:
-        for task in TASKS:
+        for task in Task:
             if any(e.id == model_id for e in self.enabled(task)):
                 return task
         return None

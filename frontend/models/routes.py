@@ -11,12 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from frontend.core.config import ModelEntry
+from frontend.core.config import ModelEntry, Task
 from frontend.core.deps import DownloadsDep, ModelServiceDep, RegistryDep
 from frontend.core.errors import Conflict, ModelLoadFailed, ModelNotFound, NotFound
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import error_responses
-from frontend.models.manifest import CONFIG_TO_TASK, TASK_TO_CONFIG
 from frontend.models.registry import ModelRegistry
 from frontend.models.schemas import (
     AddModelRequest,
@@ -107,7 +106,7 @@ async def unload(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     summary="One model (config id or HF id), or every model of a task (embedding/caption/ocr)",
 )
 async def get_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
-    if model_id in TASK_TO_CONFIG or model_id in CONFIG_TO_TASK:
+    if Task.parse(model_id) is not None:
         return {"models": service.list_models(model_id)}
     return service.get(model_id)
 

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from frontend.core.config import (
     MODEL_ID_PATTERN,
     RESERVED_MODEL_IDS,
-    TASKS,
     ModelEntry,
     Settings,
     Task,
@@ -27,7 +26,7 @@ from frontend.core.errors import Conflict, InvalidRequest, ModelNotFound
 from frontend.models.cache import InvalidModelId, check_hf_id, repo_dir, snapshot_path
 from frontend.models.downloads import DownloadJob, DownloadManager
 from frontend.models.lifecycle import Lifecycle
-from frontend.models.manifest import CONFIG_TO_TASK, TASK_TO_CONFIG, Manifest, ManifestEntry
+from frontend.models.manifest import Manifest, ManifestEntry
 from frontend.models.registry import ModelRegistry
 from frontend.models.schemas import AddModelRequest, ModelPatch
 from frontend.models.store import FOREVER, SettingsStore
@@ -39,10 +38,10 @@ REPO_PREFIX = "models--"
 DELETING_PREFIX = ".deleting-"
 
 
-def config_task(name: str) -> Task:
-    """'embedding' or 'text_embedding' -> 'text_embedding' (APIError 404 for anything else)."""
-    task = TASK_TO_CONFIG.get(name, name)
-    if task not in TASKS:
+def parse_task(name: str) -> Task:
+    """'embedding' or 'text_embedding' -> Task.TEXT_EMBEDDING (404 for any other word)."""
+    task = Task.parse(name)
+    if task is None:
         raise ModelNotFound(f"unknown task '{name[:50]}'; expected embedding, caption or ocr")
     return task
 
@@ -93,7 +92,7 @@ class ModelService:
     # -- views ------------------------------------------------------------------------------
 
     def configured(self) -> list[tuple[Task, ModelEntry]]:
-        return [(t, e) for t in TASKS for e in self.settings.models.entries(t)]
+        return [(t, e) for t in Task for e in self.settings.models.entries(t)]
 
     def _cached_ids(self) -> list[str]:
         if not self.hub_dir.is_dir():
@@ -155,11 +154,11 @@ class ModelService:
 
     def list_models(self, task: str | None = None) -> list[dict[str, Any]]:
         """Configured models first (one item each), then manifest and cached models."""
-        wanted = CONFIG_TO_TASK[config_task(task)] if task is not None else None
+        wanted = parse_task(task).short if task is not None else None
         chosen: list[tuple[str, ModelEntry | None, str | None]] = []
         seen: set[str] = set()
         for entry_task, entry in self.configured():
-            chosen.append((entry.hf_model, entry, CONFIG_TO_TASK[entry_task]))
+            chosen.append((entry.hf_model, entry, entry_task.short))
             seen.add(entry.hf_model.casefold())
         for listed in self.manifest.entries():
             if listed.id.casefold() not in seen:
@@ -186,7 +185,7 @@ class ModelService:
         entries = self._entries_for(ref)
         if entries:
             task, entry = entries[0]
-            return self._info(entry.hf_model, entry, CONFIG_TO_TASK[task])
+            return self._info(entry.hf_model, entry, task.short)
         if "/" in ref and (
             self.manifest.get(ref) is not None
             or self.downloads.active_job(ref) is not None
@@ -220,18 +219,18 @@ class ModelService:
         return candidate
 
     async def add(self, request: AddModelRequest) -> dict[str, Any]:
-        task = config_task(request.task)
+        task = parse_task(request.task)
         hf_model = request.hf_model
         try:
             check_hf_id(hf_model)
         except InvalidModelId as exc:
             raise InvalidRequest(str(exc)) from None
         listed = self.manifest.get(hf_model)
-        if listed is not None and listed.config_task != task:
+        if listed is not None and listed.kind is not task:
             raise InvalidRequest(f"{hf_model} is a {listed.task} model, not {request.task}")
         if listed is not None and listed.remote_code:
             raise InvalidRequest(f"{hf_model} needs code from the hub (trust_remote_code)")
-        if is_builtin(hf_model) and task != "ocr":
+        if is_builtin(hf_model) and task is not Task.OCR:
             raise InvalidRequest(f"{hf_model} is an OCR engine")
         async with self._changes:
             for existing_task, existing in self.configured():
@@ -252,7 +251,7 @@ class ModelService:
                 entry = ModelEntry(
                     id=model_id,
                     hf_model=hf_model,
-                    dimensions=dimensions if task == "text_embedding" else None,
+                    dimensions=dimensions if task is Task.TEXT_EMBEDDING else None,
                     device=request.device,
                     instances=request.instances,
                     threads=request.threads,
@@ -268,7 +267,7 @@ class ModelService:
             getattr(self.settings.models, task).append(entry)
             await asyncio.to_thread(write_repository, self.settings)
         logger.info("added model %s (%s) for %s", entry.id, hf_model, task)
-        return self._info(hf_model, entry, CONFIG_TO_TASK[task])
+        return self._info(hf_model, entry, task.short)
 
     def patch(self, ref: str, patch: ModelPatch) -> dict[str, Any]:
         check_ref(ref)
@@ -294,7 +293,7 @@ class ModelService:
         if "pinned" in patch.model_fields_set:
             changes["pinned"] = patch.pinned
         self.store.set_override(entry.id, **changes)
-        return self._info(entry.hf_model, entry, CONFIG_TO_TASK[task])
+        return self._info(entry.hf_model, entry, task.short)
 
     async def delete(self, ref: str) -> dict[str, Any]:
         """Unload whatever uses the model, then remove its cache folder (and the entry, for a

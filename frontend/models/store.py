@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from frontend.core.config import TASKS, ModelEntry, Settings, Task
+from frontend.core.config import ModelEntry, Settings, Task
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_settings (
@@ -142,7 +142,7 @@ class SettingsStore:
 
 def apply_added_models(settings: Settings, store: SettingsStore) -> list[str]:
     """Put the models added at runtime into the settings (config.yaml entries win on clashes)."""
-    taken = {e.id for task in TASKS for e in settings.models.entries(task)}
+    taken = {e.id for task in Task for e in settings.models.entries(task)}
     applied = []
     for task, entry in store.added_models():
         if entry.id in taken:

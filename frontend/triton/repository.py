@@ -13,12 +13,6 @@ from frontend.core.config import ModelEntry, Settings, Task
 
 logger = logging.getLogger(__name__)
 
-# config.yaml task name -> folder of the shipped implementation in model_repository/
-TASK_FOLDERS: dict[str, str] = {
-    "text_embedding": "embedding",
-    "image_caption": "caption",
-    "ocr": "ocr",
-}
 _MARKER = ".homelab-ai"  # marks entries this module owns, so nothing else is ever removed
 _KINDS = {"cpu": mc.ModelInstanceGroup.KIND_CPU, "gpu": mc.ModelInstanceGroup.KIND_GPU}
 
@@ -63,12 +57,13 @@ def write_repository(settings: Settings, code_dir: Path | None = None) -> list[s
     repository.mkdir(parents=True, exist_ok=True)
     code_dir = code_dir or task_code_dir(settings)
     written: list[str] = []
-    for task, folder in TASK_FOLDERS.items():
+    for task in Task:
+        folder = task.short  # the shipped implementation: model_repository/<short name>/
         shipped = shipped_task_code_dir() / folder
-        for entry in settings.models.entries(task):  # type: ignore[arg-type]
+        for entry in settings.models.entries(task):
             if not entry.enabled:
                 continue
-            config = build_config(shipped / "config.pbtxt", entry, task)  # type: ignore[arg-type]
+            config = build_config(shipped / "config.pbtxt", entry, task)
             _write_entry(repository / entry.id, config, code_dir / folder / "1" / "model.py")
             written.append(entry.id)
     for stale in repository.iterdir():

@@ -8,12 +8,9 @@ from typing import Any
 
 import pytest
 
-from frontend.core.config import TASKS
+from frontend.core.config import Task
 from frontend.models.cache import check_hf_id
 from frontend.models.manifest import (
-    CONFIG_TO_TASK,
-    MANIFEST_TASKS,
-    TASK_TO_CONFIG,
     ManifestError,
     UnknownTask,
     load_manifest,
@@ -31,23 +28,24 @@ def _raw() -> dict[str, Any]:
 def test_loads_with_all_three_tasks() -> None:
     manifest = load_manifest()
     assert set(_raw()) == {"embedding", "caption", "ocr"}
-    for task in MANIFEST_TASKS:
-        assert manifest.entries(task), task
+    for task in Task:
+        assert manifest.entries(task.short), task
     assert len(manifest) == len(manifest.entries()) == sum(len(v) for v in _raw().values())
     assert load_manifest() is manifest  # parsed once
 
 
-def test_task_mapping_matches_config_sections() -> None:
-    assert TASK_TO_CONFIG == {
+def test_task_names_match_config_sections() -> None:
+    assert {t.short: t.value for t in Task} == {
         "embedding": "text_embedding",
         "caption": "image_caption",
         "ocr": "ocr",
     }
-    assert set(TASK_TO_CONFIG.values()) == set(TASKS)
-    assert {CONFIG_TO_TASK[c] for c in TASKS} == set(MANIFEST_TASKS)
+    for task in Task:
+        assert Task.parse(task.value) is Task.parse(task.short) is task
+    assert Task.parse("audio") is None
     manifest = load_manifest()
     assert manifest.entries("text_embedding") == manifest.entries("embedding")
-    assert all(e.config_task == "image_caption" for e in manifest.entries("caption"))
+    assert all(e.kind is Task.IMAGE_CAPTION for e in manifest.entries("caption"))
     with pytest.raises(UnknownTask):
         manifest.entries("audio")
 
