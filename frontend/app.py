@@ -96,7 +96,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         admin_key=admin_key,
     )
     metrics: Metrics = app.state.metrics
-    registry = ModelRegistry(settings, gateway, store, metrics)
+    # LRU eviction before each load: the lifecycle's policy, built on the registry below.
+    registry = ModelRegistry(
+        settings, gateway, store, metrics, make_room=lambda entry: lifecycle.make_room(entry)
+    )
     if embedded is not None:
         registry.doctor.on_stuck = embedded.restart
     metrics.watch(lambda: [e.id for e in registry.loaded_entries()], gpu.gpu_memory_used)

@@ -37,7 +37,7 @@ class EmbeddingService:
         self, texts: list[str], model: str | None, keep_alive: float | None = None
     ) -> tuple[ModelEntry, np.ndarray]:
         check_texts(texts, self.limits)
-        entry = self.registry.resolve(TASK, model)
+        entry = self.registry.catalog.lookup(model, TASK)
         size = entry.max_batch_size
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
         parts = await asyncio.gather(

@@ -61,7 +61,7 @@ async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTas
     limits = request.app.state.settings.limits
     parsed = await read_images(request, spec.options, limits, fit_within=spec.fit_within)
     options: ImageOptions = parsed.options
-    entry = registry.resolve(spec.task, options.model)
+    entry = registry.catalog.lookup(options.model, spec.task)
     keep_alive = parse_keep_alive(options.keep_alive)
     parameters = options.parameters() or None
 

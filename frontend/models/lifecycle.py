@@ -34,14 +34,13 @@ class Lifecycle:
         self.registry = registry
         self._reaper: asyncio.Task[None] | None = None
         self._unloading: dict[str, asyncio.Task[None]] = {}
-        registry.before_load = self.make_room
 
     def keep_alive_seconds(self, entry: ModelEntry) -> float | None:
         """How long the model stays loaded when idle; None = forever (pinned).
 
         In order: pinned; the last request's `keep_alive` (capped); the operator's runtime
         setting (settings store); the model's config; the task's default."""
-        if self.registry.pinned(entry):
+        if self.registry.catalog.pinned(entry):
             return None
         resources = self.settings.resources
         usage = self.registry.usage.get(entry.id)
@@ -55,7 +54,7 @@ class Lifecycle:
             return None if override < 0 else override
         if entry.keep_alive_seconds is not None:
             return entry.keep_alive_seconds
-        if self.registry.task_of(entry.id) is Task.OCR:
+        if self.registry.catalog.task_of(entry) is Task.OCR:
             return resources.ocr_keep_alive_seconds
         return resources.keep_alive_seconds
 
@@ -152,13 +151,13 @@ class Lifecycle:
         budget = self.budget_bytes()
         if budget is not None:
             need = self.estimate_bytes(entry)
-            used = sum(self.registry.memory_bytes(e.id) for e in loaded)
+            used = sum(self.registry.footprint(e.id).host for e in loaded)
             if used + need > budget:
                 return "host memory", need, used, budget
         if self.on_gpu(entry):
             budget = self.gpu_budget_bytes()
             need = self.estimate_gpu_bytes(entry)
-            used = sum(self.registry.gpu_memory_bytes(e.id) for e in loaded)
+            used = sum(self.registry.footprint(e.id).gpu for e in loaded)
             if used + need > budget:
                 return "GPU memory", need, used, budget
         return None
@@ -175,7 +174,7 @@ class Lifecycle:
             idle = [
                 e
                 for e in self.registry.loaded_entries()
-                if not self.registry.pinned(e)
+                if not self.registry.catalog.pinned(e)
                 and e.id != entry.id
                 and not (e.id in usage and usage[e.id].in_flight)
                 and (kind == "host memory" or self.on_gpu(e))

@@ -8,21 +8,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from tritonclient.grpc import InferInput, InferResult
 from tritonclient.utils import InferenceServerException
 
-from frontend.core.config import ModelEntry, Settings, Task
+from frontend.core.config import ModelEntry, Settings
 from frontend.core.errors import (
     InferenceTimedOut,
     ModelLoadFailed,
-    ModelNotFound,
     ResourceExhausted,
 )
 from frontend.core.observability import Metrics, note_model
 from frontend.models import gpu
 from frontend.models.cache import is_downloaded
+from frontend.models.catalog import ModelCatalog
 from frontend.models.healing import ModelDoctor
 from frontend.models.store import SettingsStore
 from frontend.models.stubs import resident_bytes, stub_pids
@@ -38,6 +38,14 @@ from frontend.triton.gateway import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 UNLOAD_WAIT_SECONDS = 30.0
+
+
+class Footprint(NamedTuple):
+    host: int  # PSS bytes of the model's stub processes
+    gpu: int  # GPU bytes they hold (NVML)
+
+
+NONE = Footprint(0, 0)
 
 
 @dataclass
@@ -61,6 +69,7 @@ class ModelRegistry:
         gateway: TritonGateway,
         store: SettingsStore | None = None,
         metrics: Metrics | None = None,
+        make_room: Callable[[ModelEntry], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.gateway = gateway
@@ -77,32 +86,15 @@ class ModelRegistry:
         self.usage: dict[str, ModelUsage] = {}
         self.footprints: dict[str, int] = {}  # bytes measured after each model's last load
         self.gpu_footprints: dict[str, int] = {}  # GPU bytes likewise (NVML), when on a GPU
-        # Called before a load with the entry to make room for (LRU eviction); set by lifecycle.
-        self.before_load: Callable[[ModelEntry], Awaitable[None]] | None = None
+        self.catalog = ModelCatalog(settings, store)  # which entry a name means
+        # Called before a load with the entry to make room for (LRU eviction: the lifecycle).
+        self.make_room = make_room
         self.doctor = ModelDoctor(self)  # restarts models whose processes die or hang
         self.health = self.doctor.health
 
-    def all_enabled(self) -> list[ModelEntry]:
-        return [entry for task in Task for entry in self.enabled(task)]
-
-    def task_of(self, model_id: str) -> Task | None:
-        for task in Task:
-            if any(e.id == model_id for e in self.enabled(task)):
-                return task
-        return None
-
-    def entry(self, model_id: str) -> ModelEntry | None:
-        """An enabled model by config id."""
-        return next((e for e in self.all_enabled() if e.id == model_id), None)
-
-    def find(self, name: str) -> ModelEntry | None:
-        """An enabled model by config id, else by HF id."""
-        entries = self.all_enabled()
-        by_id = next((e for e in entries if e.id == name), None)
-        return by_id or next((e for e in entries if e.hf_model == name), None)
-
     def loaded_entries(self) -> list[ModelEntry]:
-        return [e for e in map(self.entry, sorted(self._loaded)) if e is not None]
+        found = (self.catalog.find(model_id) for model_id in sorted(self._loaded))
+        return [f.entry for f in found if f is not None]
 
     def is_loaded(self, model_id: str) -> bool:
         return model_id in self._loaded
@@ -110,46 +102,11 @@ class ModelRegistry:
     def is_loading(self, model_id: str) -> bool:
         return model_id in self._loading
 
-    def pinned(self, entry: ModelEntry) -> bool:
-        """Pinned in config.yaml, unless an operator changed it at runtime."""
-        override = self.store.override(entry.id).pinned if self.store is not None else None
-        return entry.pinned if override is None else override
-
-    def memory(self, model_id: str) -> tuple[int, int]:
-        """(host PSS, GPU) bytes its stub processes hold now, from one look at /proc (0, 0 when
-        they are not visible here)."""
+    def footprint(self, model_id: str) -> Footprint:
+        """What its stub processes hold now, host PSS and GPU bytes, from one look at /proc
+        ((0, 0) when they are not visible here: Triton on another host)."""
         pids = stub_pids(self.repository, model_id)
-        return (resident_bytes(pids), gpu.process_gpu_memory(pids)) if pids else (0, 0)
-
-    def memory_bytes(self, model_id: str) -> int:
-        """What the model's stub processes hold now (0 when they are not visible here)."""
-        return resident_bytes(stub_pids(self.repository, model_id))
-
-    def gpu_memory_bytes(self, model_id: str) -> int:
-        """GPU memory its stub processes hold now (NVML; 0 with no GPU or none visible)."""
-        pids = stub_pids(self.repository, model_id)
-        return gpu.process_gpu_memory(pids) if pids else 0
-
-    def enabled(self, task: Task) -> list[ModelEntry]:
-        return [e for e in self.settings.models.entries(task) if e.enabled]
-
-    def resolve(self, task: Task, requested: str | None) -> ModelEntry:
-        """By config id or HF id; the task's default (or first enabled) model when none is named."""
-        entries = self.enabled(task)
-        if requested is None:
-            for entry in entries:
-                if entry.default:
-                    return entry
-            if entries:
-                return entries[0]
-            raise ModelNotFound(f"no {task} model is enabled in the configuration")
-        for entry in entries:
-            if requested in (entry.id, entry.hf_model):
-                return entry
-        raise ModelNotFound(
-            f"model '{requested[:100]}' is not an enabled {task} model",
-            {"model_id": requested[:100], "available_models": [e.id for e in entries]},
-        )
+        return Footprint(resident_bytes(pids), gpu.process_gpu_memory(pids)) if pids else NONE
 
     async def ensure_loaded(self, entry: ModelEntry) -> None:
         """Load once: concurrent first requests share one load attempt and its outcome."""
@@ -182,8 +139,8 @@ class ModelRegistry:
                 f"'homelab-ai models import <folder> --id {entry.hf_model}' or download it",
                 {"model_id": entry.id, "hf_model": entry.hf_model},
             )
-        if self.before_load is not None:
-            await self.before_load(entry)
+        if self.make_room is not None:
+            await self.make_room(entry)
         started = time.monotonic()
         logger.info("loading model %s (%s)", entry.id, entry.hf_model)
         try:
@@ -216,11 +173,11 @@ class ModelRegistry:
         self.doctor.loaded(entry.id)
         usage = self.usage.setdefault(entry.id, ModelUsage())
         usage.loaded_at = usage.last_used = time.monotonic()
-        footprint, gpu_footprint = self.memory(entry.id)
-        if footprint:
-            self.footprints[entry.id] = footprint
-        if gpu_footprint:
-            self.gpu_footprints[entry.id] = gpu_footprint
+        footprint = self.footprint(entry.id)
+        if footprint.host:
+            self.footprints[entry.id] = footprint.host
+        if footprint.gpu:
+            self.gpu_footprints[entry.id] = footprint.gpu
         logger.info("loaded model %s in %.2f s", entry.id, elapsed)
 
     def forget(self, model_id: str) -> None:
@@ -266,7 +223,7 @@ class ModelRegistry:
                 usage.keep_alive == 0
                 and usage.in_flight == 0
                 and entry.id in self._loaded
-                and not self.pinned(entry)
+                and not self.catalog.pinned(entry)
             ):
                 task = asyncio.ensure_future(self.unload(entry))
                 task.add_done_callback(_log_unload_failure)

@@ -11,12 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from frontend.core.config import ModelEntry, Task
+from frontend.core.config import Task
 from frontend.core.deps import DownloadsDep, ModelServiceDep, RegistryDep
 from frontend.core.errors import Conflict, ModelLoadFailed, ModelNotFound, NotFound
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import error_responses
-from frontend.models.registry import ModelRegistry
 from frontend.models.schemas import (
     AddModelRequest,
     DownloadJobOut,
@@ -29,16 +28,6 @@ from frontend.models.schemas import (
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api/models", tags=["models"])
 downloads_router = APIRouter(route_class=StrictJSONRoute, prefix="/api/downloads", tags=["models"])
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _find(registry: ModelRegistry, model_id: str) -> ModelEntry:
-    entry = registry.find(model_id)
-    if entry is None:
-        raise ModelNotFound(
-            f"model '{model_id[:100]}' is not an enabled model",
-            {"model_id": model_id[:100]},
-        )
-    return entry
 
 
 @router.get("", response_model=ModelList, summary="Every configured, listed and cached model")
@@ -81,10 +70,10 @@ async def download_model(
     summary="Load a configured model now",
 )
 async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
-    entry = _find(registry, model_id)
+    entry = registry.catalog.lookup(model_id)
     registry.health.reset(entry.id)  # an operator's load gives a failed model another chance
     await registry.ensure_loaded(entry)
-    return {"id": entry.id, "loaded": True, "memory_bytes": registry.memory_bytes(entry.id)}
+    return {"id": entry.id, "loaded": True, "memory_bytes": registry.footprint(entry.id).host}
 
 
 @router.post(
@@ -93,7 +82,7 @@ async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     summary="Unload a model",
 )
 async def unload(model_id: str, registry: RegistryDep) -> dict[str, Any]:
-    entry = _find(registry, model_id)
+    entry = registry.catalog.lookup(model_id)
     if registry.is_loaded(entry.id) or registry.is_loading(entry.id):
         await registry.unload(entry)  # returns once its processes are gone
     return {"id": entry.id, "loaded": False}

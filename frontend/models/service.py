@@ -122,7 +122,7 @@ class ModelService:
         if entry is not None:
             keep_alive = self.lifecycle.keep_alive_seconds(entry)
             if loaded:
-                memory, gpu_memory = self.registry.memory(entry.id)
+                memory, gpu_memory = self.registry.footprint(entry.id)
                 remaining = self.lifecycle.expires_in(entry)
                 expires = None if remaining is None else round(max(remaining, 0.0), 1)
         return {
@@ -143,7 +143,7 @@ class ModelService:
             "added_at_runtime": entry is not None and self.store.is_added(entry.id),
             "enabled": bool(entry and entry.enabled),
             "default": bool(entry and entry.default),
-            "pinned": entry is not None and self.registry.pinned(entry),
+            "pinned": entry is not None and self.registry.catalog.pinned(entry),
             "loaded": loaded,
             "memory_bytes": memory,
             "gpu_memory_bytes": gpu_memory,

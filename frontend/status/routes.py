@@ -25,14 +25,14 @@ async def status(
     for entry in registry.loaded_entries():
         usage = registry.usage.get(entry.id)
         expires = lifecycle.expires_in(entry, now)
-        memory, gpu_memory = registry.memory(entry.id)
+        memory, gpu_memory = registry.footprint(entry.id)
         models.append(
             {
                 "id": entry.id,
                 "hf_model": entry.hf_model,
                 "memory_bytes": memory,
                 "gpu_memory_bytes": gpu_memory,
-                "pinned": registry.pinned(entry),
+                "pinned": registry.catalog.pinned(entry),
                 "in_flight": usage.in_flight if usage else 0,
                 "requests": usage.requests if usage else 0,
                 "idle_seconds": round(now - usage.last_used, 1) if usage else None,
