@@ -89,13 +89,15 @@ def ensure_exported(snapshot: Path, int8: bool = False) -> ExportFiles:
             command = [_python(), "-m", "frontend.tasks.onnx_export", str(snapshot)]
             # cwd: the checkout holding this package, so the child runs this very code
             root = Path(__file__).resolve().parents[2]
-            env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+            env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUTF8": "1"}
             result = subprocess.run(
                 [*command, *(["--int8"] if int8 else [])],
                 cwd=root,
                 env=env,
                 capture_output=True,
-                text=True,
+                # Triton's stub runs with an ASCII locale: progress bars would not decode
+                encoding="utf-8",
+                errors="replace",
                 timeout=EXPORT_TIMEOUT_S,
                 check=False,
             )
