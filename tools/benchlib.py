@@ -40,24 +40,30 @@ class LoadResult:
 
 
 async def closed_loop(
-    clients: int, seconds: float, call: Callable[[int], Awaitable[int]]
+    clients: int,
+    seconds: float | None,
+    call: Callable[[int], Awaitable[int]],
+    calls: int | None = None,
 ) -> LoadResult:
     """`clients` concurrent loops, each awaiting `call(i)` (i = 0, 1, ... across all clients,
-    so clients spread over the inputs) until `seconds` pass; `call` returns the items it
+    so clients spread over the inputs) until `seconds` pass or `calls` calls have started;
+    `call` returns the items it
     carried and raises on a failed request. Closed loop: a client sends its next request only
     when the last one has answered, so the rate is what the server sustains at that
     concurrency, not an arrival rate it may fall behind."""
     result = LoadResult()
-    counter = iter(range(1 << 62))
+    counter = iter(range(calls if calls is not None else 1 << 62))
     start = time.perf_counter()
-    deadline = start + seconds
+    deadline = start + seconds if seconds is not None else float("inf")
 
     async def client() -> None:
-        while time.perf_counter() < deadline:
+        for index in counter:
+            if time.perf_counter() >= deadline:
+                break
             began = time.perf_counter()
             # not `result.items += await ...`: that reads items before the await and loses
             # every other client's updates made meanwhile
-            items = await call(next(counter))
+            items = await call(index)
             result.items += items
             result.latencies_ms.append((time.perf_counter() - began) * 1000)
             result.calls += 1
