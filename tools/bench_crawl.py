@@ -17,14 +17,13 @@ import statistics
 import sys
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import aiohttp
 
 from frontend.models.stubs import resident_bytes
-from tools.benchlib import running_service
+from tools.benchlib import closed_loop, running_service
 
 PARAGRAPH = (
     "The heron stood in the shallow water of the mill pond for most of the morning, and "
@@ -70,21 +69,18 @@ async def crawl_rate(
     url: str, site: str, clients: int, pages: int, body: dict[str, object]
 ) -> float:
     """pages/s for `pages` crawls spread over `clients` concurrent clients."""
-    counter = iter(range(pages))
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
 
-        async def client() -> None:
-            for index in counter:
-                payload = {**body, "url": f"{site}/article/{index}"}
-                async with session.post(f"{url}/api/crawl", json=payload) as response:
-                    result = await response.json()
-                    if response.status != 200 or f"Article {index}" != result["title"]:
-                        raise RuntimeError(f"HTTP {response.status}: {str(result)[:200]}")
+        async def call(index: int) -> int:
+            payload = {**body, "url": f"{site}/article/{index}"}
+            async with session.post(f"{url}/api/crawl", json=payload) as response:
+                result = await response.json()
+                if response.status != 200 or f"Article {index}" != result["title"]:
+                    raise RuntimeError(f"HTTP {response.status}: {str(result)[:200]}")
+            return 1
 
-        start = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        return pages / (time.perf_counter() - start)
+        return (await closed_loop(clients, None, call, calls=pages)).rate
 
 
 def chromium_pss_mib() -> float:

@@ -24,7 +24,7 @@ import aiohttp
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from tools.benchlib import running_service
+from tools.benchlib import closed_loop, running_service
 from tools.build_test_models import build_test_models
 
 LINES = [
@@ -69,24 +69,16 @@ def ocr_in_process(pages: list[bytes], seconds: float, threads: int) -> float:
 
 async def ocr_api(url: str, pages: list[bytes], clients: int, seconds: float) -> float:
     bodies = [{"image": base64.b64encode(p).decode()} for p in pages]
-    done = 0
-    deadline = time.perf_counter() + seconds
     async with aiohttp.ClientSession() as session:
 
-        async def client(index: int) -> None:
-            nonlocal done
-            i = index
-            while time.perf_counter() < deadline:
-                async with session.post(f"{url}/api/ocr", json=bodies[i % len(bodies)]) as r:
-                    await r.read()
-                    if r.status != 200:
-                        raise RuntimeError(f"HTTP {r.status}")
-                done += 1
-                i += 1
+        async def call(i: int) -> int:
+            async with session.post(f"{url}/api/ocr", json=bodies[i % len(bodies)]) as r:
+                await r.read()
+                if r.status != 200:
+                    raise RuntimeError(f"HTTP {r.status}")
+            return 1
 
-        start = time.perf_counter()
-        await asyncio.gather(*(client(i) for i in range(clients)))
-        return done / (time.perf_counter() - start)
+        return (await closed_loop(clients, seconds, call)).rate
 
 
 async def caption_timings(url: str, images: list[str], repeats: int) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: run `homelab-ai serve` with a given configuration."""
+"""Shared by the benchmarks: the closed-loop load generator and `homelab-ai serve` runs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,60 @@ import aiohttp
 import yaml
 
 from frontend.triton.embedded import free_port
+
+
+@dataclass
+class LoadResult:
+    """What a closed-loop run did: calls completed, items they carried, seconds, latencies."""
+
+    calls: int = 0
+    items: int = 0
+    seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Items (sentences, images, pages) per second."""
+        return self.items / self.seconds if self.seconds else 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[len(ordered) // 2] if ordered else float("nan")
+
+
+async def closed_loop(
+    clients: int,
+    seconds: float | None,
+    call: Callable[[int], Awaitable[int]],
+    calls: int | None = None,
+) -> LoadResult:
+    """`clients` concurrent loops, each awaiting `call(i)` (i = 0, 1, ... across all clients,
+    so clients spread over the inputs) until `seconds` pass or `calls` calls have started;
+    `call` returns the items it
+    carried and raises on a failed request. Closed loop: a client sends its next request only
+    when the last one has answered, so the rate is what the server sustains at that
+    concurrency, not an arrival rate it may fall behind."""
+    result = LoadResult()
+    counter = iter(range(calls if calls is not None else 1 << 62))
+    start = time.perf_counter()
+    deadline = start + seconds if seconds is not None else float("inf")
+
+    async def client() -> None:
+        for index in counter:
+            if time.perf_counter() >= deadline:
+                break
+            began = time.perf_counter()
+            # not `result.items += await ...`: that reads items before the await and loses
+            # every other client's updates made meanwhile
+            items = await call(index)
+            result.items += items
+            result.latencies_ms.append((time.perf_counter() - began) * 1000)
+            result.calls += 1
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    result.seconds = time.perf_counter() - start
+    return result
 
 
 def grpc_url_from_log(log: Path) -> str:
@@ -41,10 +96,25 @@ async def wait_ready(url: str, timeout: float) -> None:
 
 @contextmanager
 def running_service(
-    work: Path, data_dir: Path, models: dict[str, Any], extra: dict[str, Any] | None = None
+    work: Path,
+    data_dir: Path,
+    models: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    stub_code: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start the service on a free port with these `models` (and `extra` config sections);
-    yield (base URL, process)."""
+    yield (base URL, process).
+
+    `stub_code`: a checkout whose `frontend` package Triton's model stubs import instead of
+    the installed one (before/after comparisons of task code in one run). The stubs run
+    Python isolated (PYTHONPATH ignored) with their working directory, <data-dir>/triton,
+    first on sys.path, so a `frontend` link there wins over an editable install."""
+    if stub_code is not None:
+        link = data_dir / "triton" / "frontend"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to(stub_code.resolve() / "frontend", target_is_directory=True)
+    work.mkdir(parents=True, exist_ok=True)
     config = work / "config.yaml"
     config.write_text(yaml.safe_dump({"log_level": "warning", "models": models, **(extra or {})}))
     port = free_port()

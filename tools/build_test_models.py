@@ -20,6 +20,7 @@ from frontend.models.cache import import_model, is_downloaded
 
 TINY_BLIP = "homelab-test/tiny-blip"
 TINY_TROCR = "homelab-test/tiny-trocr"
+TINY_CLS_EMBEDDER = "homelab-test/tiny-cls-embedder"
 SEED = 0
 SIZE = 32  # image side, hidden width
 # Weights drawn wider than the usual 0.02: with tiny std every image yields the same caption,
@@ -142,15 +143,49 @@ BUILDERS: dict[str, tuple[str, Callable[[Path], None]]] = {
 }
 
 
+def _save_cls_embedder(folder: Path) -> None:
+    """A sentence-transformers model with CLS pooling and no Normalize (all-MiniLM is mean +
+    Normalize): the other branch of the torch-free embedding pipeline."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules.transformer import Transformer
+    from sentence_transformers.sentence_transformer.modules.pooling import Pooling
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    words = [*SPECIALS, *dict.fromkeys(CAPTION_WORDS), *string.ascii_lowercase, *string.digits]
+    bert_dir = folder / "bert"
+    BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(bert_dir)
+    config = BertConfig(
+        vocab_size=len(words),
+        hidden_size=SIZE,
+        intermediate_size=2 * SIZE,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        initializer_range=INIT_STD,
+    )
+    BertModel(config).save_pretrained(bert_dir)
+    transformer = Transformer(str(bert_dir), max_seq_length=48)
+    pooling = Pooling(SIZE, pooling_mode="cls")
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder / "model"))
+
+
+# built only when asked for by name (--only cls-embedding): the unit tests of the embedding
+# pipeline need it, the integration suite does not
+ON_REQUEST: dict[str, tuple[str, Callable[[Path], None]]] = {
+    "cls-embedding": (TINY_CLS_EMBEDDER, _save_cls_embedder),
+}
+
+
 def build_test_models(data_dir: Path, only: str | None = None) -> dict[str, str]:
     """Build what is missing from DATA_DIR/models/hub; returns task name -> model id."""
     import torch
 
-    if only is not None and only not in BUILDERS:
+    if only is not None and only not in {**BUILDERS, **ON_REQUEST}:
         raise ValueError(f"unknown model group {only!r}; choose from {sorted(BUILDERS)}")
     hub = Path(data_dir) / "models" / "hub"
     built: dict[str, str] = {}
-    for name, (model_id, save) in BUILDERS.items():
+    groups = {**BUILDERS, **({only: ON_REQUEST[only]} if only in ON_REQUEST else {})}
+    for name, (model_id, save) in groups.items():
         if only not in (None, name):
             continue
         built[name] = model_id
@@ -160,14 +195,15 @@ def build_test_models(data_dir: Path, only: str | None = None) -> dict[str, str]
         with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as tmp:
             torch.manual_seed(SEED)
             save(Path(tmp))
-            import_model(Path(tmp), model_id, hub)
+            saved = Path(tmp) / "model"  # builders that need scratch space save under model/
+            import_model(saved if saved.is_dir() else Path(tmp), model_id, hub)
     return built
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--only", choices=sorted(BUILDERS))
+    parser.add_argument("--only", choices=sorted({**BUILDERS, **ON_REQUEST}))
     args = parser.parse_args(argv)
     for name, model_id in build_test_models(args.data_dir, args.only).items():
         print(f"{name}: {model_id}")

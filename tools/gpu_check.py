@@ -65,6 +65,7 @@ from frontend.triton.codecs import fp32_matrix, image_input, strings, texts_inpu
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
 from frontend.triton.repository import write_repository
+from tools.benchlib import closed_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -372,21 +373,13 @@ def test_images(count: int) -> list[np.ndarray]:
 
 async def triton_load(gateway: TritonGateway, clients: int, seconds: float) -> float:
     """Sentences/s from `clients` concurrent requests of one sentence each."""
-    done = 0
-    deadline = time.perf_counter() + seconds
 
-    async def client(index: int) -> None:
-        nonlocal done
-        i = index
-        while time.perf_counter() < deadline:
-            text = SENTENCES[i % len(SENTENCES)]
-            await gateway.infer("minilm", [texts_input([text])], ["EMBEDDING"])
-            done += 1
-            i += clients
+    async def call(i: int) -> int:
+        text = SENTENCES[i % len(SENTENCES)]
+        await gateway.infer("minilm", [texts_input([text])], ["EMBEDDING"])
+        return 1
 
-    start = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    return done / (time.perf_counter() - start)
+    return (await closed_loop(clients, seconds, call)).rate
 
 
 def client_process(url: str, clients: int, start_at: float, seconds: float) -> int:

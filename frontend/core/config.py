@@ -74,7 +74,7 @@ class ModelEntry(_Section):
     max_queue_delay_us: int = Field(default=2000, ge=0, le=1_000_000)
     instances: int = Field(default=1, ge=1, le=16)
     device: Literal["auto", "cpu", "gpu"] = "auto"
-    engine: Literal["auto", "torch", "onnx"] = "auto"
+    engine: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     fp16: bool = False  # half precision on a GPU (ignored on the CPU)
     keep_alive_seconds: float | None = Field(default=None, ge=0)
     pinned: bool = False  # never unloaded for idleness or evicted

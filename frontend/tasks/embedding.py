@@ -1,7 +1,13 @@
-"""Text embedding with sentence-transformers: one forward pass for a whole Triton batch.
+"""Text embedding: one forward pass for a whole Triton batch.
 
-On CPU the encoder runs on ONNX Runtime (engine "auto" or "onnx"); tokenization, pooling
-and normalization stay sentence-transformers' own modules, so outputs match the library.
+Engines, in the order "auto" tries them on a CPU:
+  torch-free  tokenizers + ONNX Runtime + numpy (frontend.tasks.st_pipeline) for models whose
+              modules are Transformer + Pooling [+ Normalize]: a stub of ~130 MiB PSS instead
+              of ~510 MiB with torch imported, and no torch between the batch and the encoder.
+  hybrid      ONNX Runtime encoder + sentence-transformers' own modules (Dense layers, ...).
+  torch       SentenceTransformer.encode (GPUs, custom modules, or when ONNX fails its probe).
+"onnx-int8" is the torch-free engine on a dynamically quantized encoder, refused unless it
+keeps cosine >= 0.99 against fp32 sentence-transformers on the probe set.
 """
 
 from __future__ import annotations
@@ -14,10 +20,40 @@ import numpy as np
 
 from frontend.tasks.common import configure_threads, local_snapshot
 from frontend.tasks.onnx_encoder import OnnxEncoder, export_encoder, export_path, shipped_onnx
+from frontend.tasks.st_pipeline import TorchFreeEmbedder, UnsupportedPipeline
 
 logger = logging.getLogger(__name__)
 PROBE = ["Homelab AI checks that its ONNX encoder matches torch.", "ok"]
 MIN_PROBE_COSINE = 0.99999
+MIN_INT8_COSINE = 0.99
+ONNX_ENGINES = ("auto", "onnx", "onnx-int8")
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return float(np.min(np.sum(a * b, axis=1) / norms))
+
+
+def torch_free_embedder(
+    snapshot: Path, threads: int, device: str, int8: bool = False
+) -> tuple[TorchFreeEmbedder, float]:
+    """The torch-free pipeline and its probe cosine; RuntimeError if it misses the threshold."""
+    from frontend.tasks.onnx_export import ensure_exported
+
+    files = ensure_exported(snapshot, int8=int8)
+    model = files.int8 if int8 else files.model
+    embedder = TorchFreeEmbedder(snapshot, model, files.tokenizer, threads, device)
+    with np.load(files.reference, allow_pickle=False) as reference:
+        texts, expected = [str(t) for t in reference["texts"]], reference["embeddings"]
+    cosine = min_cosine(embedder(texts), expected)
+    threshold = MIN_INT8_COSINE if int8 else MIN_PROBE_COSINE
+    if cosine < threshold:
+        kind = "int8" if int8 else "torch-free"
+        raise RuntimeError(
+            f"{kind} embeddings differ from sentence-transformers (probe cosine {cosine:.6f} "
+            f"< {threshold})"
+        )
+    return embedder, cosine
 
 
 class EmbeddingTask:
@@ -29,12 +65,43 @@ class EmbeddingTask:
         fp16: bool = False,
         engine: str = "auto",
     ):
+        snapshot = local_snapshot(hf_model)
+        self.engine: str = engine
+        self.dimensions: int = 0
+        self.fast: TorchFreeEmbedder | None = None
+        self.onnx: OnnxEncoder | None = None
+        self.probe_cosine: float | None = None
+        # The CUDA provider needs onnxruntime-gpu: only an explicit "onnx" asks for it.
+        if engine in ONNX_ENGINES and (device == "cpu" or engine == "onnx"):
+            self._try_torch_free(snapshot, threads, device, engine)
+        if self.fast is not None:
+            self.engine = "onnx-int8" if engine == "onnx-int8" else "onnx"
+            self.dimensions = int(self.fast(["ok"]).shape[1])
+            return
+        self._load_torch(snapshot, threads, device, fp16, engine)
+
+    def _try_torch_free(self, snapshot: Path, threads: int, device: str, engine: str) -> None:
+        try:
+            self.fast, self.probe_cosine = torch_free_embedder(
+                snapshot, threads, device, int8=engine == "onnx-int8"
+            )
+        except UnsupportedPipeline as exc:
+            if engine == "onnx-int8":
+                raise RuntimeError(f"engine onnx-int8 needs a torch-free pipeline: {exc}") from exc
+            logger.info("torch-free pipeline unavailable (%s); loading sentence-transformers", exc)
+        except Exception as exc:
+            if engine != "auto":
+                raise
+            logger.warning("torch-free pipeline failed (%s: %s)", type(exc).__name__, exc)
+
+    def _load_torch(
+        self, snapshot: Path, threads: int, device: str, fp16: bool, engine: str
+    ) -> None:
         configure_threads(threads)
         import torch
         from sentence_transformers import SentenceTransformer
 
         self._torch = torch
-        snapshot = local_snapshot(hf_model)
         self.model = SentenceTransformer(str(snapshot), device=device, local_files_only=True)
         if fp16 and device.startswith("cuda"):
             self.model.half()
@@ -42,7 +109,6 @@ class EmbeddingTask:
         get_dimension = getattr(self.model, "get_embedding_dimension", None)
         dimension = (get_dimension or self.model.get_sentence_embedding_dimension)()
         self.dimensions = int(dimension) if dimension else 0
-        self.onnx: OnnxEncoder | None = None
         if engine == "onnx" or (engine == "auto" and device == "cpu"):
             self.onnx = self._onnx_encoder(snapshot, threads, required=engine == "onnx")
         self.engine = "onnx" if self.onnx is not None else "torch"
@@ -53,8 +119,8 @@ class EmbeddingTask:
     @property
     def precision(self) -> str:
         """The dtype the encoder computes in: float16 with fp16 on a GPU, else float32."""
-        if self.onnx is not None:
-            return "float32"
+        if self.fast is not None or self.onnx is not None:
+            return "int8" if self.engine == "onnx-int8" else "float32"
         return str(next(self.model.parameters()).dtype).removeprefix("torch.")
 
     def _onnx_encoder(self, snapshot: Path, threads: int, required: bool) -> OnnxEncoder | None:
@@ -71,8 +137,7 @@ class EmbeddingTask:
                 raise
             logger.warning("ONNX engine unavailable (%s: %s); using torch", type(exc).__name__, exc)
             return None
-        norms = np.linalg.norm(expected, axis=1) * np.linalg.norm(got, axis=1)
-        cosine = float(np.min(np.sum(expected * got, axis=1) / norms))
+        cosine = min_cosine(expected, got)
         if cosine < MIN_PROBE_COSINE:
             if required:
                 raise RuntimeError(f"ONNX encoder differs from torch (cosine {cosine:.6f})")
@@ -99,6 +164,8 @@ class EmbeddingTask:
         """float32 [len(texts), dimensions]; the caller groups every request of a batch here."""
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
+        if self.fast is not None:
+            return self.fast(texts)
         if self.onnx is not None:
             return self._embed_onnx(self.onnx, texts)
         return self._embed_torch(texts)
