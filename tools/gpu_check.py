@@ -327,16 +327,16 @@ async def phase_gpu_lru(settings: Settings, gateway: TritonGateway, report: Repo
     from frontend.models.lifecycle import Lifecycle
     from frontend.models.registry import ModelRegistry
 
-    registry = ModelRegistry(settings, gateway)
-    Lifecycle(settings, registry)  # installs its make_room as the registry's before_load hook
+    registry = ModelRegistry(settings, gateway, make_room=lambda e: policy.make_room(e))
+    policy = Lifecycle(settings, registry)  # its make_room evicts before each load
     names = ["minilm", "blip-base", "tiny-blip"]
-    entries = {name: registry.entry(name) for name in names}
+    entries = {name: registry.catalog.lookup(name) for name in names}
     sizes: dict[str, int] = {}
     try:
         for name, entry in entries.items():  # each model's real GPU footprint, alone
             assert entry is not None
             await registry.ensure_loaded(entry)
-            sizes[name] = registry.gpu_memory_bytes(name)
+            sizes[name] = registry.footprint(name).gpu
             await registry.unload(entry)
         report.figure(
             "lru_gpu_footprints_mib",
@@ -353,7 +353,7 @@ async def phase_gpu_lru(settings: Settings, gateway: TritonGateway, report: Repo
         await registry.run(minilm, lambda: gateway.infer("minilm", [texts_input(["hi"])], []))
         await registry.ensure_loaded(tiny)  # must evict blip-base: least recently used
         loaded = {e.id for e in registry.loaded_entries()}
-        held = sum(registry.gpu_memory_bytes(n) for n in loaded)
+        held = sum(registry.footprint(n).gpu for n in loaded)
         left = len(stub_pids(registry.repository, "blip-base"))
         report.check(
             "gpu-lru-eviction",

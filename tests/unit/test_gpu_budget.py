@@ -13,7 +13,7 @@ from frontend.core.config import ModelEntry, Settings, load_settings
 from frontend.core.errors import APIError
 from frontend.models import gpu, lifecycle
 from frontend.models.lifecycle import Lifecycle
-from frontend.models.registry import ModelRegistry, ModelUsage
+from frontend.models.registry import Footprint, ModelRegistry, ModelUsage
 
 GiB = 1024**3
 
@@ -51,10 +51,9 @@ def hold(registry: ModelRegistry, gpu_bytes: dict[str, int], monkeypatch: Any) -
     monkeypatch.setattr(registry, "unload", unload)
     monkeypatch.setattr(
         registry,
-        "gpu_memory_bytes",
-        lambda name: gpu_bytes[name] if registry.is_loaded(name) else 0,
+        "footprint",
+        lambda name: Footprint(0, gpu_bytes[name] if registry.is_loaded(name) else 0),
     )
-    monkeypatch.setattr(registry, "memory_bytes", lambda name: 0)
     return unloaded
 
 
@@ -72,7 +71,7 @@ def test_gpu_budget_evicts_the_least_recently_used_gpu_model(
     registry.gpu_footprints["big"] = 2 * GiB
     unloaded = hold(registry, {"a": 1 * GiB, "b": 1 * GiB + 1, "cpu-only": 0}, monkeypatch)
 
-    asyncio.run(policy.make_room(registry.entry("big")))  # type: ignore[arg-type]
+    asyncio.run(policy.make_room(registry.catalog.lookup("big")))  # type: ignore[arg-type]
 
     assert unloaded == ["a"]  # 1 + 1 + 2 GiB > 4 GiB: the older GPU model goes, only it
 
@@ -88,7 +87,7 @@ def test_gpu_budget_refuses_when_only_busy_or_pinned_models_hold_it(
     settings.models.text_embedding[1].pinned = True
 
     with pytest.raises(APIError) as caught:
-        asyncio.run(policy.make_room(registry.entry("big")))  # type: ignore[arg-type]
+        asyncio.run(policy.make_room(registry.catalog.lookup("big")))  # type: ignore[arg-type]
 
     assert caught.value.status == 503 and caught.value.code == "RESOURCE_EXHAUSTED"
     assert "GPU memory" in caught.value.message
@@ -103,10 +102,10 @@ def test_unmeasured_gpu_model_is_estimated_from_its_weights(
     blobs = tmp_path / "models" / "hub" / "models--org--big" / "blobs"
     blobs.mkdir(parents=True)
     (blobs / "weights").write_bytes(b"\0" * 4096)
-    entry = registry.entry("big")
+    entry = registry.catalog.lookup("big")
     assert entry is not None
     assert policy.on_gpu(entry) is True  # device: gpu, whatever NVML says
-    assert policy.on_gpu(registry.entry("cpu-only")) is False  # type: ignore[arg-type]
+    assert policy.on_gpu(registry.catalog.lookup("cpu-only")) is False  # type: ignore[arg-type]
     assert policy.estimate_gpu_bytes(entry) == lifecycle.CUDA_CONTEXT_BYTES + 4096
     half = entry.model_copy(update={"fp16": True})
     assert policy.estimate_gpu_bytes(half) == lifecycle.CUDA_CONTEXT_BYTES + 2048

@@ -171,7 +171,7 @@ def test_concurrency_guard_queues_then_refuses(tmp_path: Path) -> None:
     )
     registry = ModelRegistry(settings, gateway=None)  # type: ignore[arg-type]
     registry._loaded.add("reader")  # as if loaded: this tests the guard, not Triton
-    entry = registry.entry("reader")
+    entry = registry.catalog.lookup("reader")
     assert entry is not None
     running = 0
     peak = 0
