@@ -48,6 +48,7 @@ class ModelDoctor:
         self._restarting: dict[str, asyncio.Future[None]] = {}
         self._generation: dict[str, int] = {}  # loads so far: a restart is for one generation
         self._stubs: dict[str, list[int]] = {}  # stub pids seen right after the last load
+        self._suspects: set[str] = set()  # seen dead once by the watcher
 
     def generation(self, model_id: str) -> int:
         return self._generation.get(model_id, 0)
@@ -169,14 +170,19 @@ class ModelDoctor:
         return dead
 
     async def heal_dead(self) -> None:
-        """Restart the models whose processes died (if Triton still counts them ready; an
-        unload done elsewhere only makes this frontend forget the model)."""
+        """Restart the models whose processes died, once seen dead on two checks in a row with
+        Triton still counting them ready. Another frontend on the same Triton that unloads or
+        restarts the model passes through "not ready" or new processes within that time: this
+        frontend then only forgets the model (or follows the new processes)."""
+        suspects, self._suspects = self._suspects, set()
         for entry in self.dead_models():
             ready = await self.registry.gateway.is_model_ready(entry.id)
             if not ready:
                 self.registry.forget(entry.id)
-                continue
-            self.restart_soon(entry, "its model process exited", self.generation(entry.id))
+            elif entry.id not in suspects:
+                self._suspects.add(entry.id)  # look again at the next check
+            else:
+                self.restart_soon(entry, "its model process exited", self.generation(entry.id))
 
 
 def _alive(pid: int) -> bool:
