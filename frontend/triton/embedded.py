@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from frontend.core.config import Settings
+from frontend.models.stubs import is_alive
 from frontend.triton.serve import tritonserver_command
 
 logger = logging.getLogger(__name__)
@@ -318,8 +320,8 @@ def stop_leftover(pid_file: Path, work_dir: Path, timeout: float = 10.0) -> bool
     except (OSError, ValueError):
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
+        cmdline = " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:  # gone (or a zombie): nothing to stop
         pid_file.unlink(missing_ok=True)
         return False
     if "tritonserver" not in cmdline or f"{work_dir.resolve()}/backends" not in cmdline:
@@ -329,19 +331,12 @@ def stop_leftover(pid_file: Path, work_dir: Path, timeout: float = 10.0) -> bool
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _running(pid) and time.monotonic() < deadline:
+    while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return True
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 def triton_environment(settings: Settings) -> dict[str, str]:
