@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.middleware import Middleware
 
 from frontend import __version__
 from frontend.admin.routes import router as admin_router
@@ -24,6 +25,7 @@ from frontend.core.observability import Metrics, ObservabilityMiddleware, route_
 from frontend.core.openapi import complete_openapi
 from frontend.core.security import Security, SecurityMiddleware
 from frontend.core.shutdown import Drain, DrainMiddleware
+from frontend.crawl.policy import Resolver, system_resolver
 from frontend.crawl.routes import router as crawl_router
 from frontend.crawl.service import CrawlService
 from frontend.embed.routes import router as embed_router
@@ -121,7 +123,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.gateway = gateway
     app.state.registry = registry
     app.state.embedding = EmbeddingService(registry, settings.limits)
-    app.state.crawl = CrawlService(settings.crawl)  # the browser starts on the first crawl
+    # The browser starts on the first crawl.
+    app.state.crawl = CrawlService(settings.crawl, app.state.crawl_resolver)
     await app.state.crawl.start()
     try:
         yield
@@ -135,29 +138,34 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store.close()
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -> FastAPI:
+    """The app; `crawl_resolver` answers the crawler's DNS lookups (tests put a fake one in)."""
     settings = settings.model_copy(deep=True)  # models added at runtime go into this copy
+    # In the order a request meets them, outermost first: request id and body limit, then
+    # metrics and the access log (so refusals are counted), then the Host check (DNS
+    # rebinding), then the shutdown drain, then the security checks.
+    middleware = [
+        Middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes),
+        Middleware(ObservabilityMiddleware),
+        Middleware(
+            HostCheckMiddleware,
+            policy=HostPolicy(settings.server.host, settings.server.allowed_hosts),
+        ),
+        Middleware(DrainMiddleware),
+        Middleware(SecurityMiddleware),
+    ]
     app = FastAPI(
         title="Homelab AI",
         version=__version__,
         description="Self-hosted AI services on NVIDIA Triton. Errors use one envelope.",
         lifespan=lifespan,
+        middleware=middleware,
     )
     app.state.settings = settings
+    app.state.crawl_resolver = crawl_resolver
     app.state.metrics = Metrics()
     app.state.security = Security(settings.security)
     app.state.drain = Drain()
-    # Added innermost first: request id and body limit, then metrics and the access log (so
-    # refusals are counted), then the Host check (DNS rebinding), then the shutdown drain,
-    # then the security checks.
-    app.add_middleware(SecurityMiddleware)
-    app.add_middleware(DrainMiddleware)
-    app.add_middleware(
-        HostCheckMiddleware,
-        policy=HostPolicy(settings.server.host, settings.server.allowed_hosts),
-    )
-    app.add_middleware(ObservabilityMiddleware)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
     install_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -8,6 +8,7 @@ tools/install.sh --dev` installs all three; a missing one fails the tests that n
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -147,3 +148,23 @@ def dockerfile_env(path: Path) -> dict[str, str]:
                 key, _, value = pair.partition("=")
                 env[key] = value
     return env
+
+
+SERVE = ["python3", "-m", "frontend.triton.serve", "--exec"]
+
+
+def dockerfile_cmd(path: Path) -> list[str]:
+    [cmd] = [rest for keyword, rest in dockerfile_instructions(path) if keyword == "CMD"]
+    parsed = json.loads(cmd)
+    assert isinstance(parsed, list)
+    return [str(arg) for arg in parsed]
+
+
+def served_command(command: list[str], env: dict[str, str]) -> list[str]:
+    """The tritonserver command line a Triton container runs: its command must be `python3 -m
+    frontend.triton.serve --exec [...]`, which builds the line from its arguments and env."""
+    from frontend.triton.serve import container_command, parse_args
+
+    assert command[: len(SERVE)] == SERVE, command
+    args, extra = parse_args(command[len(SERVE) :])
+    return container_command(env, cpu_only=args.cpu_only, extra=extra)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
@@ -53,29 +54,19 @@ def chromium_executable(configured: Path | None) -> Path | None:
 def process_group(pgid: int) -> list[int]:
     """Live processes of a process group (Playwright starts Chromium as a group leader)."""
     pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+    for process in psutil.process_iter(["status"]):
+        if process.info["status"] in (None, psutil.STATUS_ZOMBIE):
             continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            pids.append(int(entry.name))
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if os.getpgid(process.pid) == pgid:
+                pids.append(process.pid)
     return pids
 
 
 def _find_browser_pid(marker: str) -> int | None:
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = Path(entry.path, "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline.split(b"\0"):
-            return int(entry.name)
+    for process in psutil.process_iter(["cmdline"]):
+        if marker in (process.info["cmdline"] or ()):
+            return int(process.pid)
     return None
 
 

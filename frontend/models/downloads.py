@@ -9,8 +9,9 @@ One job, in a worker thread:
 2. ``select_files``: the files a PyTorch load needs (duplicate TF/Flax/ONNX/OpenVINO weights and
    .bin copies of safetensors weights are skipped).
 3. ``hf_hub_download(id, file, revision=<commit>, cache_dir=<staging>)`` per file, into a staging
-   cache ``hub/.download-XXXX`` that nothing else reads; a stand-in ``tqdm_class`` counts the bytes
-   into the job (huggingface_hub reports every 10 MB chunk, and at the end of each file).
+   cache ``hub/.download-XXXX`` that nothing else reads; huggingface_hub's own tqdm, silenced,
+   counts the bytes into the job (huggingface_hub reports every 10 MB chunk, and at the end of
+   each file).
 4. ``import_model(<staging snapshot>, id, hub)``: blobs are copied into ``hub/models--ORG--NAME``
    and ``refs/main`` is switched last, so the model counts as downloaded only once it is whole.
 5. The staging directory is removed, whatever happened.

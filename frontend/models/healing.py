@@ -24,7 +24,7 @@ from tritonclient.utils import InferenceServerException
 from frontend.core.config import ModelEntry
 from frontend.core.errors import APIError, ModelLoadFailed
 from frontend.models.health import HealthBook
-from frontend.models.stubs import stub_pids
+from frontend.models.stubs import is_alive, stub_pids
 
 if TYPE_CHECKING:
     from frontend.models.registry import ModelRegistry
@@ -161,7 +161,7 @@ class ModelDoctor:
         dead = []
         for entry in self.registry.loaded_entries():
             pids = self._stubs.get(entry.id)
-            if pids and not all(_alive(pid) for pid in pids) and not self.is_restarting(entry.id):
+            if pids and not all(is_alive(pid) for pid in pids) and not self.is_restarting(entry.id):
                 current = stub_pids(self.registry.repository, entry.id)
                 if len(current) >= len(pids):  # restarted by another frontend: not ours to do
                     self._stubs[entry.id] = current
@@ -183,15 +183,6 @@ class ModelDoctor:
                 self._suspects.add(entry.id)  # look again at the next check
             else:
                 self.restart_soon(entry, "its model process exited", self.generation(entry.id))
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie waiting for Triton to reap it."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _log_restart_failure(task: asyncio.Future[None]) -> None:

@@ -1,49 +1,35 @@
-"""Download progress: a tqdm stand-in that huggingface_hub's download code drives."""
+"""Download progress: huggingface_hub's own tqdm, silenced, counting bytes into a callback."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from huggingface_hub.utils import tqdm as hub_tqdm
 
-def byte_counter(on_bytes: Callable[[int], None]) -> type:
-    """A stand-in for tqdm that huggingface_hub's download code drives: counts, never prints."""
 
-    class _Progress:
+def byte_counter(on_bytes: Callable[[int], None]) -> type[hub_tqdm]:
+    """A `tqdm_class` for `hf_hub_download`: every byte it reports goes to `on_bytes` (which may
+    raise to cancel the download), and nothing is ever printed."""
+
+    class ByteCounter(hub_tqdm):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self.total: int | None = kwargs.get("total")
-            self.n = 0
+            kwargs["disable"] = True  # the hub enables bars on a TTY; a service prints none
+            super().__init__(*args, **kwargs)
 
-        def __enter__(self) -> _Progress:
-            return self
-
-        def __exit__(self, *args: object) -> None:
+        def update(self, n: float | None = 1) -> bool | None:
+            on_bytes(int(n or 0))
+            # A disabled tqdm counts nothing; keep `n` right for whoever reads it.
+            self.n += n or 0
             return None
-
-        def update(self, n: float | None = 1) -> None:
-            count = int(n or 0)
-            self.n += count
-            on_bytes(count)
 
         # Network bytes (xet transfers, or every chunk in http_get): update() already counts
-        # the bytes written; having update_transfer also keeps the xet reporter from creating
-        # a second bar with this class.
+        # the bytes written. Having update_transfer also makes the xet reporter route its
+        # transfer figures here instead of opening a second bar of this class (counted twice).
         def update_transfer(self, n: float | None = 1) -> None:
-            return None
-
-        def set_postfix_str(self, *args: Any, **kwargs: Any) -> None:
             return None
 
         def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
             return None
 
-        def set_description(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        def refresh(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        def close(self) -> None:
-            return None
-
-    return _Progress
+    return ByteCounter

@@ -10,43 +10,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psutil
+
 STUB_NAME = "triton_python_backend_stub"
 
 
-def _cmdline(pid_dir: Path) -> str:
-    try:
-        return (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def stub_pids(repository: Path, model_id: str, proc: Path = Path("/proc")) -> list[int]:
+def stub_pids(repository: Path, model_id: str) -> list[int]:
     """PIDs of the stub processes serving `model_id` from `repository`."""
     marker = f"{repository.resolve()}/{model_id}/1/model.py"
     pids = []
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            cmdline = _cmdline(entry)
-            if STUB_NAME in cmdline and marker in cmdline:
-                pids.append(int(entry.name))
+    # A process that is gone, a zombie or not ours to read has no command line here (None).
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if STUB_NAME in cmdline and marker in cmdline:
+            pids.append(process.pid)
     return pids
 
 
-def resident_bytes(pids: list[int], proc: Path = Path("/proc")) -> int:
+def resident_bytes(pids: list[int]) -> int:
     """Sum of the processes' proportional set size (shared pages split fairly), else RSS."""
     total = 0
     for pid in pids:
         try:
-            text = (proc / str(pid) / "smaps_rollup").read_text()
-            key = "Pss:"
-        except OSError:
+            process = psutil.Process(pid)
             try:
-                text = (proc / str(pid) / "status").read_text()
-                key = "VmRSS:"
-            except OSError:
-                continue
-        for line in text.splitlines():
-            if line.startswith(key):
-                total += int(line.split()[1]) * 1024
-                break
+                total += process.memory_full_info().pss
+            except psutil.AccessDenied:  # smaps of another user's process
+                total += process.memory_info().rss
+        except psutil.Error:  # gone, or not readable at all
+            continue
     return total
+
+
+def is_alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting for its parent to reap it."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from frontend.core.config import Settings
-from frontend.triton.replicas import ADMIN_KEY_HEADER
+from frontend.models.stubs import is_alive
+from frontend.triton.serve import tritonserver_command
 
 logger = logging.getLogger(__name__)
 
@@ -165,32 +167,15 @@ class EmbeddedTriton:
         return backends
 
     def command(self) -> list[str]:
-        cmd = [str(self.install.server_binary)]
-        cmd += [f"--model-repository={repo}" for repo in self.repositories]
-        cmd += [
-            f"--backend-directory={self._backend_dir()}",
-            "--model-control-mode=explicit",
-            "--disable-auto-complete-config",
-            "--strict-readiness=false",  # one broken model must not make the server unready
-            "--http-address=127.0.0.1",
-            "--grpc-address=127.0.0.1",
-            "--metrics-address=127.0.0.1",
-            f"--http-port={self.ports.http}",
-            f"--grpc-port={self.ports.grpc}",
-            f"--metrics-port={self.ports.metrics}",
-            "--allow-gpu-metrics=false",
-            "--pinned-memory-pool-byte-size=0",
-            "--cuda-memory-pool-byte-size=0:0",
-            "--exit-timeout-secs=10",
-            f"--log-verbose={self.log_verbose}",
-        ]
-        if self.admin_key:
-            restriction = f"model-repository:{ADMIN_KEY_HEADER}={self.admin_key}"
-            cmd += [
-                f"--grpc-restricted-protocol={restriction}",
-                f"--http-restricted-api={restriction}",
-            ]
-        return cmd
+        return tritonserver_command(
+            self.repositories,
+            binary=str(self.install.server_binary),
+            backend_directory=self._backend_dir(),
+            loopback_ports=(self.ports.http, self.ports.grpc, self.ports.metrics),
+            cpu_only=True,  # keeps a GPU-less host quiet; models still use a GPU they find
+            log_verbose=self.log_verbose,
+            admin_key=self.admin_key,
+        )
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -335,8 +320,8 @@ def stop_leftover(pid_file: Path, work_dir: Path, timeout: float = 10.0) -> bool
     except (OSError, ValueError):
         return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
+        cmdline = " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:  # gone (or a zombie): nothing to stop
         pid_file.unlink(missing_ok=True)
         return False
     if "tritonserver" not in cmdline or f"{work_dir.resolve()}/backends" not in cmdline:
@@ -346,19 +331,12 @@ def stop_leftover(pid_file: Path, work_dir: Path, timeout: float = 10.0) -> bool
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _running(pid) and time.monotonic() < deadline:
+    while is_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return True
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return False
 
 
 def triton_environment(settings: Settings) -> dict[str, str]:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
 
+from frontend.triton.serve import ADMIN_KEY_HEADER
+
 logger = logging.getLogger(__name__)
 
 # gRPC's default reconnect backoff grows to 120 s: a Triton that comes back would then stay
@@ -38,9 +40,8 @@ def is_model_missing(exc: InferenceServerException) -> bool:
     return status.endswith("NOT_FOUND") or "unknown model" in str(exc.message() or "")
 
 
-# Triton's restricted model-repository API checks this header: as is over HTTP, and with the
-# prefix "triton-grpc-protocol-" over gRPC.
-ADMIN_KEY_HEADER = "admin-key"
+# Triton's restricted model-repository API checks ADMIN_KEY_HEADER (set in
+# frontend.triton.serve): as is over HTTP, and with the prefix "triton-grpc-protocol-" over gRPC.
 GRPC_ADMIN_KEY_HEADER = f"triton-grpc-protocol-{ADMIN_KEY_HEADER}"
 
 

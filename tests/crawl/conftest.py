@@ -1,11 +1,14 @@
-"""The crawl API served over real HTTP (no Triton needed), a real Chromium, loopback sites."""
+"""The crawl API served over real HTTP by the real app (no Triton needed: its address is a
+closed port, so the model routes answer 503), a real Chromium, loopback sites."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,13 +16,12 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from frontend.core.config import Settings, load_settings
-from frontend.core.errors import install_exception_handlers
-from frontend.core.middleware import RequestContextMiddleware
+from frontend.app import create_app
+from frontend.core.config import load_settings
 from frontend.crawl.browser import process_group
 from frontend.crawl.policy import Resolver, system_resolver
-from frontend.crawl.routes import router as crawl_router
 from frontend.crawl.service import CrawlService
+from frontend.triton.embedded import free_port
 from tests.crawl.site import SITE_HOST, Listener, Site
 from tests.serving import serve_app
 
@@ -56,32 +58,13 @@ class FakeDns:
         return await system_resolver(host, port)
 
 
-def crawl_app(settings: Settings, resolver: Resolver = system_resolver) -> FastAPI:
-    """What create_app wires for crawling, without Triton."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.crawl = CrawlService(settings.crawl, resolver)
-        await app.state.crawl.start()
-        try:
-            yield
-        finally:
-            await app.state.crawl.stop()
-
-    app = FastAPI(lifespan=lifespan)
-    app.state.settings = settings
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
-    install_exception_handlers(app)
-    app.include_router(crawl_router)
-    return app
-
-
 @dataclass
 class CrawlApi:
     url: str
     app: FastAPI
     server: uvicorn.Server
     thread: threading.Thread
+    data_dir: Path
 
     @property
     def service(self) -> CrawlService:
@@ -100,14 +83,17 @@ class CrawlApi:
         pid = self.service.browser.pid
         self.server.should_exit = True
         self.thread.join(60)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
         return process_group(pid) if pid else []
 
 
 def start_api(crawl: dict[str, Any], resolver: Resolver = system_resolver) -> CrawlApi:
-    settings = load_settings(None, crawl=crawl)
-    app = crawl_app(settings, resolver)
+    data_dir = Path(tempfile.mkdtemp(prefix="homelab-crawl-"))
+    no_triton = {"url": f"127.0.0.1:{free_port()}"}
+    settings = load_settings(None, data_dir=data_dir, crawl=crawl, triton=no_triton)
+    app = create_app(settings, crawl_resolver=resolver)
     server, thread, url = serve_app(app)
-    return CrawlApi(url, app, server, thread)
+    return CrawlApi(url, app, server, thread, data_dir)
 
 
 @pytest.fixture(scope="session")

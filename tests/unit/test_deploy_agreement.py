@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from frontend.core.config import Settings, load_settings
 from frontend.triton.embedded import triton_environment
+from frontend.triton.serve import CPU_ONLY_FLAGS, SHARED_FLAGS
 from tests.deploy_files import (
     COMPOSE_CPU_FILE,
     COMPOSE_FILE,
@@ -25,11 +26,13 @@ from tests.deploy_files import (
     compose_config,
     container,
     container_env,
+    dockerfile_cmd,
     dockerfile_env,
     dockerfile_instructions,
     env_example,
     manifest,
     manifests,
+    served_command,
 )
 
 SHIPPED_CONFIG = REPO / "config.yaml"
@@ -66,18 +69,64 @@ def frontend_settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> S
     return load_settings(SHIPPED_CONFIG)
 
 
-def test_every_triton_runs_without_strict_readiness(tmp_path: Path) -> None:
-    """One model that fails to load must not take a Triton (and the service) out of rotation,
-    as in embedded mode."""
+TRITON_DEPLOY_FILES = (
+    "docker-compose.yml",
+    "docker-compose.cpu.yml",
+    "Dockerfile.triton",
+    "deploy/triton-entrypoint.sh",
+    "deploy/kubernetes/40-triton.yaml",
+)
+TRITON_FLAGS = (
+    *(flag.partition("=")[0] for flag in (*SHARED_FLAGS, *CPU_ONLY_FLAGS)),
+    "--model-repository",
+    "--http-restricted-api",
+    "--grpc-restricted-protocol",
+    "--backend-directory",
+)
+
+
+@pytest.mark.parametrize("name", TRITON_DEPLOY_FILES)
+def test_no_deploy_file_spells_tritonserver_flags(name: str) -> None:
+    """The flags live in frontend/triton/serve.py only, so the deployments cannot drift."""
+    text = (REPO / name).read_text(encoding="utf-8")
+
+    assert [flag for flag in TRITON_FLAGS if flag in text] == []
+
+
+def every_triton_command(tmp_path: Path) -> dict[str, list[str]]:
+    """The tritonserver command line of every way Triton runs: embedded, image, compose, pods."""
     from frontend.triton.embedded import EmbeddedTriton, TritonPorts
 
-    embedded = EmbeddedTriton([tmp_path], tmp_path, TritonPorts(1, 2, 3)).command()
-    files = ["docker-compose.yml", "docker-compose.cpu.yml", "Dockerfile.triton"]
-    files.append("deploy/kubernetes/40-triton.yaml")
-    texts = {name: (REPO / name).read_text() for name in files}
-    assert "--strict-readiness=false" in embedded
-    for name, text in texts.items():
-        assert "--strict-readiness=false" in text and "--strict-readiness=true" not in text, name
+    triton_image = REPO / "Dockerfile.triton"
+    commands = {
+        "embedded": EmbeddedTriton([tmp_path], tmp_path, TritonPorts(1, 2, 3)).command(),
+        "image": served_command(dockerfile_cmd(triton_image), dockerfile_env(triton_image)),
+    }
+    services = compose_config(COMPOSE_FILE, COMPOSE_CPU_FILE)["services"]
+    for name in ("triton", "triton-cpu"):
+        service = services[name]
+        commands[name] = served_command(service["command"], service.get("environment", {}))
+    for pool in (d for d in manifests() if d["kind"] == "Deployment"):
+        spec = container(pool)
+        if spec["name"] == "triton":
+            commands[pool["metadata"]["name"]] = served_command(spec["args"], container_env(spec))
+    return commands
+
+
+def test_every_triton_runs_the_shared_flags(tmp_path: Path) -> None:
+    """Explicit model control, and one model that fails to load must not take a Triton (and the
+    service) out of rotation: the same flags in embedded mode, the image, compose and pods."""
+    commands = every_triton_command(tmp_path)
+
+    assert {"embedded", "image", "triton", "triton-cpu", "triton-pool-a"} <= set(commands)
+    for name, command in commands.items():
+        assert "--model-control-mode=explicit" in command, name
+        assert "--strict-readiness=false" in command, name
+        assert "--disable-auto-complete-config" in command, name
+        assert "--exit-timeout-secs=10" in command, name
+        assert command[0].endswith("tritonserver"), name
+    assert set(CPU_ONLY_FLAGS) <= set(commands["triton-cpu"])
+    assert not set(CPU_ONLY_FLAGS) & set(commands["triton"])
 
 
 def test_unknown_variables_are_caught() -> None:
@@ -109,8 +158,9 @@ def test_compose_frontend_reaches_triton_and_shares_its_data(
     # One volume, mounted at the data dir in both containers.
     assert "homelab-data:/data:rw" in frontend["volumes"]
     assert "homelab-data:/data:rw" in triton["volumes"]
-    assert f"--model-repository={settings.triton_repository_dir}" in triton["command"]
-    assert "--model-control-mode=explicit" in triton["command"]
+    command = served_command(triton["command"], triton["environment"])
+    assert f"--model-repository={settings.triton_repository_dir}" in command
+    assert "--model-control-mode=explicit" in command
     assert any(v.endswith(":/app/config.yaml:ro") for v in frontend["volumes"])
 
 
@@ -118,14 +168,13 @@ def test_compose_triton_and_frontend_share_the_admin_key() -> None:
     services = compose_config()["services"]
     key = env_example()["TRITON_ADMIN_KEY"]
 
+    triton = services["triton"]
+    command = served_command(triton["command"], triton["environment"])
+
     assert services["frontend"]["environment"]["HOMELAB_TRITON__ADMIN_KEY"] == key
-    assert (
-        f"--http-restricted-api=model-repository:admin-key={key}" in services["triton"]["command"]
-    )
-    assert (
-        f"--grpc-restricted-protocol=model-repository:admin-key={key}"
-        in services["triton"]["command"]
-    )
+    assert triton["environment"]["TRITON_ADMIN_KEY"] == key
+    assert f"--http-restricted-api=model-repository:admin-key={key}" in command
+    assert f"--grpc-restricted-protocol=model-repository:admin-key={key}" in command
 
 
 def test_prometheus_scrapes_the_api_and_triton(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -241,11 +290,13 @@ def test_frontend_knows_every_triton_pool_and_each_serves_its_port(
         assert ports["grpc"] == TRITON_GRPC_PORT and ports["metrics"] == TRITON_METRICS_PORT
         assert probe_path(spec, "livenessProbe") == ("/v2/health/live", "http")
         assert probe_path(spec, "readinessProbe") == ("/v2/health/ready", "http")
-        assert f"--model-repository={settings.triton_repository_dir}" in spec["args"]
-        assert container_env(spec)["TRITON_ADMIN_KEY"] == "secret:homelab-triton-admin/admin-key"
+        env = container_env(spec)
+        command = served_command(spec["args"], env)
+        assert f"--model-repository={settings.triton_repository_dir}" in command
+        assert env["TRITON_ADMIN_KEY"] == "secret:homelab-triton-admin/admin-key"
         assert (
-            "--grpc-restricted-protocol=model-repository:admin-key=$(TRITON_ADMIN_KEY)"
-            in spec["args"]
+            "--grpc-restricted-protocol=model-repository:admin-key="
+            "secret:homelab-triton-admin/admin-key" in command
         )
         assert spec["resources"]["limits"]["nvidia.com/gpu"] == 1
         annotations = pool["spec"]["template"]["metadata"]["annotations"]

@@ -89,8 +89,9 @@ def test_cpu_variant_replaces_the_gpu_server_under_the_same_name() -> None:
     assert "profiles" not in cpu and "deploy" not in cpu
     assert cpu["networks"]["default"]["aliases"] == ["triton"]
     assert cpu["build"]["args"]["TORCH_INDEX_URL"].endswith("/whl/cpu")
-    # Same server otherwise: command (plus CPU-only flags), volumes, shared memory.
-    assert cpu["command"][: len(gpu["command"])] == gpu["command"]
+    # Same server otherwise: command (plus --cpu-only), admin key, volumes, shared memory.
+    assert cpu["command"] == [*gpu["command"], "--cpu-only"]
+    assert cpu["environment"] == gpu["environment"]
     assert cpu["volumes"] == gpu["volumes"] and cpu["shm_size"] == gpu["shm_size"]
 
 

@@ -359,3 +359,36 @@ def test_a_full_disk_is_named_as_such(code: int) -> None:
         message = describe_error(error, "acme/model", "http://hub.test", "downloading a.bin")
         assert message.startswith("not enough disk space for acme/model: ")
         assert "(downloading a.bin)" in message and "/data" not in message
+
+
+def test_progress_counter_is_the_hubs_tqdm_counting_silently(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    from frontend.models.progress import byte_counter
+
+    counted: list[int] = []
+    counter = byte_counter(counted.append)
+
+    with counter(total=100, disable=False, desc="model.safetensors") as bar:
+        bar.update(40)
+        bar.update(-10)  # the hub rolls back bytes a server made it download again
+        bar.update_transfer(40)  # network bytes: already counted by update()
+        bar.set_postfix_str("1 MB/s")
+
+    assert issubclass(counter, hub_tqdm)
+    assert counted == [40, -10] and bar.n == 30 and bar.total == 100
+    assert capsys.readouterr().err == ""
+
+
+def test_a_progress_callback_that_raises_stops_the_download() -> None:
+    from frontend.models.progress import byte_counter
+
+    def cancel(count: int) -> None:
+        raise RuntimeError("cancelled")
+
+    bar = byte_counter(cancel)(total=10)
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        bar.update(5)
