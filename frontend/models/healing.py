@@ -49,6 +49,31 @@ class ModelDoctor:
         self._generation: dict[str, int] = {}  # loads so far: a restart is for one generation
         self._stubs: dict[str, list[int]] = {}  # stub pids seen right after the last load
         self._suspects: set[str] = set()  # seen dead once by the watcher
+        # Inference calls in flight per model (their tasks): a restart cuts them loose, since
+        # Triton holds a call whose process died for ~30 s (its stub timeout) before failing.
+        self._calls: dict[str, set[asyncio.Task[object]]] = {}
+        self._cut: set[asyncio.Task[object]] = set()
+
+    def track(self, model_id: str) -> asyncio.Task[object] | None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._calls.setdefault(model_id, set()).add(task)
+        return task
+
+    def untrack(self, model_id: str, task: asyncio.Task[object] | None) -> bool:
+        """Stop tracking a call; whether a restart cut it."""
+        if task is None:
+            return False
+        self._calls.get(model_id, set()).discard(task)
+        if task in self._cut:
+            self._cut.discard(task)
+            return True
+        return False
+
+    def _cut_calls(self, model_id: str) -> None:
+        for task in self._calls.pop(model_id, set()):
+            self._cut.add(task)
+            task.cancel(msg="the model process died; retried after its restart")
 
     def generation(self, model_id: str) -> int:
         return self._generation.get(model_id, 0)
@@ -87,6 +112,7 @@ class ModelDoctor:
 
     async def _restart(self, entry: ModelEntry, reason: str) -> None:
         logger.warning("model %s: %s; restarting it", entry.id, reason)
+        self._cut_calls(entry.id)
         delay = self.health.begin_restart(entry.id, reason)
         if self.registry.metrics is not None:
             self.registry.metrics.model_restarts.labels(entry.id).inc()

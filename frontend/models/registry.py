@@ -260,7 +260,7 @@ class ModelRegistry:
         await self.ensure_loaded(entry)
         generation = self.doctor.generation(entry.id)
         try:
-            return await call()
+            return await self._call(entry, call)
         except ModelUnhealthy as exc:
             # Its process died or hangs: restart the model (once for all the requests that saw
             # it) and retry this one; inference is idempotent.
@@ -290,6 +290,22 @@ class ModelRegistry:
                 raise ModelLoadFailed(
                     f"model '{entry.id}' is not available after loading"
                 ) from None
+
+    async def _call(self, entry: ModelEntry, call: Callable[[], Awaitable[T]]) -> T:
+        """One inference call; a call cut loose by a restart of its model is ModelUnhealthy."""
+        task = self.doctor.track(entry.id)
+        cut = False
+        try:
+            return await call()
+        except asyncio.CancelledError:
+            cut = self.doctor.untrack(entry.id, task)
+            if not cut or task is None:
+                raise  # the client went away, or the service stops
+            task.uncancel()
+            raise ModelUnhealthy("its model process died during the call") from None
+        finally:
+            if not cut:
+                self.doctor.untrack(entry.id, task)
 
     async def unload(self, entry: ModelEntry) -> None:
         """Unload and return only once the model's stub processes are gone (memory freed)."""

@@ -53,10 +53,12 @@ def test_killed_stubs_with_16_requests_in_flight_are_restarted_and_requests_retr
         before = stubs(settings, "minilm")
         barrier = threading.Barrier(17)
 
-        def post(_: int) -> int:
+        def post(_: int) -> tuple[int, float]:
             with httpx.Client(base_url=api.url, timeout=90) as client:
                 barrier.wait(30)
-                return client.post("/api/embed", json={"texts": TEXTS}).status_code
+                started = time.monotonic()
+                status = client.post("/api/embed", json={"texts": TEXTS}).status_code
+                return status, time.monotonic() - started
 
         with ThreadPoolExecutor(16) as pool:
             futures = [pool.submit(post, i) for i in range(16)]
@@ -64,18 +66,22 @@ def test_killed_stubs_with_16_requests_in_flight_are_restarted_and_requests_retr
             time.sleep(0.2)  # the requests are in Triton now
             killed_at = time.monotonic()
             kill(before)
-            statuses = [f.result(timeout=120) for f in futures]  # none hangs
-        # Every request either got its embeddings (retried after the restart) or a clean 503.
+            first_ok = None  # a new request's first success after the kill
+            for _ in range(600):
+                if http.post("/api/embed", json={"texts": ["after"]}).status_code == 200:
+                    first_ok = time.monotonic() - killed_at
+                    break
+                time.sleep(0.05)
+            outcomes = [f.result(timeout=120) for f in futures]  # none hangs
+        statuses = [status for status, _ in outcomes]
+        slowest = max(seconds for _, seconds in outcomes)
+        # Every request either got its embeddings (retried after the restart) or a clean 503;
+        # the ones Triton held for the dead process were cut loose by the restart at once.
         assert set(statuses) <= {200, 503}, statuses
         failed = statuses.count(503)
         assert failed <= 2, statuses
-        first_ok = None
-        for _ in range(300):
-            if http.post("/api/embed", json={"texts": ["after"]}).status_code == 200:
-                first_ok = time.monotonic() - killed_at
-                break
-            time.sleep(0.1)
-        assert first_ok is not None
+        assert first_ok is not None and first_ok < 30
+        assert slowest < 20, outcomes  # Triton alone holds them ~30 s (its stub timeout)
         after = stubs(settings, "minilm")
         assert after and not set(after) & set(before)
         health = model_health(http, "minilm")
@@ -84,7 +90,10 @@ def test_killed_stubs_with_16_requests_in_flight_are_restarted_and_requests_retr
         assert 'model_restarts_total{model="minilm"} 1.0' in metrics
         ok = [http.post("/api/embed", json={"texts": TEXTS}).status_code for _ in range(16)]
         assert ok == [200] * 16
-        print(f"\n16 in flight at SIGKILL: {failed} failed; first 200 after {first_ok:.2f} s")
+        print(
+            f"\n16 in flight at SIGKILL: {failed} failed, the slowest answered after "
+            f"{slowest:.2f} s; a new request's first 200 after {first_ok:.2f} s"
+        )
 
 
 def test_a_dead_stub_is_restarted_without_waiting_for_a_request(
