@@ -16,6 +16,10 @@ from fastapi.openapi.utils import get_openapi
 from frontend import __version__
 from frontend.admin.routes import router as admin_router
 from frontend.admin.routes import static_mount
+from frontend.compat.ollama import router as ollama_router
+from frontend.compat.openai import router as openai_router
+from frontend.compat.openai_errors import OpenAIErrorMiddleware
+from frontend.compat.tei import router as tei_router
 from frontend.core.config import Settings
 from frontend.core.errors import install_exception_handlers
 from frontend.core.hosts import HostCheckMiddleware, HostPolicy
@@ -40,6 +44,8 @@ from frontend.models.routes import downloads_router
 from frontend.models.routes import router as models_router
 from frontend.models.service import ModelService, sweep_deleted
 from frontend.models.store import SettingsStore, apply_added_models
+from frontend.rerank.routes import router as rerank_router
+from frontend.rerank.service import RerankService
 from frontend.status.routes import router as status_router
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
@@ -50,6 +56,10 @@ ROUTERS = [
     health_router,
     metrics_router,
     embed_router,
+    rerank_router,
+    openai_router,
+    ollama_router,
+    tei_router,
     images_router,
     status_router,
     models_router,
@@ -121,6 +131,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.gateway = gateway
     app.state.registry = registry
     app.state.embedding = EmbeddingService(registry, settings.limits)
+    app.state.rerank = RerankService(registry, settings.limits)
     app.state.crawl = CrawlService(settings.crawl)  # the browser starts on the first crawl
     await app.state.crawl.start()
     try:
@@ -158,6 +169,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.add_middleware(ObservabilityMiddleware)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
+    # Outermost: every error under /v1/ (the security checks' too) in OpenAI's shape.
+    app.add_middleware(OpenAIErrorMiddleware)
     install_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
