@@ -18,7 +18,7 @@ from frontend.admin.routes import router as admin_router
 from frontend.admin.routes import static_mount
 from frontend.compat.ollama import router as ollama_router
 from frontend.compat.openai import router as openai_router
-from frontend.compat.openai_errors import OpenAIErrorMiddleware
+from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
 from frontend.compat.tei import router as tei_router
 from frontend.core.config import Settings
 from frontend.core.errors import install_exception_handlers
@@ -182,14 +182,16 @@ def create_app(settings: Settings) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = complete_openapi(
-                get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    description=app.description,
-                    routes=app.routes,
-                ),
-                app.state.security.policy,
+            app.openapi_schema = document_openai_errors(
+                complete_openapi(
+                    get_openapi(
+                        title=app.title,
+                        version=app.version,
+                        description=app.description,
+                        routes=app.routes,
+                    ),
+                    app.state.security.policy,
+                )
             )
         return app.openapi_schema
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "/v1/"
@@ -80,3 +81,33 @@ class OpenAIErrorMiddleware:
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, rewrite)
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+    request_id: str
+
+
+class OpenAIErrorEnvelope(BaseModel):
+    error: OpenAIErrorBody
+
+
+def document_openai_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Point the error responses of /v1/ operations at OpenAI's shape in the OpenAPI."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    envelope = OpenAIErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(envelope.pop("$defs", {}))
+    schemas["OpenAIErrorEnvelope"] = envelope
+    ours, theirs = "#/components/schemas/ErrorEnvelope", "#/components/schemas/OpenAIErrorEnvelope"
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith(PREFIX):
+            continue
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                for media in response.get("content", {}).values():
+                    if media.get("schema", {}).get("$ref") == ours:
+                        media["schema"] = {"$ref": theirs}
+    return schema
