@@ -17,6 +17,10 @@ from starlette.middleware import Middleware
 from frontend import __version__
 from frontend.admin.routes import router as admin_router
 from frontend.admin.routes import static_mount
+from frontend.compat.ollama import router as ollama_router
+from frontend.compat.openai import router as openai_router
+from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
+from frontend.compat.tei import router as tei_router
 from frontend.core.config import Settings
 from frontend.core.errors import install_exception_handlers
 from frontend.core.hosts import HostCheckMiddleware, HostPolicy
@@ -42,6 +46,8 @@ from frontend.models.routes import downloads_router
 from frontend.models.routes import router as models_router
 from frontend.models.service import ModelService, sweep_deleted
 from frontend.models.store import SettingsStore, apply_added_models
+from frontend.rerank.routes import router as rerank_router
+from frontend.rerank.service import RerankService
 from frontend.status.routes import router as status_router
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
@@ -52,6 +58,10 @@ ROUTERS = [
     health_router,
     metrics_router,
     embed_router,
+    rerank_router,
+    openai_router,
+    ollama_router,
+    tei_router,
     images_router,
     status_router,
     models_router,
@@ -123,6 +133,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.gateway = gateway
     app.state.registry = registry
     app.state.embedding = EmbeddingService(registry, settings.limits)
+    app.state.rerank = RerankService(registry, settings.limits)
     # The browser starts on the first crawl.
     app.state.crawl = CrawlService(settings.crawl, app.state.crawl_resolver)
     await app.state.crawl.start()
@@ -141,10 +152,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -> FastAPI:
     """The app; `crawl_resolver` answers the crawler's DNS lookups (tests put a fake one in)."""
     settings = settings.model_copy(deep=True)  # models added at runtime go into this copy
-    # In the order a request meets them, outermost first: request id and body limit, then
-    # metrics and the access log (so refusals are counted), then the Host check (DNS
-    # rebinding), then the shutdown drain, then the security checks.
+    # In the order a request meets them, outermost first: every error under /v1/ (the
+    # security checks' too) in OpenAI's shape; request id and body limit; metrics and the
+    # access log (so refusals are counted); the Host check (DNS rebinding); the shutdown
+    # drain; the security checks.
     middleware = [
+        Middleware(OpenAIErrorMiddleware),
         Middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes),
         Middleware(ObservabilityMiddleware),
         Middleware(
@@ -177,14 +190,16 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = complete_openapi(
-                get_openapi(
-                    title=app.title,
-                    version=app.version,
-                    description=app.description,
-                    routes=app.routes,
-                ),
-                app.state.security.policy,
+            app.openapi_schema = document_openai_errors(
+                complete_openapi(
+                    get_openapi(
+                        title=app.title,
+                        version=app.version,
+                        description=app.description,
+                        routes=app.routes,
+                    ),
+                    app.state.security.policy,
+                )
             )
         return app.openapi_schema
 

@@ -1,10 +1,11 @@
-"""Tiny, randomly initialised caption and OCR models for tests, imported into a data dir's cache.
+"""Tiny, randomly initialised test models, imported into a data dir's cache.
 
 The hub is out of reach here, so tests and demos run on look-alikes of the real checkpoints:
-a BLIP captioner and a TrOCR line recogniser with the real classes and file layout, 32-wide
-and 2 layers deep, built from a fixed seed (same weights, same files, same revision).
+a BLIP captioner, a TrOCR line recogniser and a BERT cross-encoder reranker with the real
+classes and file layout, 32-wide and 2 layers deep, built from a fixed seed (same weights,
+same files, same revision).
 
-    python tools/build_test_models.py --data-dir DIR [--only caption|ocr]
+    python tools/build_test_models.py --data-dir DIR [--only caption|ocr|rerank]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from frontend.models.cache import import_model, is_downloaded
 TINY_BLIP = "homelab-test/tiny-blip"
 TINY_TROCR = "homelab-test/tiny-trocr"
 TINY_CLS_EMBEDDER = "homelab-test/tiny-cls-embedder"
+TINY_RERANKER = "homelab-test/tiny-reranker"
 SEED = 0
 SIZE = 32  # image side, hidden width
 # Weights drawn wider than the usual 0.02: with tiny std every image yields the same caption,
@@ -137,9 +139,32 @@ def _save_trocr(folder: Path) -> None:
     TrOCRProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
 
 
+def _save_reranker(folder: Path) -> None:
+    """A cross-encoder as bge-reranker and ms-marco ship them: a plain transformers
+    BertForSequenceClassification with one label and its tokenizer (no sentence-transformers
+    files), so CrossEncoder applies its default sigmoid. 64 positions: long pairs truncate."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    words = [*SPECIALS, *dict.fromkeys(CAPTION_WORDS), *string.ascii_lowercase, *string.digits]
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, model_max_length=64)
+    config = BertConfig(
+        vocab_size=len(words),
+        hidden_size=SIZE,
+        intermediate_size=2 * SIZE,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=64,
+        initializer_range=INIT_STD,
+        num_labels=1,  # type: ignore[call-arg]  # a PretrainedConfig kwarg, not in the stubs
+    )
+    BertForSequenceClassification(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
 BUILDERS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "caption": (TINY_BLIP, _save_blip),
     "ocr": (TINY_TROCR, _save_trocr),
+    "rerank": (TINY_RERANKER, _save_reranker),
 }
 
 

@@ -28,11 +28,12 @@ HF_ID_PATTERN = re.compile(
 
 class Task(StrEnum):
     """A model task. The value names its config.yaml section; `short` is the word the
-    manifest and the model API use ("embedding", "caption", "ocr")."""
+    manifest and the model API use ("embedding", "caption", "ocr", "rerank")."""
 
     TEXT_EMBEDDING = "text_embedding"
     IMAGE_CAPTION = "image_caption"
     OCR = "ocr"
+    RERANK = "rerank"
 
     @property
     def short(self) -> str:
@@ -48,6 +49,7 @@ _SHORT_NAMES = {
     Task.TEXT_EMBEDDING: "embedding",
     Task.IMAGE_CAPTION: "caption",
     Task.OCR: "ocr",
+    Task.RERANK: "rerank",
 }
 # Path words of the model API (task filters, downloads): never a model's config id.
 RESERVED_MODEL_IDS = frozenset(
@@ -103,6 +105,7 @@ class ModelsSection(_Section):
     text_embedding: list[ModelEntry] = Field(default_factory=list)
     image_caption: list[ModelEntry] = Field(default_factory=list)
     ocr: list[ModelEntry] = Field(default_factory=list)
+    rerank: list[ModelEntry] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_unique_and_defaults(self) -> ModelsSection:
@@ -182,6 +185,7 @@ class LimitsSection(_Section):
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_texts_per_request: int = Field(default=256, ge=1, le=100_000)
     max_text_chars: int = Field(default=20_000, ge=1)
+    max_rerank_documents: int = Field(default=1000, ge=1, le=100_000)
     max_images_per_request: int = Field(default=16, ge=1, le=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_image_side: int = Field(default=16_384, ge=1)

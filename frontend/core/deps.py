@@ -11,6 +11,7 @@ from frontend.models.downloads import DownloadManager
 from frontend.models.lifecycle import Lifecycle
 from frontend.models.registry import ModelRegistry
 from frontend.models.service import ModelService
+from frontend.rerank.service import RerankService
 from frontend.triton.gateway import TritonGateway
 
 
@@ -24,6 +25,10 @@ async def get_registry(request: Request) -> ModelRegistry:
 
 async def get_embedding_service(request: Request) -> EmbeddingService:
     return request.app.state.embedding
+
+
+async def get_rerank_service(request: Request) -> RerankService:
+    return request.app.state.rerank
 
 
 async def get_lifecycle(request: Request) -> Lifecycle:
@@ -41,6 +46,7 @@ async def get_downloads(request: Request) -> DownloadManager:
 GatewayDep = Annotated[TritonGateway, Depends(get_gateway)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 EmbeddingServiceDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
+RerankServiceDep = Annotated[RerankService, Depends(get_rerank_service)]
 LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
 ModelServiceDep = Annotated[ModelService, Depends(get_model_service)]
 DownloadsDep = Annotated[DownloadManager, Depends(get_downloads)]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import NamedTuple
 
 import numpy as np
 
 from frontend.core.config import LimitsSection, ModelEntry, Task
 from frontend.core.errors import InvalidRequest
+from frontend.models.manifest import load_manifest
 from frontend.models.registry import ModelRegistry
-from frontend.triton.codecs import fp32_matrix, texts_input
+from frontend.triton.codecs import fp32_matrix, int_column, texts_input
 
 TASK = Task.TEXT_EMBEDDING
 
@@ -28,6 +30,35 @@ def check_texts(texts: list[str], limits: LimitsSection) -> None:
             )
 
 
+class Embedded(NamedTuple):
+    entry: ModelEntry
+    vectors: np.ndarray  # float32 [texts, dimensions]
+    tokens: np.ndarray  # int32 [texts]: tokens the model read from each text
+
+
+def shorten(vectors: np.ndarray, dimensions: int | None, entry: ModelEntry) -> np.ndarray:
+    """The first `dimensions` components, re-normalized: meaningful only for models trained
+    Matryoshka-style (the manifest's `matryoshka` flag); any other size is refused."""
+    native = int(vectors.shape[1])
+    if dimensions is None or dimensions == native:
+        return vectors
+    listed = load_manifest().get(entry.hf_model)
+    if listed is None or not listed.matryoshka:
+        raise InvalidRequest(
+            f"model '{entry.id}' was not trained for shortened embeddings (Matryoshka): "
+            f"dimensions must be {native} or omitted",
+            {"errors": [{"field": "dimensions", "message": f"must be {native}"}]},
+        )
+    if not 1 <= dimensions < native:
+        raise InvalidRequest(
+            f"dimensions must be from 1 to {native} for model '{entry.id}'",
+            {"errors": [{"field": "dimensions", "message": f"must be 1..{native}"}]},
+        )
+    cut = vectors[:, :dimensions]
+    norms = np.linalg.norm(cut, axis=1, keepdims=True)
+    return np.ascontiguousarray(cut / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
 class EmbeddingService:
     def __init__(self, registry: ModelRegistry, limits: LimitsSection) -> None:
         self.registry = registry
@@ -36,6 +67,17 @@ class EmbeddingService:
     async def embed(
         self, texts: list[str], model: str | None, keep_alive: float | None = None
     ) -> tuple[ModelEntry, np.ndarray]:
+        entry, vectors, _ = await self.embed_counted(texts, model, keep_alive)
+        return entry, vectors
+
+    async def embed_counted(
+        self,
+        texts: list[str],
+        model: str | None,
+        keep_alive: float | None = None,
+        dimensions: int | None = None,
+    ) -> Embedded:
+        """Vectors (shortened to `dimensions` where the model allows) and token counts."""
         check_texts(texts, self.limits)
         entry = self.registry.catalog.lookup(model, TASK)
         size = entry.max_batch_size
@@ -43,11 +85,15 @@ class EmbeddingService:
         parts = await asyncio.gather(
             *(self._embed_chunk(entry, chunk, keep_alive) for chunk in chunks)
         )
-        return entry, parts[0] if len(parts) == 1 else np.concatenate(parts)
+        vectors = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        tokens = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        return Embedded(entry, shorten(vectors, dimensions, entry), tokens)
 
     async def _embed_chunk(
         self, entry: ModelEntry, texts: list[str], keep_alive: float | None
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         inputs = [texts_input(texts)]
-        result = await self.registry.infer(entry, inputs, ["EMBEDDING"], keep_alive=keep_alive)
-        return fp32_matrix(result, "EMBEDDING", len(texts))
+        outputs = ["EMBEDDING", "TOKENS"]
+        result = await self.registry.infer(entry, inputs, outputs, keep_alive=keep_alive)
+        vectors = fp32_matrix(result, "EMBEDDING", len(texts))
+        return vectors, int_column(result, "TOKENS", len(texts))

@@ -1,6 +1,6 @@
 """The catalogue of models the API offers for download: models_manifest.json, validated.
 
-The JSON groups entries by the tasks' short names ("embedding", "caption", "ocr"; see
+The JSON groups entries by the tasks' short names ("embedding", "caption", "ocr", "rerank"; see
 `Task.short`); each entry's `kind` is its Task (config.yaml section).
 """
 
@@ -42,6 +42,9 @@ class ManifestEntry(BaseModel):
     large: bool = False  # needs a large GPU / lots of memory
     builtin: bool = False  # weights ship inside a Python package: nothing to download
     remote_code: bool = False  # the repo's modelling code lives on the hub (trust_remote_code)
+    # trained Matryoshka-style: a prefix of the vector, re-normalized, is a good embedding
+    # (the OpenAI API's `dimensions`)
+    matryoshka: bool = False
 
     @property
     def kind(self) -> Task:
@@ -68,6 +71,8 @@ class ManifestEntry(BaseModel):
             raise ValueError("embedding models need 'dimensions'")
         if self.task != "embedding" and self.dimensions is not None:
             raise ValueError("'dimensions' is only meaningful for embedding models")
+        if self.task != "embedding" and self.matryoshka:
+            raise ValueError("'matryoshka' is only meaningful for embedding models")
         return self
 
 

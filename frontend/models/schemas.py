@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-TaskName = Literal["embedding", "caption", "ocr", "text_embedding", "image_caption"]
+TaskName = Literal["embedding", "caption", "ocr", "rerank", "text_embedding", "image_caption"]
 
 
 class DownloadJobOut(BaseModel):
@@ -25,7 +25,7 @@ class DownloadJobOut(BaseModel):
 class ModelInfo(BaseModel):
     id: str = Field(description="Hugging Face model id (or rapidocr/... for the built-in engine)")
     config_id: str | None = Field(description="the configured model's id, used by the task APIs")
-    task: Literal["embedding", "caption", "ocr"] | None = Field(
+    task: Literal["embedding", "caption", "ocr", "rerank"] | None = Field(
         description="null for a cached model that is neither configured nor in the manifest"
     )
     name: str | None

@@ -148,6 +148,20 @@ def input_array(request: Any, name: str) -> np.ndarray:
     return _pb_utils().get_input_tensor_by_name(request, name).as_numpy()
 
 
+class Columns:
+    """Several per-item outputs of one batch that `run_batch` splits back per request together
+    (it slices what `infer` returns): Columns(vectors, token_counts)[2:5]."""
+
+    def __init__(self, *arrays: np.ndarray) -> None:
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(self.arrays[0])
+
+    def __getitem__(self, index: slice) -> Columns:
+        return Columns(*(array[index] for array in self.arrays))
+
+
 def run_batch(
     requests: Sequence[Any],
     read: Callable[[Any], list[Any]],

@@ -160,6 +160,18 @@ class EmbeddingTask:
                 features = module(features)
         return np.ascontiguousarray(features["sentence_embedding"].numpy(), dtype=np.float32)
 
+    def embed_counted(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, int32 tokens per text as the encoder saw them: the usage the OpenAI
+        and Ollama APIs report)."""
+        if self.fast is not None and texts:
+            return self.fast.encode(texts)
+        vectors = self.embed(texts)
+        if not texts:
+            return vectors, np.zeros(0, dtype=np.int32)
+        # torch paths: one more tokenizer pass (fast tokenizers: microseconds per text)
+        mask = self.model.tokenize(texts)["attention_mask"]
+        return vectors, np.asarray(mask.sum(dim=1), dtype=np.int32)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """float32 [len(texts), dimensions]; the caller groups every request of a batch here."""
         if not texts:

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,39 +80,51 @@ def _python() -> str:
 def ensure_exported(snapshot: Path, int8: bool = False) -> ExportFiles:
     """The export files, made by a child process if missing (one process at a time per model)."""
     files = export_files(snapshot)
-    if not _missing(files, int8):
-        return files
-    folder = export_path(snapshot).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second instance waits, then finds the files
-        if _missing(files, int8):
-            command = [_python(), "-m", "frontend.tasks.onnx_export", str(snapshot)]
-            # cwd: the checkout holding this package, so the child runs this very code
-            root = Path(__file__).resolve().parents[2]
-            env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUTF8": "1"}
-            result = subprocess.run(
-                [*command, *(["--int8"] if int8 else [])],
-                cwd=root,
-                env=env,
-                capture_output=True,
-                # Triton's stub runs with an ASCII locale: progress bars would not decode
-                encoding="utf-8",
-                errors="replace",
-                timeout=EXPORT_TIMEOUT_S,
-                check=False,
-            )
-            if result.returncode != 0:
-                tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-                raise RuntimeError(f"ONNX export failed: {' | '.join(tail)}")
+    if _missing(files, int8):
+        run_export_process(
+            "frontend.tasks.onnx_export",
+            [str(snapshot), *(["--int8"] if int8 else [])],
+            export_path(snapshot).parent,
+            lambda: _missing(files, int8),
+        )
     return files
 
 
-def _atomic_target(target: Path) -> Path:
+def run_export_process(
+    module: str, args: list[str], folder: Path, missing: Callable[[], bool]
+) -> None:
+    """Run `python -m module args` unless `missing()` turns false while we hold the folder's
+    lock (a second instance of the model waits, then finds the files); RuntimeError with the
+    tail of its output when it fails."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not missing():
+            return
+        # cwd: the checkout holding this package, so the child runs this very code
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUTF8": "1"}
+        result = subprocess.run(
+            [_python(), "-m", module, *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            # Triton's stub runs with an ASCII locale: progress bars would not decode
+            encoding="utf-8",
+            errors="replace",
+            timeout=EXPORT_TIMEOUT_S,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"ONNX export failed: {' | '.join(tail)}")
+
+
+def atomic_target(target: Path) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
-def _publish(tmp: Path, target: Path) -> None:
+def publish(tmp: Path, target: Path) -> None:
     os.chmod(tmp, 0o644)  # Triton may run as another user than the exporting process
     os.replace(tmp, target)
 
@@ -129,19 +142,19 @@ def export(snapshot: Path, int8: bool) -> ExportFiles:
     if not files.model.is_file():
         export_encoder(model[0].auto_model, model.preprocess(PROBE[:2]), files.model)
     if not files.tokenizer.is_file():
-        tmp = _atomic_target(files.tokenizer)
+        tmp = atomic_target(files.tokenizer)
         model.tokenizer.backend_tokenizer.save(str(tmp))
-        _publish(tmp, files.tokenizer)
+        publish(tmp, files.tokenizer)
     if not files.reference.is_file():
         with torch.inference_mode():
             vectors = model.encode(PROBE, batch_size=len(PROBE), convert_to_numpy=True)
-        tmp = _atomic_target(files.reference).with_suffix(".npz")
+        tmp = atomic_target(files.reference).with_suffix(".npz")
         np.savez(tmp, texts=np.array(PROBE), embeddings=np.asarray(vectors, dtype=np.float32))
-        _publish(tmp, files.reference)
+        publish(tmp, files.reference)
     if int8 and not files.int8.is_file():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        tmp = _atomic_target(files.int8)
+        tmp = atomic_target(files.int8)
         try:
             # Per-channel int8 weights of the constant MatMuls only. all-MiniLM-L6-v2, probe min
             # cosine vs fp32 / batch-32 speed on 2 threads: per-tensor 0.60 (the activation
@@ -154,7 +167,7 @@ def export(snapshot: Path, int8: bool) -> ExportFiles:
                 per_channel=True,
                 op_types_to_quantize=["MatMul"],
             )
-            _publish(tmp, files.int8)
+            publish(tmp, files.int8)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

@@ -106,6 +106,21 @@ def sequence_limit(snapshot: Path, spec: PipelineSpec) -> int:
     return min(usable) if usable else 512
 
 
+def enable_padding(tokenizer: Any, snapshot: Path, side: str) -> None:
+    """Pad a `tokenizers.Tokenizer` as transformers would: the pad token the model's
+    tokenizer_config.json names, else the one tokenizer.json carries, else [PAD] = 0."""
+    pad_token = _read_json(snapshot / "tokenizer_config.json").get("pad_token")
+    if isinstance(pad_token, dict):  # AddedToken serialized as a dict
+        pad_token = pad_token.get("content")
+    pad_id = tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
+    padding = tokenizer.padding or {}
+    tokenizer.enable_padding(
+        direction=side,
+        pad_id=pad_id if pad_id is not None else padding.get("pad_id", 0),
+        pad_token=pad_token if pad_id is not None else padding.get("pad_token", "[PAD]"),
+    )
+
+
 def pool(token_embeddings: np.ndarray, mask: np.ndarray, modes: tuple[str, ...]) -> np.ndarray:
     """sentence-transformers' Pooling.forward in numpy; `mask` is the attention mask [B, T]."""
     rows = np.arange(token_embeddings.shape[0])
@@ -138,16 +153,7 @@ class TorchFreeEmbedder:
 
         self.spec = read_spec(snapshot)
         self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        pad_token = _read_json(snapshot / "tokenizer_config.json").get("pad_token")
-        if isinstance(pad_token, dict):  # AddedToken serialized as a dict
-            pad_token = pad_token.get("content")
-        pad_id = self.tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
-        padding = self.tokenizer.padding or {}
-        self.tokenizer.enable_padding(
-            direction=self.spec.padding_side,
-            pad_id=pad_id if pad_id is not None else padding.get("pad_id", 0),
-            pad_token=pad_token if pad_id is not None else padding.get("pad_token", "[PAD]"),
-        )
+        enable_padding(self.tokenizer, snapshot, self.spec.padding_side)
         self.tokenizer.enable_truncation(max_length=sequence_limit(snapshot, self.spec))
         self.encoder = OnnxEncoder(onnx_model, threads, device)
         self.prompt_length = 0
@@ -156,6 +162,10 @@ class TorchFreeEmbedder:
             self.prompt_length = len(self.tokenizer.encode(self.spec.prompt).ids) - 1
 
     def __call__(self, texts: list[str]) -> np.ndarray:
+        return self.encode(texts)[0]
+
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 embeddings, int32 tokens each text fed the encoder, prompt included)."""
         spec = self.spec
         if spec.prompt:
             texts = [spec.prompt + text for text in texts]
@@ -173,4 +183,5 @@ class TorchFreeEmbedder:
         if spec.normalize:  # torch.nn.functional.normalize: eps 1e-12
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = vectors / np.maximum(norms, 1e-12)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        tokens = np.array([sum(e.attention_mask) for e in encodings], dtype=np.int32)
+        return np.ascontiguousarray(vectors, dtype=np.float32), tokens

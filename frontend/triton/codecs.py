@@ -1,4 +1,4 @@
-"""Tensors to and from Triton: strings as BYTES, embeddings as FP32."""
+"""Tensors to and from Triton: strings as BYTES, embeddings as FP32, per-row values."""
 
 from __future__ import annotations
 
@@ -23,6 +23,21 @@ def fp32_matrix(result: grpcclient.InferResult, name: str, rows: int) -> np.ndar
     if array.ndim != 2 or array.shape[0] != rows:
         raise ValueError(f"output {name} has shape {array.shape}, expected ({rows}, d)")
     return array
+
+
+def column(result: grpcclient.InferResult, name: str, rows: int) -> np.ndarray:
+    """A one-value-per-row output ([rows, 1]) as a flat array of `rows` values."""
+    array = result.as_numpy(name)
+    if array is None:
+        raise ValueError(f"Triton response has no output {name}")
+    array = np.asarray(array).reshape(-1)
+    if array.shape[0] != rows:
+        raise ValueError(f"output {name} has {array.shape[0]} values, expected {rows}")
+    return array
+
+
+def int_column(result: grpcclient.InferResult, name: str, rows: int) -> np.ndarray:
+    return column(result, name, rows).astype(np.int64)
 
 
 def image_input(image: np.ndarray, name: str = "IMAGE") -> grpcclient.InferInput:

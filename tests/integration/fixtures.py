@@ -7,6 +7,7 @@ collects. A conftest importing them would define them a second time, with a seco
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from frontend.triton.repository import write_repository
 from tests.conftest import MINILM_ID
 from tests.fake_hub import FakeHub
 from tests.serving import serve_app
-from tools.build_test_models import TINY_BLIP, build_test_models
+from tools.build_test_models import TINY_BLIP, TINY_RERANKER, build_test_models
 
 MODELS: dict[str, Any] = {
     "text_embedding": [
@@ -72,10 +73,25 @@ MODELS: dict[str, Any] = {
             "keep_alive_seconds": 0.5,
         },
     ],
+    "rerank": [
+        {
+            "id": "tiny-reranker",
+            "hf_model": TINY_RERANKER,
+            "default": True,
+            "max_batch_size": 16,
+            "max_queue_delay_us": 5000,
+        },
+        {"id": "tiny-reranker-torch", "hf_model": TINY_RERANKER, "engine": "torch"},
+    ],
 }
+# Triton's stubs import `frontend` from the installed (editable) checkout, whatever the test
+# run's own tree; HOMELAB_TEST_STUB_CODE=1 makes them import this checkout's instead (a link
+# in their working directory, which comes first on their sys.path). For worktrees only.
+STUB_CODE_ENV = "HOMELAB_TEST_STUB_CODE"
 LIMITS = {
     "max_texts_per_request": 100,
     "max_text_chars": 2000,
+    "max_rerank_documents": 50,
     "max_body_bytes": 4 * 1024 * 1024,
     "max_images_per_request": 8,
     "max_image_pixels": 12_000_000,
@@ -144,6 +160,11 @@ def settings(data_dir: Path, fake_hub: FakeHub) -> Settings:
 def triton(settings: Settings) -> Iterator[EmbeddedTriton]:
     """The real tritonserver every integration test of the run shares."""
     write_repository(settings)
+    if os.environ.get(STUB_CODE_ENV) == "1":
+        link = settings.data_dir / "triton" / "frontend"
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(Path(__file__).resolve().parents[2] / "frontend")
     server = EmbeddedTriton(
         repositories=[settings.triton_repository_dir],
         work_dir=settings.data_dir / "triton",

@@ -173,6 +173,8 @@ def test_models_are_not_loaded_at_start(api: RunningApi, triton: EmbeddedTriton)
         "lru-rapidocr",
         "lru-trocr",
         "lru-blip",
+        "tiny-reranker",
+        "tiny-reranker-torch",
     }
     assert index["ghost"].get("state") != "READY"
     assert api.app.state.embedded_triton is None  # triton.url set: no Triton of its own

@@ -1,4 +1,4 @@
-"""tools/build_test_models.py: tiny caption and OCR models, idempotent and deterministic."""
+"""tools/build_test_models.py: tiny caption, OCR and rerank models, idempotent and deterministic."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from frontend.models.cache import is_downloaded, snapshot_path
-from tools.build_test_models import TINY_BLIP, TINY_TROCR, build_test_models
+from tools.build_test_models import TINY_BLIP, TINY_RERANKER, TINY_TROCR, build_test_models
 
-IDS = {"caption": TINY_BLIP, "ocr": TINY_TROCR}
+IDS = {"caption": TINY_BLIP, "ocr": TINY_TROCR, "rerank": TINY_RERANKER}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,8 @@ def snapshot_digests(data: Path, model_id: str) -> dict[str, str]:
 def test_models_are_in_the_cache(data_dir: Path, model_id: str) -> None:
     assert is_downloaded(data_dir / "models" / "hub", model_id)
     files = snapshot_digests(data_dir, model_id)
-    assert {"config.json", "model.safetensors", "processor_config.json"} <= files.keys()
+    extra = "tokenizer.json" if model_id == TINY_RERANKER else "processor_config.json"
+    assert {"config.json", "model.safetensors", extra} <= files.keys()
 
 
 def test_second_call_keeps_what_is_there(data_dir: Path) -> None:
@@ -40,7 +41,7 @@ def test_second_call_keeps_what_is_there(data_dir: Path) -> None:
     assert {path: path.stat().st_mtime_ns for path in hub.rglob("*")} == before
 
 
-@pytest.mark.parametrize("only", ["caption", "ocr"])
+@pytest.mark.parametrize("only", ["caption", "ocr", "rerank"])
 def test_fresh_builds_give_identical_files(data_dir: Path, tmp_path: Path, only: str) -> None:
     model_id = IDS[only]
     assert build_test_models(tmp_path, only=only) == {only: model_id}

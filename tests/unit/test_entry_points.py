@@ -173,13 +173,46 @@ def test_ocr_entry_point_reads_each_request_and_answers_in_order(
 def test_embedding_entry_point_refuses_text_that_is_not_utf8(pb: types.SimpleNamespace) -> None:
     model = entry_point("embedding")
     model.task = types.SimpleNamespace(
-        embed=lambda texts: np.ones((len(texts), 2), dtype=np.float32)
+        embed_counted=lambda texts: (
+            np.ones((len(texts), 2), dtype=np.float32),
+            np.arange(len(texts), dtype=np.int32),
+        )
     )
     good = np.array([[b"hello"], [b"world"]], dtype=np.object_)
     bad = np.array([[b"\xff"]], dtype=np.object_)
     responses = model.execute([Request({"TEXT": good}), Request({"TEXT": bad})])
-    assert responses[0].output_tensors[0].data.shape == (2, 2)
+    vectors, tokens = responses[0].output_tensors
+    assert (vectors.name, vectors.data.shape) == ("EMBEDDING", (2, 2))
+    assert (tokens.name, tokens.data.tolist()) == ("TOKENS", [[0], [1]])
     assert responses[1].error.message == "TEXT must be a tensor of UTF-8 strings"
+
+
+def test_rerank_entry_point_scores_every_pair_of_the_batch_at_once(
+    pb: types.SimpleNamespace,
+) -> None:
+    model = entry_point("rerank")
+    calls: list[int] = []
+
+    def score(pairs: list[tuple[str, str]]) -> tuple[np.ndarray, ...]:
+        calls.append(len(pairs))
+        logits = np.array([float(len(d)) for _, d in pairs], dtype=np.float32)
+        return logits, logits / 10, np.full(len(pairs), 7, np.int32), np.zeros(len(pairs), bool)
+
+    model.task = types.SimpleNamespace(score=score)
+    rows = lambda *items: np.array([[item] for item in items], dtype=np.object_)  # noqa: E731
+    responses = model.execute(
+        [
+            Request({"QUERY": rows(b"q", b"q"), "DOCUMENT": rows(b"a", b"bbb")}),
+            Request({"QUERY": rows(b"q"), "DOCUMENT": rows(b"a", b"b")}),
+            Request({"QUERY": rows(b"q"), "DOCUMENT": rows(b"cc")}),
+        ]
+    )
+    assert calls == [3]
+    names = [t.name for t in responses[0].output_tensors]
+    assert names == ["LOGIT", "SCORE", "TOKENS", "TRUNCATED"]
+    assert responses[0].output_tensors[0].data.tolist() == [[1.0], [3.0]]
+    assert responses[1].error.message == "QUERY and DOCUMENT need one row per pair"
+    assert responses[2].output_tensors[1].data.tolist() == [[np.float32(0.2)]]
 
 
 def test_caption_entry_point_groups_by_generation_setting(pb: types.SimpleNamespace) -> None:

@@ -25,9 +25,9 @@ def _raw() -> dict[str, Any]:
     return data
 
 
-def test_loads_with_all_three_tasks() -> None:
+def test_loads_with_every_task() -> None:
     manifest = load_manifest()
-    assert set(_raw()) == {"embedding", "caption", "ocr"}
+    assert set(_raw()) == {"embedding", "caption", "ocr", "rerank"}
     for task in Task:
         assert manifest.entries(task.short), task
     assert len(manifest) == len(manifest.entries()) == sum(len(v) for v in _raw().values())
@@ -39,6 +39,7 @@ def test_task_names_match_config_sections() -> None:
         "embedding": "text_embedding",
         "caption": "image_caption",
         "ocr": "ocr",
+        "rerank": "rerank",
     }
     for task in Task:
         assert Task.parse(task.value) is Task.parse(task.short) is task

@@ -86,7 +86,8 @@ def test_build_config_keeps_the_template_tensors() -> None:
         ("TEXT", mc.TYPE_STRING, [1])
     ]
     assert [(o.name, o.data_type, list(o.dims)) for o in config.output] == [
-        ("EMBEDDING", mc.TYPE_FP32, [-1])
+        ("EMBEDDING", mc.TYPE_FP32, [-1]),
+        ("TOKENS", mc.TYPE_INT32, [1]),
     ]
 
 

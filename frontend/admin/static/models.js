@@ -7,6 +7,7 @@ const TASKS = [
   ["embedding", "Embedding"],
   ["caption", "Caption"],
   ["ocr", "OCR"],
+  ["rerank", "Rerank"],
   [null, "Other cached models"],
 ];
 const POLL_MS = 250;

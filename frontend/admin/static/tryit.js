@@ -1,7 +1,8 @@
-// The Try it panel: embed two texts, caption and read an image, crawl a page.
+// The Try it panel: embed two texts, rerank documents, caption and read an image, crawl a page.
 
 import { api } from "./api.js";
 import { $, busy, el, setText } from "./dom.js";
+import { setUpRerank } from "./rerank.js";
 
 function cosine(a, b) {
   let dot = 0;
@@ -153,6 +154,7 @@ function setUpCrawl() {
 
 export function setUpTryIt() {
   setUpEmbed();
+  setUpRerank();
   setUpImage();
   setUpCrawl();
 }

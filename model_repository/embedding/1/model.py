@@ -2,7 +2,7 @@
 
 import triton_python_backend_utils as pb_utils
 
-from frontend.tasks.common import input_array, load_task, run_batch
+from frontend.tasks.common import Columns, input_array, load_task, run_batch
 from frontend.tasks.embedding import EmbeddingTask
 
 
@@ -15,8 +15,8 @@ class TritonPythonModel:
         return run_batch(
             requests,
             read=_texts,
-            infer=lambda texts, _key: self.task.embed(texts),
-            write=lambda vectors: [pb_utils.Tensor("EMBEDDING", vectors)],
+            infer=lambda texts, _key: Columns(*self.task.embed_counted(texts)),
+            write=_tensors,
             name="embedding",
         )
 
@@ -26,3 +26,8 @@ def _texts(request):
         return [item.decode("utf-8") for item in input_array(request, "TEXT").reshape(-1)]
     except (AttributeError, UnicodeDecodeError):
         raise ValueError("TEXT must be a tensor of UTF-8 strings") from None
+
+
+def _tensors(columns):
+    vectors, tokens = columns.arrays
+    return [pb_utils.Tensor("EMBEDDING", vectors), pb_utils.Tensor("TOKENS", tokens.reshape(-1, 1))]

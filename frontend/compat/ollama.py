@@ -1,0 +1,105 @@
+"""Ollama's other routes: POST /api/embeddings (its older embed), GET /api/tags and
+GET /api/version, so Ollama clients and Open WebUI's Ollama connection list and use the
+embedding models. POST /api/embed itself is frontend.embed.routes (it takes both requests)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from frontend import __version__
+from frontend.core.config import Task
+from frontend.core.deps import EmbeddingServiceDep, RegistryDep
+from frontend.core.errors import json_response
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.core.openapi import INFERENCE_ERRORS, error_responses
+from frontend.embed.routes import numpy_json, timed_embed
+from frontend.embed.schemas import KEEP_ALIVE_DOC
+from frontend.models.cache import snapshot_path
+from frontend.models.lifecycle import parse_keep_alive
+
+router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["ollama"])
+
+
+class OllamaEmbeddingsRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # Ollama clients send options we do not use
+
+    model: StrictStr = Field(description="Config id (`minilm` or `minilm:latest`) or HF id")
+    prompt: StrictStr
+    keep_alive: float | StrictStr | None = Field(default=None, description=KEEP_ALIVE_DOC)
+
+
+class OllamaEmbeddingsResponse(BaseModel):
+    embedding: list[float]
+
+
+class OllamaModel(BaseModel):
+    name: str
+    model: str
+    modified_at: str
+    size: int
+    digest: str
+    details: dict[str, object]
+
+
+class OllamaTags(BaseModel):
+    models: list[OllamaModel]
+
+
+class OllamaVersion(BaseModel):
+    version: str
+
+
+@router.post(
+    "/embeddings",
+    response_model=OllamaEmbeddingsResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="Ollama's older embedding API: one prompt, one vector",
+)
+async def embeddings(body: OllamaEmbeddingsRequest, service: EmbeddingServiceDep) -> Response:
+    done, _ = await timed_embed(
+        service, [body.prompt], body.model, parse_keep_alive(body.keep_alive)
+    )
+    return numpy_json({"embedding": done.vectors[0]})
+
+
+def _size(hub: Path, hf_model: str) -> int:
+    snapshot = snapshot_path(hub, hf_model)
+    if snapshot is None:
+        return 0
+    return sum(p.stat().st_size for p in snapshot.rglob("*") if p.is_file())
+
+
+@router.get("/tags", response_model=OllamaTags, summary="Ollama's model list: the embedders")
+async def tags(request: Request, registry: RegistryDep) -> Response:
+    started = getattr(request.app.state, "started_at", 0.0)
+    modified = datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z")
+    models = []
+    for found in registry.catalog.all(Task.TEXT_EMBEDDING):
+        entry = found.entry
+        models.append(
+            {
+                "name": f"{entry.id}:latest",
+                "model": f"{entry.id}:latest",
+                "modified_at": modified,
+                "size": _size(registry.hub_dir, entry.hf_model),
+                "digest": "",
+                "details": {
+                    "format": "safetensors",
+                    "family": "embedding",
+                    "families": ["embedding"],
+                    "parameter_size": "",
+                    "quantization_level": "",
+                    "hf_model": entry.hf_model,
+                },
+            }
+        )
+    return json_response({"models": models})
+
+
+@router.get("/version", response_model=OllamaVersion, summary="Ollama's version probe")
+async def version() -> Response:
+    return json_response({"version": __version__})

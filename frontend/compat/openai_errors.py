@@ -1,0 +1,113 @@
+"""Errors under /v1/ in OpenAI's shape, whoever answered them (routes, auth, rate limits,
+body limit, Host check): {"error": {"message", "type", "param", "code", "request_id"}}.
+
+OpenAI SDKs read `error.message` and `error.type`; our envelope's `code` becomes OpenAI's
+lower-case `code` and the first invalid field its `param`. A pure ASGI middleware, outermost,
+so every refusal is rewritten once, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PREFIX = "/v1/"
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def openai_error(status: int, body: bytes) -> bytes:
+    """Our envelope as OpenAI's; anything else is left as it is."""
+    try:
+        error = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return body
+    if not isinstance(error, dict) or "message" not in error:
+        return body
+    details: dict[str, Any] = error.get("details") or {}
+    problems = details.get("errors") or []
+    param = problems[0].get("field") if problems and isinstance(problems[0], dict) else None
+    if param is None and "model_id" in details:
+        param = "model"
+    shaped = {
+        "message": error.get("message", ""),
+        "type": _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+        "param": param,
+        "code": str(error.get("code", "")).lower() or None,
+        "request_id": error.get("request_id", ""),
+    }
+    return orjson.dumps({"error": shaped})
+
+
+class OpenAIErrorMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def rewrite(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message  # held until the whole (small) error body is here
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = openai_error(start["status"], b"".join(chunks))
+            headers = [
+                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+            ]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, rewrite)
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+    request_id: str
+
+
+class OpenAIErrorEnvelope(BaseModel):
+    error: OpenAIErrorBody
+
+
+def document_openai_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Point the error responses of /v1/ operations at OpenAI's shape in the OpenAPI."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    envelope = OpenAIErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(envelope.pop("$defs", {}))
+    schemas["OpenAIErrorEnvelope"] = envelope
+    ours, theirs = "#/components/schemas/ErrorEnvelope", "#/components/schemas/OpenAIErrorEnvelope"
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith(PREFIX):
+            continue
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                for media in response.get("content", {}).values():
+                    if media.get("schema", {}).get("$ref") == ours:
+                        media["schema"] = {"$ref": theirs}
+    return schema

@@ -1,0 +1,1 @@
+"""Reranking: (query, document) relevance scores from cross-encoders on Triton."""

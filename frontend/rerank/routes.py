@@ -1,0 +1,106 @@
+"""POST /api/rerank (ours) and the Cohere/Jina-shaped POST /v1/rerank and /v2/rerank."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from frontend.core.deps import RerankServiceDep
+from frontend.core.errors import json_response, request_id_of
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.core.openapi import INFERENCE_ERRORS, error_responses
+from frontend.models.lifecycle import parse_keep_alive
+from frontend.rerank.schemas import (
+    CohereRerankRequest,
+    CohereRerankResponse,
+    RerankRequest,
+    RerankResponse,
+)
+from frontend.rerank.service import RerankService
+
+router = APIRouter(route_class=StrictJSONRoute, tags=["rerank"])
+
+
+@router.post(
+    "/api/rerank",
+    response_model=RerankResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="Rank documents by relevance to a query (cross-encoder)",
+)
+async def rerank(body: RerankRequest, request: Request, service: RerankServiceDep) -> Response:
+    started = time.perf_counter()
+    ranked = await service.rerank(
+        body.query,
+        body.documents,
+        body.model,
+        body.truncate,
+        parse_keep_alive(body.keep_alive),
+    )
+    values = ranked.logits if body.raw_scores else ranked.scores
+    results: list[dict[str, Any]] = []
+    for index in ranked.order(body.raw_scores, body.top_n):
+        result: dict[str, Any] = {"index": index, "relevance_score": float(values[index])}
+        if body.return_documents:
+            result["document"] = body.documents[index]
+        results.append(result)
+    return json_response(
+        {
+            "request_id": request_id_of(request),
+            "model_used": ranked.entry.id,
+            "results": results,
+            "usage": {"total_tokens": int(ranked.tokens.sum())},
+            "processing_time_ms": round((time.perf_counter() - started) * 1000, 2),
+        }
+    )
+
+
+async def cohere_rerank(
+    body: CohereRerankRequest, request: Request, service: RerankService, version: str
+) -> Response:
+    texts = body.texts()
+    ranked = await service.rerank(body.query, texts, body.model, body.truncate)
+    values = ranked.logits if body.raw_scores else ranked.scores
+    with_documents = body.return_documents
+    if with_documents is None:
+        with_documents = version == "1"
+    results: list[dict[str, Any]] = []
+    for index in ranked.order(body.raw_scores, body.top_n):
+        result: dict[str, Any] = {"index": index, "relevance_score": float(values[index])}
+        if with_documents:
+            result["document"] = {"text": texts[index]}
+        results.append(result)
+    return json_response(
+        {
+            "id": request_id_of(request),
+            "model": body.model or ranked.entry.id,
+            "results": results,
+            "usage": {"total_tokens": int(ranked.tokens.sum())},
+            "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1}},
+        }
+    )
+
+
+@router.post(
+    "/v1/rerank",
+    response_model=CohereRerankResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="Rerank in Jina's and Cohere v1's shape (documents returned by default)",
+)
+async def rerank_v1(
+    body: CohereRerankRequest, request: Request, service: RerankServiceDep
+) -> Response:
+    return await cohere_rerank(body, request, service, "1")
+
+
+@router.post(
+    "/v2/rerank",
+    response_model=CohereRerankResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="Rerank in Cohere v2's shape (the cohere SDK's ClientV2.rerank)",
+)
+async def rerank_v2(
+    body: CohereRerankRequest, request: Request, service: RerankServiceDep
+) -> Response:
+    return await cohere_rerank(body, request, service, "2")

@@ -1,0 +1,154 @@
+"""The ecosystem's clients against the real service: each vector equals /api/embed's."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import MINILM_ID
+from tests.integration.conftest import RunningApi
+
+TEXTS = ["hello world", "A man is eating food.", "Ünïcödé and 日本語 text"]
+
+
+@pytest.fixture(scope="module")
+def expected(api: RunningApi) -> np.ndarray:
+    with api.client() as http:
+        response = http.post("/api/embed", json={"texts": TEXTS})
+    assert response.status_code == 200, response.text
+    return np.asarray(response.json()["embeddings"], dtype=np.float32)
+
+
+@pytest.mark.parametrize("encoding_format", [None, "float"])
+def test_openai_sdk_embeddings_equal_api_embed(
+    api: RunningApi, expected: np.ndarray, encoding_format: str | None
+) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{api.url}/v1", api_key="unused", max_retries=0)
+    extra = {"encoding_format": encoding_format} if encoding_format else {}
+    result = client.embeddings.create(model="minilm", input=TEXTS, **extra)  # type: ignore[arg-type]
+    got = np.asarray([item.embedding for item in result.data], dtype=np.float32)
+    np.testing.assert_array_equal(got, expected)  # base64 (the SDK's default) loses nothing
+    assert [item.index for item in result.data] == [0, 1, 2]
+    assert result.usage.prompt_tokens == result.usage.total_tokens > len(TEXTS) * 2
+
+
+def test_openai_base64_is_little_endian_float32(client: httpx.Client, expected: np.ndarray) -> None:
+    body = {"model": MINILM_ID, "input": "hello world", "encoding_format": "base64"}
+    response = client.post("/v1/embeddings", json=body)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    raw = base64.b64decode(data["data"][0]["embedding"])
+    np.testing.assert_array_equal(np.frombuffer(raw, dtype="<f4"), expected[0])
+    assert data["object"] == "list" and data["model"] == MINILM_ID
+    # "hello world" is [CLS] hello world [SEP] for MiniLM's tokenizer
+    assert data["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
+
+
+def test_langchain_openai_embeddings_equal_api_embed(api: RunningApi, expected: np.ndarray) -> None:
+    from langchain_openai import OpenAIEmbeddings
+
+    embedder = OpenAIEmbeddings(
+        model="minilm",
+        base_url=f"{api.url}/v1",
+        api_key="unused",  # type: ignore[arg-type]
+        check_embedding_ctx_length=False,
+        max_retries=0,
+    )
+    got = np.asarray(embedder.embed_documents(TEXTS), dtype=np.float32)
+    np.testing.assert_allclose(got, expected, atol=1e-7)
+    np.testing.assert_allclose(embedder.embed_query(TEXTS[0]), expected[0], atol=1e-7)
+
+
+def test_ollama_client_embed_equals_api_embed(api: RunningApi, expected: np.ndarray) -> None:
+    import ollama
+
+    client = ollama.Client(host=api.url)
+    result = client.embed(model="minilm:latest", input=TEXTS)
+    np.testing.assert_array_equal(np.asarray(result.embeddings, dtype=np.float32), expected)
+    assert result.model == "minilm:latest"
+    assert result.prompt_eval_count and result.prompt_eval_count > len(TEXTS)
+    assert result.total_duration and result.total_duration > 0
+    single = client.embed(model="minilm", input=TEXTS[0])
+    np.testing.assert_array_equal(np.asarray(single.embeddings[0], dtype=np.float32), expected[0])
+    older = client.embeddings(model="minilm", prompt=TEXTS[1])
+    np.testing.assert_array_equal(np.asarray(older.embedding, dtype=np.float32), expected[1])
+    names = [m.model for m in client.list().models]
+    assert "minilm:latest" in names and "ghost:latest" in names
+    assert "hidden:latest" not in names
+
+
+def test_api_embed_answer_keeps_its_fields_and_adds_ollamas(client: httpx.Client) -> None:
+    response = client.post("/api/embed", json={"texts": ["hello world"]})
+    body = response.json()
+    assert {"request_id", "embeddings", "dimensions", "model_used", "processing_time_ms"} <= set(
+        body
+    )
+    assert body["model"] == "minilm" and body["prompt_eval_count"] == 4
+    assert body["total_duration"] > 0 and body["load_duration"] >= 0
+
+
+def test_ollama_version(client: httpx.Client) -> None:
+    assert client.get("/api/version").json()["version"]
+
+
+def test_tei_embed_and_info(client: httpx.Client, expected: np.ndarray) -> None:
+    response = client.post("/embed", json={"inputs": TEXTS})
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(np.asarray(response.json(), dtype=np.float32), expected, atol=1e-6)
+    one = client.post("/embed", json={"inputs": TEXTS[0], "normalize": False}).json()
+    np.testing.assert_array_equal(np.asarray(one, dtype=np.float32), expected[:1])
+    info = client.get("/info").json()
+    assert info["model_id"] == MINILM_ID
+    assert info["model_type"]["reranker"]["model_id"] == "homelab-test/tiny-reranker"
+
+
+def test_openai_models_lists_enabled_embedders_and_rerankers(client: httpx.Client) -> None:
+    listing = client.get("/v1/models").json()
+    ids = [m["id"] for m in listing["data"]]
+    assert listing["object"] == "list"
+    assert (
+        {"minilm", "tiny-reranker"} <= set(ids) and "hidden" not in ids and "tiny-blip" not in ids
+    )
+    assert client.get(f"/v1/models/{MINILM_ID}").json()["id"] == "minilm"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param", "words"),
+    [
+        ({"model": "minilm", "input": [[1, 2, 3]]}, 400, "input", "token ids"),
+        ({"model": "minilm", "input": [101, 102]}, 400, "input", "token ids"),
+        ({"model": "minilm", "input": "hi", "dimensions": 100}, 400, "dimensions", "Matryoshka"),
+        ({"model": "nope", "input": "hi"}, 404, "model", "not an enabled"),
+        ({"model": "minilm", "input": []}, 400, "input", "empty"),
+        ({"input": "hi"}, 400, "model", "Field required"),
+    ],
+)
+def test_openai_errors_have_openais_shape(
+    client: httpx.Client, body: dict[str, object], status: int, param: str, words: str
+) -> None:
+    response = client.post("/v1/embeddings", json=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code", "request_id"}
+    assert error["param"] == param and words in error["message"]
+    assert error["type"] == ("invalid_request_error")
+    assert error["request_id"] == response.headers["x-request-id"]
+
+
+def test_openai_sdk_raises_its_own_error_types(api: RunningApi) -> None:
+    import openai
+
+    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.embeddings.create(model="nope", input="hi")
+    assert "not an enabled" in caught.value.message
+
+
+def test_dimensions_equal_to_the_native_size_are_fine(client: httpx.Client) -> None:
+    body = {"model": "minilm", "input": "hi", "dimensions": 384}
+    assert client.post("/v1/embeddings", json=body).status_code == 200
