@@ -32,7 +32,6 @@ import aiohttp
 import numpy as np
 import psutil
 
-from frontend.core.config import ModelEntry
 from tools.benchlib import LoadResult, closed_loop, running_service
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -136,11 +135,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="ceiling's")
-    parser.add_argument("--model-threads", type=int, default=1, help="threads per instance")
-    parser.add_argument("--instances", type=int, default=2, help="Triton instances of the model")
+    # Defaults: the shipped config.yaml's minilm entry (1 instance x 2 threads, no queue delay)
+    parser.add_argument("--model-threads", type=int, default=2, help="threads per instance")
+    parser.add_argument("--instances", type=int, default=1, help="Triton instances of the model")
     parser.add_argument("--engine", default="auto", help="the model's engine (auto, onnx-int8)")
-    default_delay = ModelEntry.model_fields["max_queue_delay_us"].default
-    parser.add_argument("--delay-us", type=int, default=default_delay, help="max_queue_delay_us")
+    parser.add_argument("--delay-us", type=int, default=0, help="max_queue_delay_us")
     parser.add_argument("--baseline-code", type=Path, help="checkout for a 'before' service")
     parser.add_argument("--data-dir", type=Path, help="reuse a data dir (default: a temp one)")
     parser.add_argument("--in-process", nargs=2, help=argparse.SUPPRESS)
