@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,6 +79,16 @@ def build_model(data_dir: Path) -> Path:
 
 
 def in_process_rate(snapshot: Path, seconds: float) -> float:
+    """CrossEncoder in a child process, as the stub runs it: torch's idle threads in this
+    process (next to the load generator's event loop) would spin and slow it down."""
+    command = [sys.executable, "-m", "tools.bench_rerank", "--in-process", str(snapshot)]
+    command += ["--seconds", str(seconds)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS)}
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def in_process_child(snapshot: Path, seconds: float) -> float:
     import torch
     from sentence_transformers import CrossEncoder
 
@@ -110,11 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--in-process", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"])
     parser.add_argument(
         "--stub-code", type=Path, default=None, help="checkout whose task code the stubs run"
     )
     args = parser.parse_args(argv)
+    if args.in_process:
+        print(in_process_child(args.in_process, args.seconds))
+        return 0
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="bench-rerank-"))
     data_dir = work / "data"
     snapshot = build_model(data_dir)
