@@ -54,6 +54,7 @@ import numpy as np
 
 from frontend.core.config import Settings, load_settings
 from frontend.models.cache import import_model, is_downloaded, snapshot_path
+from frontend.models.catalog import ModelCatalog
 from frontend.models.gpu import (
     gpu_available,
     gpu_memory_total,
@@ -591,7 +592,7 @@ async def phase_speed(
 
 async def run_checks(settings: Settings, minilm: str, args: argparse.Namespace) -> Report:
     report = Report()
-    written = write_repository(settings)
+    written = write_repository(settings, ModelCatalog(settings).all(enabled=False))
     print(f"Triton entries: {', '.join(written)}", flush=True)
     repository = settings.triton_repository_dir.resolve()
     env = triton_environment(settings)
