@@ -38,6 +38,7 @@ from frontend.health.metrics import router as metrics_router
 from frontend.health.routes import router as health_router
 from frontend.images.routes import router as images_router
 from frontend.models import gpu
+from frontend.models.catalog import ModelCatalog
 from frontend.models.downloads import DownloadManager
 from frontend.models.lifecycle import Lifecycle
 from frontend.models.manifest import load_manifest
@@ -45,7 +46,7 @@ from frontend.models.registry import ModelRegistry
 from frontend.models.routes import downloads_router
 from frontend.models.routes import router as models_router
 from frontend.models.service import ModelService, sweep_deleted
-from frontend.models.store import SettingsStore, apply_added_models
+from frontend.models.store import SettingsStore
 from frontend.rerank.routes import router as rerank_router
 from frontend.rerank.service import RerankService
 from frontend.status.routes import router as status_router
@@ -76,11 +77,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     store = SettingsStore(settings.data_dir / "settings.db")
-    added = apply_added_models(settings, store)
-    if added:
-        logger.info("models added at runtime: %s", ", ".join(added))
+    catalog = ModelCatalog(settings, store)  # config.yaml's models and those added at runtime
+    if catalog.added:
+        logger.info("models added at runtime: %s", ", ".join(catalog.added))
     sweep_deleted(settings.models_dir / "hub")
-    written = write_repository(settings)
+    written = write_repository(settings, catalog.all(enabled=False))
     logger.info("Triton model entries: %s", ", ".join(written) or "none")
     embedded: EmbeddedTriton | None = None
     urls = settings.triton.urls
@@ -110,7 +111,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     metrics: Metrics = app.state.metrics
     # LRU eviction before each load: the lifecycle's policy, built on the registry below.
     registry = ModelRegistry(
-        settings, gateway, store, metrics, make_room=lambda entry: lifecycle.make_room(entry)
+        settings,
+        gateway,
+        store,
+        metrics,
+        make_room=lambda entry: lifecycle.make_room(entry),
+        catalog=catalog,
     )
     if embedded is not None:
         registry.doctor.on_stuck = embedded.restart
@@ -151,7 +157,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -> FastAPI:
     """The app; `crawl_resolver` answers the crawler's DNS lookups (tests put a fake one in)."""
-    settings = settings.model_copy(deep=True)  # models added at runtime go into this copy
+    settings = settings.model_copy(deep=True)  # the app's own: later changes by the caller stay out
     # In the order a request meets them, outermost first: every error under /v1/ (the
     # security checks' too) in OpenAI's shape; request id and body limit; metrics and the
     # access log (so refusals are counted); the Host check (DNS rebinding); the shutdown

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from frontend.models.stubs import resident_bytes
+from frontend.models.stubs import find_pids, resident_bytes
 from tools.benchlib import closed_loop, running_service
 
 PARAGRAPH = (
@@ -84,12 +83,7 @@ async def crawl_rate(
 
 
 def chromium_pss_mib() -> float:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            with contextlib.suppress(OSError):
-                if b"chromium" in (proc / "cmdline").read_bytes().split(b"\0")[0]:
-                    pids.append(int(proc.name))
+    pids = find_pids(lambda argv: bool(argv) and "chromium" in argv[0])
     return resident_bytes(pids) / 2**20
 
 

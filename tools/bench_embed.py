@@ -30,8 +30,8 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
-import psutil
 
+from frontend.models.stubs import process_tree, resident_bytes, rss_bytes
 from tools.benchlib import LoadResult, closed_loop, running_service
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -117,16 +117,11 @@ async def api_load(url: str, clients: int, per_request: int, seconds: float) -> 
 def footprint_mib(service_pid: int) -> dict[str, float]:
     """PSS (MiB) of the model's stub processes, tritonserver and the frontend, and the
     frontend's RSS. PSS splits shared pages between processes, so the parts add up."""
-    frontend = psutil.Process(service_pid)
     parts = {"model stubs": 0.0, "tritonserver": 0.0, "frontend": 0.0}
-    for process in [frontend, *frontend.children(recursive=True)]:
-        try:
-            name, pss = process.name(), process.memory_full_info().pss / 2**20
-        except psutil.Error:
-            continue
+    for pid, name in process_tree(service_pid).items():
         label = "model stubs" if "python_b" in name else "tritonserver" if "triton" in name else ""
-        parts[label or "frontend"] += pss
-    parts["frontend RSS"] = frontend.memory_info().rss / 2**20
+        parts[label or "frontend"] += resident_bytes([pid]) / 2**20
+    parts["frontend RSS"] = rss_bytes(service_pid) / 2**20
     return parts
 
 

@@ -16,17 +16,53 @@ class Found(NamedTuple):
 
 
 class ModelCatalog:
+    """config.yaml's entries (never changed) followed by the models added through the API, which
+    the catalog owns: read from the SettingsStore at start, persisted there on add/remove."""
+
     def __init__(self, settings: Settings, store: SettingsStore | None = None) -> None:
-        self.settings = settings  # runtime-added models are applied to this copy at start
-        self.store = store  # runtime overrides (keep-alive, pinning)
+        self.settings = settings
+        self.store = store  # runtime overrides (keep-alive, pinning) and added models
+        self._added: list[Found] = []
+        if store is not None:
+            taken = {e.id for task in Task for e in settings.models.entries(task)}
+            for task, entry in store.added_models():
+                if entry.id not in taken:  # config.yaml wins on clashes
+                    self._added.append(Found(task, entry))
+                    taken.add(entry.id)
+
+    @property
+    def added(self) -> list[str]:
+        """Ids of the models added at runtime, oldest first."""
+        return [f.entry.id for f in self._added]
+
+    def is_added(self, model_id: str) -> bool:
+        return any(f.entry.id == model_id for f in self._added)
+
+    def add(self, task: Task, entry: ModelEntry) -> None:
+        """Serve a new model from now on, and after restarts (persisted in the store)."""
+        if self.store is not None:
+            self.store.add_model(task, entry)
+        self._added.append(Found(task, entry))
+
+    def remove(self, model_id: str) -> bool:
+        """Forget a model added at runtime and its overrides; False if there was none."""
+        stored = self.store.remove_model(model_id) if self.store is not None else False
+        kept = [f for f in self._added if f.entry.id != model_id]
+        removed = stored or len(kept) < len(self._added)
+        self._added = kept
+        return removed
 
     def all(self, task: Task | None = None, *, enabled: bool = True) -> list[Found]:
+        """Per task, config.yaml's entries then the added ones; only enabled ones by default."""
         tasks = list(Task) if task is None else [task]
         return [
-            Found(t, e)
+            found
             for t in tasks
-            for e in self.settings.models.entries(t)
-            if e.enabled or not enabled
+            for found in [
+                *(Found(t, e) for e in self.settings.models.entries(t)),
+                *(f for f in self._added if f.task == t),
+            ]
+            if found.entry.enabled or not enabled
         ]
 
     def find(

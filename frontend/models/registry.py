@@ -70,6 +70,7 @@ class ModelRegistry:
         store: SettingsStore | None = None,
         metrics: Metrics | None = None,
         make_room: Callable[[ModelEntry], Awaitable[None]] | None = None,
+        catalog: ModelCatalog | None = None,
     ) -> None:
         self.settings = settings
         self.gateway = gateway
@@ -86,7 +87,8 @@ class ModelRegistry:
         self.usage: dict[str, ModelUsage] = {}
         self.footprints: dict[str, int] = {}  # bytes measured after each model's last load
         self.gpu_footprints: dict[str, int] = {}  # GPU bytes likewise (NVML), when on a GPU
-        self.catalog = ModelCatalog(settings, store)  # which entry a name means
+        # Which entry a name means; it owns the models added at runtime.
+        self.catalog = catalog if catalog is not None else ModelCatalog(settings, store)
         # Called before a load with the entry to make room for (LRU eviction: the lifecycle).
         self.make_room = make_room
         self.doctor = ModelDoctor(self)  # restarts models whose processes die or hang

@@ -92,7 +92,8 @@ class ModelService:
     # -- views ------------------------------------------------------------------------------
 
     def configured(self) -> list[tuple[Task, ModelEntry]]:
-        return [(t, e) for t in Task for e in self.settings.models.entries(t)]
+        """Every entry, enabled or not: config.yaml's and those added at runtime."""
+        return list(self.registry.catalog.all(enabled=False))
 
     def _cached_ids(self) -> list[str]:
         if not self.hub_dir.is_dir():
@@ -140,7 +141,7 @@ class ModelService:
             "downloaded": downloaded,
             "size_on_disk_bytes": size,
             "configured": entry is not None,
-            "added_at_runtime": entry is not None and self.store.is_added(entry.id),
+            "added_at_runtime": entry is not None and self.registry.catalog.is_added(entry.id),
             "enabled": bool(entry and entry.enabled),
             "default": bool(entry and entry.default),
             "pinned": entry is not None and self.registry.catalog.pinned(entry),
@@ -263,9 +264,8 @@ class ModelService:
                 problem = exc.errors()[0]
                 field = ".".join(str(p) for p in problem["loc"])
                 raise InvalidRequest(f"{field}: {problem['msg']}") from None
-            self.store.add_model(task, entry)
-            getattr(self.settings.models, task).append(entry)
-            await asyncio.to_thread(write_repository, self.settings)
+            self.registry.catalog.add(task, entry)
+            await asyncio.to_thread(write_repository, self.settings, self.configured())
         logger.info("added model %s (%s) for %s", entry.id, hf_model, task)
         return self._info(hf_model, entry, task.short)
 
@@ -320,7 +320,7 @@ class ModelService:
                 (t, e)
                 for t, e in self.configured()
                 if e.hf_model == hf_model
-                and self.store.is_added(e.id)
+                and self.registry.catalog.is_added(e.id)
                 and (e.id == ref or ref == hf_model)
             ]
             if not present and not added:
@@ -332,11 +332,10 @@ class ModelService:
             freed = 0
             if present:
                 freed = await asyncio.to_thread(self._remove_repo, repo)
-            for task, entry in added:
-                self.store.remove_model(entry.id)
-                getattr(self.settings.models, task).remove(entry)
+            for _, entry in added:
+                self.registry.catalog.remove(entry.id)
             if added:
-                await asyncio.to_thread(write_repository, self.settings)
+                await asyncio.to_thread(write_repository, self.settings, self.configured())
         logger.info("deleted model %s (%d bytes)", hf_model, freed)
         return {
             "id": hf_model,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from frontend.core.config import ModelEntry, Settings, Task
+from frontend.core.config import ModelEntry, Task
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_settings (
@@ -118,7 +118,7 @@ class SettingsStore:
             rows = self._db.execute(
                 "SELECT task, entry FROM added_models ORDER BY added_at"
             ).fetchall()
-        return [(row[0], ModelEntry(**json.loads(row[1]))) for row in rows]
+        return [(Task(row[0]), ModelEntry(**json.loads(row[1]))) for row in rows]
 
     def is_added(self, model_id: str) -> bool:
         return model_id in self._added
@@ -138,16 +138,3 @@ class SettingsStore:
         self._overrides.pop(model_id, None)
         self._added.discard(model_id)
         return cursor.rowcount > 0
-
-
-def apply_added_models(settings: Settings, store: SettingsStore) -> list[str]:
-    """Put the models added at runtime into the settings (config.yaml entries win on clashes)."""
-    taken = {e.id for task in Task for e in settings.models.entries(task)}
-    applied = []
-    for task, entry in store.added_models():
-        if entry.id in taken:
-            continue
-        getattr(settings.models, task).append(entry)
-        taken.add(entry.id)
-        applied.append(entry.id)
-    return applied

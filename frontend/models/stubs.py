@@ -4,10 +4,12 @@ Each loaded model instance is one `triton_python_backend_stub` process whose com
 names the model's `model.py` in our repository; that is how a model's footprint is measured
 and how an unload is known to be finished. When Triton runs on another host (Docker,
 Kubernetes) no stub is visible here and callers fall back to Triton's readiness API.
+The same psutil helpers measure the other processes the benchmarks look at (tools/bench_*).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -15,16 +17,49 @@ import psutil
 STUB_NAME = "triton_python_backend_stub"
 
 
+def find_pids(matches: Callable[[list[str]], bool]) -> list[int]:
+    """PIDs of this host's processes whose command line (argv) `matches`."""
+    # A process that is gone, a zombie or not ours to read has no command line here (None).
+    return [
+        process.pid
+        for process in psutil.process_iter(["cmdline"])
+        if matches(list(process.info["cmdline"] or ()))
+    ]
+
+
 def stub_pids(repository: Path, model_id: str) -> list[int]:
     """PIDs of the stub processes serving `model_id` from `repository`."""
     marker = f"{repository.resolve()}/{model_id}/1/model.py"
-    pids = []
-    # A process that is gone, a zombie or not ours to read has no command line here (None).
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or ())
-        if STUB_NAME in cmdline and marker in cmdline:
-            pids.append(process.pid)
-    return pids
+
+    def is_stub(argv: list[str]) -> bool:
+        cmdline = " ".join(argv)
+        return STUB_NAME in cmdline and marker in cmdline
+
+    return find_pids(is_stub)
+
+
+def process_tree(pid: int) -> dict[int, str]:
+    """The process and all its descendants, pid -> name; those gone meanwhile are left out."""
+    names: dict[int, str] = {}
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return names
+    for process in processes:
+        try:
+            names[process.pid] = process.name()
+        except psutil.Error:
+            continue
+    return names
+
+
+def rss_bytes(pid: int) -> int:
+    """The process's resident set size (0 when it is gone or not readable)."""
+    try:
+        return int(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0
 
 
 def resident_bytes(pids: list[int]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 from google.protobuf import text_format
@@ -51,21 +52,24 @@ def build_config(template: Path, entry: ModelEntry, task: Task) -> mc.ModelConfi
     return config
 
 
-def write_repository(settings: Settings, code_dir: Path | None = None) -> list[str]:
-    """Create or refresh entries for every enabled model of a served task; drop stale ones."""
+def write_repository(
+    settings: Settings,
+    models: Iterable[tuple[Task, ModelEntry]],
+    code_dir: Path | None = None,
+) -> list[str]:
+    """Create or refresh entries for every enabled model of `models` (the catalog's: config.yaml
+    and those added at runtime); drop the stale ones this module wrote."""
     repository = settings.triton_repository_dir
     repository.mkdir(parents=True, exist_ok=True)
     code_dir = code_dir or task_code_dir(settings)
     written: list[str] = []
-    for task in Task:
+    for task, entry in models:
+        if not entry.enabled:
+            continue
         folder = task.short  # the shipped implementation: model_repository/<short name>/
-        shipped = shipped_task_code_dir() / folder
-        for entry in settings.models.entries(task):
-            if not entry.enabled:
-                continue
-            config = build_config(shipped / "config.pbtxt", entry, task)
-            _write_entry(repository / entry.id, config, code_dir / folder / "1" / "model.py")
-            written.append(entry.id)
+        config = build_config(shipped_task_code_dir() / folder / "config.pbtxt", entry, task)
+        _write_entry(repository / entry.id, config, code_dir / folder / "1" / "model.py")
+        written.append(entry.id)
     for stale in repository.iterdir():
         if stale.name not in written and (stale / _MARKER).exists():
             shutil.rmtree(stale)

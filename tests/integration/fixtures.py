@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from frontend.app import create_app
 from frontend.core.config import Settings, load_settings
 from frontend.models.cache import import_model, snapshot_path
+from frontend.models.catalog import ModelCatalog
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.repository import write_repository
 from tests.conftest import MINILM_ID
@@ -159,7 +160,7 @@ def settings(data_dir: Path, fake_hub: FakeHub) -> Settings:
 @pytest.fixture(scope="session")
 def triton(settings: Settings) -> Iterator[EmbeddedTriton]:
     """The real tritonserver every integration test of the run shares."""
-    write_repository(settings)
+    write_repository(settings, ModelCatalog(settings).all(enabled=False))
     if os.environ.get(STUB_CODE_ENV) == "1":
         link = settings.data_dir / "triton" / "frontend"
         link.parent.mkdir(parents=True, exist_ok=True)

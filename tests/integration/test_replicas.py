@@ -21,6 +21,7 @@ import tritonclient.grpc as grpcclient
 
 from frontend.core.config import Settings
 from frontend.core.errors import APIError
+from frontend.models.catalog import ModelCatalog
 from frontend.triton.codecs import image_input, strings
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
@@ -72,7 +73,7 @@ async def wait_for(condition: object, timeout: float, what: str) -> None:
 
 
 async def scenario(settings: Settings, work: Path, messages: Callable[[], list[str]]) -> None:
-    write_repository(settings)
+    write_repository(settings, ModelCatalog(settings).all(enabled=False))
     servers = [
         EmbeddedTriton(
             repositories=[settings.triton_repository_dir],

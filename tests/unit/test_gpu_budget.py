@@ -1,5 +1,5 @@
 """The GPU side of the LRU policy. This machine has no GPU, so NVML's answers are stood in for;
-the real NVML readings are taken on a GPU host by tools/gpu_check.py."""
+the real NVML readings are taken on a GPU host by tools/gpu_check/."""
 
 from __future__ import annotations
 

@@ -11,7 +11,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from frontend.core.config import ModelEntry, Settings, load_settings
-from frontend.triton.repository import build_config, shipped_task_code_dir, write_repository
+from frontend.models.catalog import ModelCatalog
+from frontend.triton.repository import build_config, shipped_task_code_dir
+from frontend.triton.repository import write_repository as write_entries
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "model_repository" / "embedding" / "config.pbtxt"
@@ -20,6 +22,11 @@ MODEL_PY = REPO_ROOT / "model_repository" / "embedding" / "1" / "model.py"
 
 def entry(model_id: str = "minilm", **extra: Any) -> ModelEntry:
     return ModelEntry(id=model_id, hf_model="sentence-transformers/all-MiniLM-L6-v2", **extra)
+
+
+def write_repository(settings: Settings) -> list[str]:
+    """What the app does at start: every entry of the catalog (config.yaml's, here)."""
+    return write_entries(settings, ModelCatalog(settings).all(enabled=False))
 
 
 def settings_with(data_dir: Path, *models: dict[str, Any], **sections: Any) -> Settings:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from frontend.core.config import ModelEntry, load_settings
-from frontend.models.store import FOREVER, ModelOverride, SettingsStore, apply_added_models
+from frontend.core.config import ModelEntry, Task, load_settings
+from frontend.models.catalog import ModelCatalog
+from frontend.models.store import FOREVER, ModelOverride, SettingsStore
 
 
 def test_overrides_survive_a_restart_and_reset_to_the_configuration(tmp_path: Path) -> None:
@@ -40,16 +41,46 @@ def test_added_models_are_applied_after_the_configured_ones(tmp_path: Path) -> N
         models={"text_embedding": [{"id": "minilm", "hf_model": "org/minilm"}]},
     )
 
-    applied = apply_added_models(settings, SettingsStore(tmp_path / "settings.db"))
+    catalog = ModelCatalog(settings, SettingsStore(tmp_path / "settings.db"))
 
-    assert applied == ["bge"]  # config.yaml wins the clash on "minilm"
-    assert [e.id for e in settings.models.text_embedding] == ["minilm", "bge"]
-    assert settings.models.text_embedding[1] == added
-    assert settings.models.image_caption == []
+    assert catalog.added == ["bge"]  # config.yaml wins the clash on "minilm"
+    embedders = [f.entry for f in catalog.all(Task.TEXT_EMBEDDING)]
+    assert [e.id for e in embedders] == ["minilm", "bge"]
+    assert embedders[1] == added
+    assert catalog.all(Task.IMAGE_CAPTION) == []
+    assert [e.id for e in settings.models.text_embedding] == ["minilm"]  # settings untouched
     assert store.remove_model("bge") is True
     assert store.remove_model("bge") is False
     assert store.override("bge") == ModelOverride()  # its overrides go with it
     assert [task for task, _ in store.added_models()] == ["image_caption"]
+
+
+def test_the_catalog_persists_what_it_adds_and_removes(tmp_path: Path) -> None:
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        models={"text_embedding": [{"id": "minilm", "hf_model": "org/minilm"}]},
+    )
+    catalog = ModelCatalog(settings, SettingsStore(tmp_path / "settings.db"))
+    bge = ModelEntry(id="bge", hf_model="BAAI/bge-small-en-v1.5")
+    blip = ModelEntry(id="blip", hf_model="Salesforce/blip", enabled=False)
+
+    catalog.add(Task.TEXT_EMBEDDING, bge)
+    catalog.add(Task.IMAGE_CAPTION, blip)
+
+    assert catalog.lookup("bge", Task.TEXT_EMBEDDING) == bge
+    assert catalog.find("blip") is None  # disabled: listed, never served
+    assert catalog.task_of(blip) is Task.IMAGE_CAPTION
+    assert [f.entry.id for f in catalog.all(enabled=False)] == ["minilm", "bge", "blip"]
+    assert [e.id for e in settings.models.text_embedding] == ["minilm"]  # settings untouched
+    reopened = ModelCatalog(settings, SettingsStore(tmp_path / "settings.db"))
+    assert reopened.added == ["bge", "blip"]
+    assert reopened.is_added("bge") and not reopened.is_added("minilm")
+
+    assert catalog.remove("bge") is True
+    assert catalog.remove("bge") is False
+    assert [f.entry.id for f in catalog.all(Task.TEXT_EMBEDDING)] == ["minilm"]
+    assert ModelCatalog(settings, SettingsStore(tmp_path / "settings.db")).added == ["blip"]
 
 
 def test_a_database_from_before_keep_alive_seconds_is_migrated(tmp_path: Path) -> None:

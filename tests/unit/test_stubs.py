@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -10,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from frontend.models.stubs import STUB_NAME, is_alive, resident_bytes, stub_pids
+from frontend.models.stubs import (
+    STUB_NAME,
+    find_pids,
+    is_alive,
+    process_tree,
+    resident_bytes,
+    rss_bytes,
+    stub_pids,
+)
 
 
 @pytest.fixture
@@ -46,6 +55,19 @@ def test_resident_bytes_sums_live_processes_and_skips_gone_ones(
     assert alone > 1 << 20  # a Python interpreter holds megabytes
     assert resident_bytes([fake_stub.pid, 2**22 + 1]) == alone  # no such pid
     assert resident_bytes([]) == 0
+
+
+def test_processes_are_found_by_argv_and_their_tree_and_rss_read(
+    tmp_path: Path, fake_stub: subprocess.Popen[bytes]
+) -> None:
+    marker = str(tmp_path.resolve() / "m" / "1" / "model.py")
+
+    assert find_pids(lambda argv: argv[-1:] == [marker]) == [fake_stub.pid]
+    tree = process_tree(os.getpid())
+    assert tree[os.getpid()] and fake_stub.pid in tree  # the caller and its child
+    assert process_tree(2**22 + 1) == {}
+    assert rss_bytes(fake_stub.pid) > 1 << 20
+    assert rss_bytes(2**22 + 1) == 0
 
 
 def test_a_zombie_or_gone_process_is_not_alive(fake_stub: subprocess.Popen[bytes]) -> None:

@@ -1,0 +1,205 @@
+"""The plain config.yaml sections: server, triton, limits, resources, hub and crawl."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+
+class Section(BaseModel):
+    """A config.yaml section: unknown keys are errors (a typo never goes unnoticed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TritonSection(Section):
+    # One external Triton (host:port), several (a YAML list, or "a:8001,b:8001" in the
+    # environment: requests are spread over them), or None for the embedded server.
+    url: str | list[str] | None = None
+    http_port: int = Field(default=0, ge=0, le=65535)
+    grpc_port: int = Field(default=0, ge=0, le=65535)
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    startup_timeout_seconds: float = Field(default=60, gt=0)
+    load_timeout_seconds: float = Field(default=300, gt=0)
+    inference_timeout_seconds: float = Field(default=120, gt=0)
+    task_code_dir: Path | None = None
+    log_verbose: int = Field(default=0, ge=0, le=3)
+    # Secret for Triton's model-repository API (load/unload), sent as the `admin-key` header.
+    # Embedded mode: a random one per start when unset. External Triton: the value given to
+    # its --grpc-restricted-protocol / --http-restricted-api flags.
+    admin_key: str | None = Field(default=None, min_length=16, max_length=256)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        if isinstance(value, str) and "," in value:
+            return [part.strip() for part in value.split(",")]
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _check_urls(cls, value: str | list[str] | None) -> str | list[str] | None:
+        items = [value] if isinstance(value, str) else value or []
+        if value is not None and not items:
+            raise ValueError("needs at least one Triton address (host:port)")
+        for item in items:
+            if not item or any(char.isspace() for char in item):
+                raise ValueError("a Triton address must be host:port, without spaces")
+        if len(set(items)) != len(items):
+            raise ValueError("a Triton address is listed more than once")
+        return value
+
+    @property
+    def urls(self) -> list[str]:
+        """Every external Triton address; empty for the embedded server."""
+        if self.url is None:
+            return []
+        return [self.url] if isinstance(self.url, str) else list(self.url)
+
+    @field_validator("task_code_dir")
+    @classmethod
+    def _check_absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path (as Triton sees it)")
+        return value
+
+
+class LimitsSection(Section):
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_texts_per_request: int = Field(default=256, ge=1, le=100_000)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    max_rerank_documents: int = Field(default=1000, ge=1, le=100_000)
+    max_images_per_request: int = Field(default=16, ge=1, le=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_image_side: int = Field(default=16_384, ge=1)
+    max_new_tokens: int = Field(default=128, ge=1)
+    max_num_beams: int = Field(default=8, ge=1)
+
+
+class ResourcesSection(Section):
+    max_gpu_memory_gb: float = Field(default=8, gt=0)
+    max_host_memory_gb: float | None = Field(default=None, gt=0)
+    max_concurrent_requests: int = Field(default=64, ge=1)  # inference requests in flight
+    queue_timeout_seconds: float = Field(default=30, ge=0)  # wait for a slot, then 503
+    keep_alive_seconds: float = Field(default=1800, ge=0)  # idle time before an unload
+    ocr_keep_alive_seconds: float = Field(default=5, ge=0)  # OCR: release memory quickly
+    max_keep_alive_seconds: float = Field(default=86_400, ge=0)
+    # A model whose process dies is restarted; after this many restarts within the window
+    # it is marked failed until an operator loads it again.
+    model_max_restarts: int = Field(default=5, ge=0, le=1000)
+    model_restart_window_seconds: float = Field(default=300, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_keep_alive_name(cls, data: Any) -> Any:
+        # Before keep-alive was in seconds everywhere: model_keep_alive_minutes (still read).
+        if isinstance(data, dict) and "model_keep_alive_minutes" in data:
+            data = dict(data)
+            minutes = data.pop("model_keep_alive_minutes")
+            if "keep_alive_seconds" not in data:
+                try:
+                    data["keep_alive_seconds"] = float(minutes) * 60
+                except (TypeError, ValueError):
+                    raise ValueError("model_keep_alive_minutes must be a number") from None
+        return data
+
+
+class HubSection(Section):
+    """Where models are downloaded from (POST /api/models/download)."""
+
+    endpoint: str | None = None  # None: $HF_ENDPOINT, else https://huggingface.co
+    etag_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    max_concurrent_downloads: int = Field(default=2, ge=1, le=16)
+
+
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$"
+)
+
+
+class CrawlSection(Section):
+    chromium_path: Path | None = None  # None: Debian's chromium if installed, else Playwright's
+    max_concurrent: int = Field(default=2, ge=1, le=64)
+    max_queued: int = Field(default=16, ge=0, le=10_000)
+    default_timeout_ms: int = Field(default=15_000, ge=100)
+    max_timeout_ms: int = Field(default=60_000, ge=100, le=600_000)
+    js_wait_ms: int = Field(default=5_000, ge=0, le=600_000)
+    idle_close_seconds: float = Field(default=300, gt=0)
+    launch_timeout_seconds: float = Field(default=30, gt=0)
+    viewport_width: int = Field(default=1280, ge=100, le=8192)
+    viewport_height: int = Field(default=800, ge=100, le=8192)
+    max_screenshot_height: int = Field(default=10_000, ge=100, le=32_000)
+    max_html_chars: int = Field(default=2_000_000, ge=10_000)
+    max_text_chars: int = Field(default=100_000, ge=1_000)
+    max_links: int = Field(default=1_000, ge=0, le=100_000)
+    max_transfer_mb: float = Field(default=50, gt=0)
+    min_extracted_chars: int = Field(default=200, ge=0)
+    user_agent: str | None = None
+    ignore_tls_errors: bool = False
+    allow_private_networks: bool = False
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                if not _HOST_NAME.fullmatch(entry):
+                    raise ValueError(
+                        f"'{entry[:100]}' is not a host name, IP address or CIDR"
+                    ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_timeouts(self) -> CrawlSection:
+        if self.default_timeout_ms > self.max_timeout_ms:
+            raise ValueError("default_timeout_ms is larger than max_timeout_ms")
+        return self
+
+
+_ALLOWED_HOST = re.compile(r"^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_-]{1,63})*$")
+
+
+def _normalise_allowed_host(entry: str) -> str:
+    value = entry.strip().lower().rstrip(".")
+    if value == "*":
+        return value
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        pass
+    if len(value) > 253 or not _ALLOWED_HOST.fullmatch(value):
+        raise ValueError(f"'{entry[:100]}' is not a host name, '*.domain', an IP address or '*'")
+    return value
+
+
+class ServerSection(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # SIGTERM: refuse new work, let running requests finish for this long, then stop
+    drain_timeout_seconds: float = Field(default=30, ge=0, le=3600)
+    # Host header names the API answers to besides localhost, loopback IPs and `host` (see
+    # core.hosts). NoDecode: the environment gives "a,b" (a JSON list works too).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
+        return [_normalise_allowed_host(entry) for entry in value]
