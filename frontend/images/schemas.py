@@ -56,10 +56,17 @@ class OcrLine(BaseModel):
     text: str
     confidence: float
     box: list[list[float]] = Field(description="4 [x, y] corners, clockwise from top-left")
+    block: int = Field(
+        default=0,
+        description="index of the line's text block (column, paragraph or table), in reading "
+        "order; lines come block by block, each block row by row along the page's skew",
+    )
 
 
 class OcrPage(BaseModel):
-    text: str = Field(description="all lines in reading order, rows separated by newlines")
+    text: str = Field(
+        description="all lines in reading order (block by block), rows separated by newlines"
+    )
     lines: list[OcrLine]
 
 

@@ -21,6 +21,8 @@ PARAMETER_TYPES: dict[str, Callable[[str], Any]] = {
     "engine": str,
     "max_new_tokens": int,
     "num_beams": int,
+    "use_cls": lambda value: value == "true",
+    "rec_batch_num": int,
 }
 
 

@@ -76,7 +76,7 @@ def test_reads_rendered_text_exactly(rapid: OcrEngine, variant: str) -> None:
     assert top_left[0] < top_right[0] and top_right[1] < bottom_right[1]  # clockwise
     assert json.loads(json.dumps(result.to_dict())) == {
         "text": "Hello Triton 2026",
-        "lines": [{"text": line.text, "confidence": line.confidence, "box": line.box}],
+        "lines": [{"text": line.text, "confidence": line.confidence, "box": line.box, "block": 0}],
     }
 
 
@@ -183,7 +183,7 @@ def test_result_is_plain_data() -> None:
     result = OcrResult("a b", [OcrLine("a b", 0.5, box(0, 0, 1, 1))])
     assert result.to_dict() == {
         "text": "a b",
-        "lines": [{"text": "a b", "confidence": 0.5, "box": box(0, 0, 1, 1)}],
+        "lines": [{"text": "a b", "confidence": 0.5, "box": box(0, 0, 1, 1), "block": 0}],
     }
 
 

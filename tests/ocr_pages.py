@@ -1,0 +1,110 @@
+"""Document pages for OCR tests, rendered with their ground-truth text, and a CER helper."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from tests.images import font
+
+WORDS = [
+    "invoice",
+    "total",
+    "amount",
+    "due",
+    "date",
+    "paper",
+    "ledger",
+    "river",
+    "stone",
+    "window",
+    "garden",
+    "orange",
+    "market",
+    "signal",
+    "number",
+    "account",
+    "payment",
+    "office",
+    "letter",
+    "manual",
+    "chapter",
+    "section",
+    "figure",
+    "method",
+    "result",
+    "sample",
+    "value",
+    "engine",
+    "summer",
+    "winter",
+    "yellow",
+    "purple",
+    "castle",
+]
+
+
+def sentences(count: int, words: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, words)) for _ in range(count)]
+
+
+def _page(size: tuple[int, int], placed: list[tuple[int, int, str]], font_size: int) -> Image.Image:
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    for x, y, text in placed:
+        draw.text((x, y), text, fill="black", font=font(font_size))
+    return image
+
+
+def two_columns(rows: int = 12) -> tuple[np.ndarray, str]:
+    """Two columns of short lines with a narrow gutter; truth reads the left column first."""
+    left, right = sentences(rows, 3, 1), sentences(rows, 3, 2)
+    placed = [(40, 40 + 44 * i, t) for i, t in enumerate(left)]
+    placed += [(640, 40 + 44 * i, t) for i, t in enumerate(right)]
+    image = _page((1200, 80 + 44 * rows), placed, 28)
+    return np.asarray(image), "\n".join(left + right)
+
+
+def rotated(degrees: float, rows: int = 10) -> tuple[np.ndarray, str]:
+    """Long lines rotated by `degrees` (counter-clockwise positive), white fill."""
+    lines = sentences(rows, 6, 3)
+    image = _page((1100, 60 + 48 * rows), [(40, 30 + 48 * i, t) for i, t in enumerate(lines)], 30)
+    turned = image.rotate(degrees, expand=True, fillcolor="white", resample=Image.BICUBIC)
+    return np.asarray(turned), "\n".join(lines)
+
+
+def dense(rows: int = 40) -> tuple[np.ndarray, str]:
+    """A 3000x2000 page of 40 long lines."""
+    lines = sentences(rows, 12, 4)
+    placed = [(60, 40 + 48 * i, t) for i, t in enumerate(lines)]
+    return np.asarray(_page((3000, 2000), placed, 34)), "\n".join(lines)
+
+
+def table(rows: int = 8) -> tuple[np.ndarray, str]:
+    """An invoice table: item, quantity, price columns with wide gaps; truth is row by row."""
+    rng = np.random.default_rng(5)
+    cells = [
+        (str(rng.choice(WORDS)), str(int(rng.integers(1, 20))), f"{rng.uniform(1, 99):.2f}")
+        for _ in range(rows)
+    ]
+    placed = []
+    for i, (item, qty, price) in enumerate(cells):
+        y = 40 + 50 * i
+        placed += [(40, y, item), (500, y, qty), (800, y, price)]
+    image = _page((1000, 80 + 50 * rows), placed, 30)
+    return np.asarray(image), "\n".join(" ".join(row) for row in cells)
+
+
+def cer(found: str, truth: str) -> float:
+    """Character error rate: Levenshtein distance over the truth's length (whitespace folded)."""
+    a, b = " ".join(found.split()), " ".join(truth.split())
+    previous = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        current = [i]
+        for j, other in enumerate(b, 1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other))
+            )
+        previous = current
+    return previous[-1] / max(1, len(b))
