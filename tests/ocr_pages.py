@@ -70,7 +70,9 @@ def rotated(degrees: float, rows: int = 10) -> tuple[np.ndarray, str]:
     """Long lines rotated by `degrees` (counter-clockwise positive), white fill."""
     lines = sentences(rows, 6, 3)
     image = _page((1100, 60 + 48 * rows), [(40, 30 + 48 * i, t) for i, t in enumerate(lines)], 30)
-    turned = image.rotate(degrees, expand=True, fillcolor="white", resample=Image.BICUBIC)
+    turned = image.rotate(
+        degrees, expand=True, fillcolor="white", resample=Image.Resampling.BICUBIC
+    )
     return np.asarray(turned), "\n".join(lines)
 
 

@@ -1,11 +1,15 @@
-"""Image endpoints, side by side in one run: OCR through the API vs RapidOCR in-process, and
-caption batching (one request of 8 images vs 8 sequential requests) with the tiny BLIP.
+"""Image endpoints, side by side in one run: OCR through the API vs RapidOCR in-process, OCR
+through the API vs Tesseract on generated document pages, and caption batching (one request
+of 8 images vs 8 sequential requests) with the tiny BLIP.
 
     python -m tools.bench_images [--seconds 8] [--rounds 3] [--clients 4]
+                                 [--passes 2] [--concurrency 1 4] [--no-tesseract]
 
 Builds the tiny test models into a temporary data dir, starts `homelab-ai serve` with
 RapidOCR (2 single-thread instances) and the tiny BLIP, and prints images/s and ratios.
-Both OCR paths start from the same encoded PNGs, so both include decoding.
+Both OCR paths start from the same encoded PNGs, so both include decoding. The Tesseract
+comparison (tools/tesseract_bench.py) needs the optional `tesseract` binary; without it that
+column is skipped with an install hint.
 """
 
 from __future__ import annotations
@@ -26,6 +30,15 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tools.benchlib import closed_loop, running_service
 from tools.build_test_models import build_test_models
+from tools.tesseract_bench import (
+    INSTALL_HINT,
+    EngineResult,
+    document_pages,
+    report,
+    run_api,
+    run_tesseract,
+    tesseract_binary,
+)
 
 LINES = [
     ["Hello Triton 2026"],
@@ -103,6 +116,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--passes", type=int, default=2, help="passes over the document pages per concurrency"
+    )
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--no-tesseract", action="store_true", help="skip the Tesseract column")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-images-"))
@@ -135,6 +153,16 @@ def main() -> int:
                 f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in rates.items())
             )
         batched, sequential = asyncio.run(caption_timings(url, captions, 5))
+        doc_pages = document_pages()
+        ours = asyncio.run(run_api(url, doc_pages, args.concurrency, args.passes))
+    binary = None if args.no_tesseract else tesseract_binary()
+    if binary is None and not args.no_tesseract:
+        print(f"tesseract not found, skipping its column; install it with: {INSTALL_HINT}")
+    theirs: EngineResult | None = None
+    if binary is not None:  # after the service stopped, so nothing else competes for the CPU
+        theirs = asyncio.run(
+            run_tesseract(binary, doc_pages, work / "tesseract", args.concurrency, args.passes)
+        )
 
     median = {k: statistics.median(v) for k, v in rates.items()}
     best = max(median["in-process 1 thread"], median["in-process 2 threads"])
@@ -152,6 +180,7 @@ def main() -> int:
     ):
         print(f"  {label:30} {seconds * 1000:7.1f} ms ({8 / seconds:.1f} images/s)")
     print(f"  batching gain: {sequential / batched:.2f}x")
+    report(doc_pages, ours, theirs, args.passes)
     return 0
 
 
