@@ -139,24 +139,36 @@ def _save_trocr(folder: Path) -> None:
     TrOCRProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
 
 
-def _save_reranker(folder: Path) -> None:
-    """A cross-encoder as bge-reranker and ms-marco ship them: a plain transformers
-    BertForSequenceClassification with one label and its tokenizer (no sentence-transformers
-    files), so CrossEncoder applies its default sigmoid. 64 positions: long pairs truncate."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+def _bert_words() -> list[str]:
+    """The tiny BERTs' vocabulary: specials, the caption words, letters and digits."""
+    return [*SPECIALS, *dict.fromkeys(CAPTION_WORDS), *string.ascii_lowercase, *string.digits]
 
-    words = [*SPECIALS, *dict.fromkeys(CAPTION_WORDS), *string.ascii_lowercase, *string.digits]
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, model_max_length=64)
-    config = BertConfig(
-        vocab_size=len(words),
+
+def _tiny_bert_config(vocab_size: int) -> Any:
+    """The shape every tiny test BERT shares (reranker, CLS-pooled embedder)."""
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=vocab_size,
         hidden_size=SIZE,
         intermediate_size=2 * SIZE,
         num_hidden_layers=2,
         num_attention_heads=4,
         max_position_embeddings=64,
         initializer_range=INIT_STD,
-        num_labels=1,  # type: ignore[call-arg]  # a PretrainedConfig kwarg, not in the stubs
     )
+
+
+def _save_reranker(folder: Path) -> None:
+    """A cross-encoder as bge-reranker and ms-marco ship them: a plain transformers
+    BertForSequenceClassification with one label and its tokenizer (no sentence-transformers
+    files), so CrossEncoder applies its default sigmoid. 64 positions: long pairs truncate."""
+    from transformers import BertForSequenceClassification, BertTokenizer
+
+    words = _bert_words()
+    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, model_max_length=64)
+    config = _tiny_bert_config(len(words))
+    config.num_labels = 1  # one relevance logit
     BertForSequenceClassification(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
@@ -174,20 +186,12 @@ def _save_cls_embedder(folder: Path) -> None:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules.transformer import Transformer
     from sentence_transformers.sentence_transformer.modules.pooling import Pooling
-    from transformers import BertConfig, BertModel, BertTokenizer
+    from transformers import BertModel, BertTokenizer
 
-    words = [*SPECIALS, *dict.fromkeys(CAPTION_WORDS), *string.ascii_lowercase, *string.digits]
+    words = _bert_words()
     bert_dir = folder / "bert"
     BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(bert_dir)
-    config = BertConfig(
-        vocab_size=len(words),
-        hidden_size=SIZE,
-        intermediate_size=2 * SIZE,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=64,
-        initializer_range=INIT_STD,
-    )
+    config = _tiny_bert_config(len(words))
     BertModel(config).save_pretrained(bert_dir)
     transformer = Transformer(str(bert_dir), max_seq_length=48)
     pooling = Pooling(SIZE, pooling_mode="cls")
