@@ -34,7 +34,7 @@ import aiohttp
 import numpy as np
 
 from frontend.models.stubs import process_tree, resident_bytes, rss_bytes
-from tools.benchlib import LoadResult, closed_loop, running_service
+from tools.benchlib import LoadResult, closed_loop, cpu_per_call, cpu_seconds, running_service
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCES = [f"The quick brown fox number {i} jumps over the lazy dog." for i in range(512)]
@@ -195,6 +195,13 @@ def main() -> int:
             figures = ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items())
             print(f"round {round_ + 1}: {figures}", flush=True)
         p50 = {n: asyncio.run(api_load(u, 1, 1, args.seconds)).p50_ms for n, u in urls.items()}
+        split = {}  # where the CPU goes, per request, for each service at each load
+        for name, url in urls.items():
+            for load, (clients, per_request) in {**LOADS, "1 x 1": (1, 1)}.items():
+                before = cpu_seconds(pids[name])
+                result = asyncio.run(api_load(url, clients, per_request, args.seconds))
+                after = cpu_seconds(pids[name])
+                split[f"{name}: {load}"] = cpu_per_call(before, after, result.calls)
         memory = {name: footprint_mib(pid) for name, pid in pids.items()}
         for url in urls.values():  # the arena's peak: one batch of 32 texts at 256 tokens
             asyncio.run(long_batch(url))
@@ -212,6 +219,9 @@ def main() -> int:
         print(f"| {name} | {value:.0f} | {value / ceiling:.2f} |")
     for name, latency in p50.items():  # in-process: 1 thread, as in one instance
         print(f"| {name}: 1 client, p50 | {latency:.1f} ms | in-process batch 1: {batch1:.1f} ms |")
+    print("CPU ms per request (2 cores = 2000 ms per second of wall time):")
+    for name, line in split.items():
+        print(f"  {name}: {line}")
     for name, parts in memory.items():
         print(f"{name}: memory MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()))
         long = after_long[name]

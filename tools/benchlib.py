@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from frontend.models.stubs import process_tree
 from frontend.triton.embedded import free_port
 
 
@@ -129,3 +131,31 @@ def running_service(
         finally:
             service.send_signal(signal.SIGINT)
             service.wait(60)
+
+
+def _role(name: str) -> str:
+    return "model stubs" if "python_b" in name else "tritonserver" if "triton" in name else ""
+
+
+def cpu_seconds(service_pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the service's processes by role (frontend,
+    tritonserver, model stubs) and of this process, the load generator."""
+    import psutil
+
+    parts = {"frontend": 0.0, "tritonserver": 0.0, "model stubs": 0.0}
+    for pid, name in process_tree(service_pid).items():
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        parts[_role(name) or "frontend"] += times.user + times.system
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    parts["load generator"] = own.ru_utime + own.ru_stime
+    return parts
+
+
+def cpu_per_call(before: dict[str, float], after: dict[str, float], calls: int) -> str:
+    """'role X.XX ms, ...': CPU milliseconds per call spent by each role between two samples."""
+    spent = {role: (after[role] - before.get(role, 0.0)) * 1000 / max(calls, 1) for role in after}
+    total = sum(spent.values())
+    return ", ".join(f"{role} {ms:.2f}" for role, ms in spent.items()) + f" (total {total:.2f})"
