@@ -46,4 +46,15 @@ else
         .venv/bin/homelab-ai models import "$src" --id sentence-transformers/all-MiniLM-L6-v2
     fi
 fi
+# The Tesseract OCR engine reads Debian's traineddata: tesseract-ocr-<lang> for the languages
+# the enabled Tesseract models list in config.yaml (tools/tesseract_packages.py).
+missing=()
+for package in $(.venv/bin/python -m tools.tesseract_packages config.yaml); do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+        || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    apt-get update && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
+fi
 echo "installed into .venv"
