@@ -48,8 +48,11 @@ else
 fi
 # The Tesseract OCR engine reads Debian's traineddata: tesseract-ocr-<lang> for the languages
 # the enabled Tesseract models list in config.yaml (tools/tesseract_packages.py).
+wanted=$(.venv/bin/python -m tools.tesseract_packages config.yaml)
+# The tests read English and German (umlauts) with Tesseract.
+if ((dev)); then wanted+=" tesseract-ocr-eng tesseract-ocr-deu"; fi
 missing=()
-for package in $(.venv/bin/python -m tools.tesseract_packages config.yaml); do
+for package in $wanted; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
         || missing+=("$package")
 done

@@ -91,7 +91,8 @@ def _unreadable(
         installed = installed_languages() or []
         packages = [debian_package(code) for code in codes if code not in installed]
         steps = [f"install the Debian package {' '.join(packages)}"] if packages else []
-        if any(entry.languages is not None for entry in tesseract):
+        listed = [entry.languages for entry in tesseract if entry.languages is not None]
+        if listed and all(any(code not in codes_of for code in codes) for codes_of in listed):
             steps.append("add it to the model's `languages` (tools/install.sh installs those)")
         message += f". For Tesseract: {' and '.join(steps)}" if steps else ""
         if packages:
