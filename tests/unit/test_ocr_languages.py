@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from frontend.core.config import ConfigError, Settings, load_settings
+from frontend.core.config import ConfigError, ModelEntry, Settings, Task, load_settings
 from frontend.core.errors import InvalidRequest
 from frontend.images.languages import choose_ocr_model, model_languages
 from frontend.models.catalog import ModelCatalog
+from frontend.triton.repository import build_config, shipped_task_code_dir
 from tools.tesseract_packages import packages
 
 RAPID = {"id": "rapid", "hf_model": "rapidocr/PP-OCRv4", "default": True}
@@ -111,3 +112,15 @@ def test_install_script_packages_follow_the_enabled_tesseract_models() -> None:
     default = Settings(models={"ocr": [{"id": "t", "hf_model": "tesseract/5"}]})
     assert packages(default) == ["tesseract-ocr", "tesseract-ocr-eng", "tesseract-ocr-osd"]
     assert packages(Settings(models={"ocr": [RAPID, {**TESS, "enabled": False}]})) == []
+
+
+def test_triton_entry_carries_the_first_language_as_the_default() -> None:
+    template = shipped_task_code_dir() / "ocr" / "config.pbtxt"
+    entry = ModelEntry.model_validate({**TESS, "languages": ["de", "eng"]})
+
+    config = build_config(template, entry, Task.OCR)
+
+    assert config.parameters["lang"].string_value == "deu"
+    assert config.parameters["hf_model"].string_value == "tesseract/5"
+    plain = build_config(template, ModelEntry.model_validate(RAPID), Task.OCR)
+    assert "lang" not in plain.parameters
