@@ -28,6 +28,7 @@ MODEL_PACKAGES = frozenset(
         "onnx",
         "rapidocr-onnxruntime",
         "opencv-python",
+        "tesserocr",
     }
 )
 # The embedded tritonserver: neither image runs it (Docker runs NVIDIA's own Triton image).

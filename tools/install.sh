@@ -46,4 +46,18 @@ else
         .venv/bin/homelab-ai models import "$src" --id sentence-transformers/all-MiniLM-L6-v2
     fi
 fi
+# The Tesseract OCR engine reads Debian's traineddata: tesseract-ocr-<lang> for the languages
+# the enabled Tesseract models list in config.yaml (tools/tesseract_packages.py).
+wanted=$(.venv/bin/python -m tools.tesseract_packages config.yaml)
+# The tests read English and German (umlauts) with Tesseract.
+if ((dev)); then wanted+=" tesseract-ocr-eng tesseract-ocr-deu"; fi
+missing=()
+for package in $wanted; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+        || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    apt-get update && DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "${missing[@]}"
+fi
 echo "installed into .venv"

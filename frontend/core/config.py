@@ -21,6 +21,7 @@ from frontend.core.config_sections import (
     TritonSection,
 )
 from frontend.core.config_security import ApiKey, RateLimitSection, SecuritySection
+from frontend.tasks.ocr_languages import normalise
 
 # The sections live in config_sections / config_security; their names are imported from here.
 __all__ = [
@@ -107,6 +108,18 @@ class ModelEntry(Section):
     # None: the task's own default (caption 30, OCR 64)
     max_new_tokens: int | None = Field(default=None, ge=1, le=1024)
     num_beams: int = Field(default=1, ge=1, le=16)
+    # OCR: the languages the model offers (Tesseract codes or ISO 639-1: eng, deu, de), the
+    # first being what it reads when a request names none. None: the engine's own (RapidOCR:
+    # chi_sim, eng; Tesseract: every installed traineddata, English first; HF: undeclared).
+    languages: list[str] | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("languages")
+    @classmethod
+    def _check_languages(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        codes = [normalise(code) for code in value]  # ValueError names an unknown code
+        return list(dict.fromkeys(codes))
 
     @field_validator("id")
     @classmethod

@@ -11,14 +11,22 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from frontend.core.config import Task
+from frontend.core.config import ModelEntry, Task
 from frontend.core.deps import RegistryDep
 from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.images.inputs import read_images
+from frontend.images.languages import choose_ocr_model
 from frontend.images.openapi import image_request_body
-from frontend.images.schemas import CaptionOptions, CaptionResponse, ImageOptions, OcrResponse
+from frontend.images.schemas import (
+    CaptionOptions,
+    CaptionResponse,
+    ImageOptions,
+    OcrOptions,
+    OcrResponse,
+)
+from frontend.models.catalog import ModelCatalog
 from frontend.models.lifecycle import parse_keep_alive
 from frontend.models.registry import ModelRegistry
 from frontend.triton.codecs import image_input, strings
@@ -28,6 +36,15 @@ router = APIRouter(route_class=StrictJSONRoute, prefix="/api")
 # RGB to them would cost 36 MB per image for nothing. OCR keeps full resolution.
 CAPTION_MAX_SIDE = 1024
 _MODEL_FIELD = {"type": "string", "description": "config id or HF id; the default if omitted"}
+Choice = tuple[ModelEntry, dict[str, int | str]]  # the model and its Triton request parameters
+
+
+def _named_model(catalog: ModelCatalog, options: Any, task: Task) -> Choice:
+    return catalog.lookup(options.model, task), options.parameters()
+
+
+def _ocr_model(catalog: ModelCatalog, options: Any, _task: Task) -> Choice:
+    return choose_ocr_model(catalog, options.model, options.lang)
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,7 @@ class ImageTask:
     output: str  # the Triton output: one string per image
     reply: Callable[[list[str], bool], dict[str, Any]]  # (outputs, single image) -> fields
     fit_within: int | None = None
+    choose: Callable[[ModelCatalog, Any, Task], Choice] = _named_model
 
 
 def _captions(outputs: list[str], single: bool) -> dict[str, Any]:
@@ -51,7 +69,7 @@ def _pages(outputs: list[str], single: bool) -> dict[str, Any]:
 
 
 CAPTION = ImageTask(Task.IMAGE_CAPTION, CaptionOptions, "CAPTION", _captions, CAPTION_MAX_SIDE)
-OCR = ImageTask(Task.OCR, ImageOptions, "RESULT", _pages)
+OCR = ImageTask(Task.OCR, OcrOptions, "RESULT", _pages, choose=_ocr_model)
 
 
 async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTask) -> Response:
@@ -61,9 +79,9 @@ async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTas
     limits = request.app.state.settings.limits
     parsed = await read_images(request, spec.options, limits, fit_within=spec.fit_within)
     options: ImageOptions = parsed.options
-    entry = registry.catalog.lookup(options.model, spec.task)
+    entry, chosen = spec.choose(registry.catalog, options, spec.task)
     keep_alive = parse_keep_alive(options.keep_alive)
-    parameters = options.parameters() or None
+    parameters = chosen or None
 
     async def one(image: Any) -> str:
         inputs = [image_input(image)]
@@ -103,7 +121,19 @@ async def caption(request: Request, registry: RegistryDep) -> Response:
     summary="Read the text in images",
     tags=["ocr"],
     openapi_extra=image_request_body(
-        {"model": {"type": "string", "description": "config id; the default if omitted"}}
+        {
+            "model": {"type": "string", "description": "config id; the default if omitted"},
+            "lang": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 100,
+                "description": "language(s) of the text: Tesseract codes joined by '+' "
+                "(deu, deu+eng) or ISO 639-1 (de); without `model`, the default OCR model "
+                "if it reads them, else the first that does (GET /api/models lists each "
+                "OCR model's languages)",
+                "examples": ["eng", "deu+eng"],
+            },
+        }
     ),
 )
 async def ocr(request: Request, registry: RegistryDep) -> Response:

@@ -44,6 +44,12 @@ class CaptionOptions(ImageOptions):
         return {name: value for name, value in chosen.items() if value is not None}
 
 
+class OcrOptions(ImageOptions):
+    # "deu", "deu+eng" (several languages on one page), ISO 639-1 "de" accepted; checked
+    # against the models' languages by frontend.images.languages, which also picks the model.
+    lang: StrictStr | None = Field(default=None, min_length=1, max_length=100)
+
+
 class CaptionResponse(BaseModel):
     request_id: str
     caption: str | None = Field(default=None, description="for a single `image`")

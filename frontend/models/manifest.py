@@ -60,7 +60,8 @@ class ManifestEntry(BaseModel):
             raise ValueError(f"unknown task '{self.task}'")
         if self.builtin != is_builtin(self.id):
             raise ValueError(
-                "builtin: true is for (and only for) engines shipped in a package (rapidocr/...)"
+                "builtin: true is for (and only for) engines shipped in a package "
+                "(rapidocr/..., tesseract/...)"
             )
         if not self.builtin:
             try:

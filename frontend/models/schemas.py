@@ -23,7 +23,9 @@ class DownloadJobOut(BaseModel):
 
 
 class ModelInfo(BaseModel):
-    id: str = Field(description="Hugging Face model id (or rapidocr/... for the built-in engine)")
+    id: str = Field(
+        description="Hugging Face model id (or rapidocr/..., tesseract/... for built-in engines)"
+    )
     config_id: str | None = Field(description="the configured model's id, used by the task APIs")
     task: Literal["embedding", "caption", "ocr", "rerank"] | None = Field(
         description="null for a cached model that is neither configured nor in the manifest"
@@ -48,6 +50,12 @@ class ModelInfo(BaseModel):
     keep_alive_seconds: float | None = Field(description="idle time before unloading; null: never")
     expires_in_seconds: float | None = Field(description="while loaded and idle")
     download: DownloadJobOut | None = Field(description="the download running now, if any")
+    languages: list[str] | None = Field(
+        default=None,
+        description="OCR models: the languages it reads (Tesseract codes: eng, deu, chi_sim), "
+        "its default first; what `lang` on POST /api/ocr may ask for. null: not an OCR model, "
+        "or none declared (a Hugging Face model without `languages` in its entry)",
+    )
 
 
 class ModelList(BaseModel):

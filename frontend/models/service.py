@@ -23,6 +23,7 @@ from frontend.core.config import (
     Task,
 )
 from frontend.core.errors import Conflict, InvalidRequest, ModelNotFound
+from frontend.images.languages import model_languages
 from frontend.models.cache import InvalidModelId, check_hf_id, repo_dir, snapshot_path
 from frontend.models.downloads import DownloadJob, DownloadManager
 from frontend.models.lifecycle import Lifecycle
@@ -151,7 +152,14 @@ class ModelService:
             "keep_alive_seconds": keep_alive,
             "expires_in_seconds": expires,
             "download": job.to_dict() if job else None,
+            "languages": self._languages(hf_model, entry, task),
         }
+
+    @staticmethod
+    def _languages(hf_model: str, entry: ModelEntry | None, task: str | None) -> list[str] | None:
+        if task != Task.OCR.short:
+            return None
+        return model_languages(entry or ModelEntry(id="listed", hf_model=hf_model))
 
     def list_models(self, task: str | None = None) -> list[dict[str, Any]]:
         """Configured models first (one item each), then manifest and cached models."""

@@ -23,6 +23,7 @@ PARAMETER_TYPES: dict[str, Callable[[str], Any]] = {
     "num_beams": int,
     "use_cls": lambda value: value == "true",
     "rec_batch_num": int,
+    "lang": str,  # OCR (Tesseract): the model's default language, "deu"
 }
 
 
@@ -67,12 +68,20 @@ def torch_device(instance_kind: str, device_id: str | int) -> str:
     return "cpu"
 
 
-BUILTIN_PREFIX = "rapidocr/"
+# OCR engines whose models come with a package, not from Hugging Face: "rapidocr/PP-OCRv4"
+# (ONNX weights inside rapidocr-onnxruntime), "tesseract/5" (Debian's traineddata files).
+BUILTIN_ENGINES = ("rapidocr", "tesseract")
+
+
+def builtin_engine(hf_model: str) -> str | None:
+    """ "rapidocr" or "tesseract" for a built-in engine's id ("tesseract/5"), else None."""
+    engine, slash, _ = hf_model.lower().partition("/")
+    return engine if slash and engine in BUILTIN_ENGINES else None
 
 
 def is_builtin(hf_model: str) -> bool:
-    """Engines whose weights ship inside a Python package (no Hugging Face download)."""
-    return hf_model.lower().startswith(BUILTIN_PREFIX)
+    """Engines whose weights ship inside a package (no Hugging Face download)."""
+    return builtin_engine(hf_model) is not None
 
 
 def model_parameters(args: dict[str, Any]) -> dict[str, str]:

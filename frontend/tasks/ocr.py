@@ -1,6 +1,7 @@
-"""Text recognition: RapidOCR (PP-OCRv4 on ONNX Runtime) or a TrOCR-style Hugging Face model.
+"""Text recognition: RapidOCR (PP-OCRv4 on ONNX Runtime), Tesseract (ocr_tesseract) or a
+TrOCR-style Hugging Face model.
 
-Both engines take a whole Triton batch of RGB images and return one result per image, with
+The engines take a whole Triton batch of RGB images and return one result per image, with
 lines in reading order (blocks and columns in turn, rows along the page's skew; see ocr_layout).
 """
 
@@ -12,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from frontend.tasks.common import configure_threads, is_builtin, load_generation_model
+from frontend.tasks.common import builtin_engine, configure_threads, load_generation_model
 from frontend.tasks.ocr_layout import layout
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,16 @@ def load_ocr_engine(
     max_new_tokens: int = TROCR_MAX_NEW_TOKENS,
     use_cls: bool = False,
     rec_batch_num: int = REC_BATCH,
+    lang: str = "",
 ) -> OcrEngine:
-    """RapidOCR for the built-in ids ("rapidocr/..."), a TrOCR-style model otherwise."""
-    if is_builtin(hf_model):
+    """RapidOCR or Tesseract for the built-in ids ("rapidocr/...", "tesseract/..."), a
+    TrOCR-style model otherwise. `lang` is Tesseract's default language ("deu")."""
+    engine = builtin_engine(hf_model)
+    if engine == "tesseract":
+        from frontend.tasks.ocr_tesseract import TesseractEngine  # imports this module
+
+        return TesseractEngine(threads, device, lang)
+    if engine is not None:
         return RapidOcrEngine(threads, device, use_cls=use_cls, rec_batch_num=rec_batch_num)
     return TrOcrEngine(hf_model, threads, device, max_new_tokens)
 

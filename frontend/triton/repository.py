@@ -47,6 +47,8 @@ def build_config(template: Path, entry: ModelEntry, task: Task) -> mc.ModelConfi
     }
     if entry.max_new_tokens is not None:  # else the task's own default applies in the stub
         parameters["max_new_tokens"] = str(entry.max_new_tokens)
+    if entry.languages:  # Tesseract's default language (requests may ask for another)
+        parameters["lang"] = entry.languages[0]
     for key, value in parameters.items():
         config.parameters[key].string_value = value
     return config

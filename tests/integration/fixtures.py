@@ -64,6 +64,8 @@ MODELS: dict[str, Any] = {
     "ocr": [
         {"id": "rapidocr", "hf_model": "rapidocr/PP-OCRv4", "default": True, "threads": 2},
         {"id": "tiny-trocr", "hf_model": "homelab-test/tiny-trocr", "max_new_tokens": 6},
+        # Debian's traineddata (tools/install.sh --dev installs eng and deu)
+        {"id": "tesseract", "hf_model": "tesseract/5", "languages": ["eng", "deu"]},
         # used only by the LRU eviction test's own frontend (long keep-alive)
         {"id": "lru-rapidocr", "hf_model": "rapidocr/PP-OCRv4", "keep_alive_seconds": 600},
         {"id": "lru-trocr", "hf_model": "homelab-test/tiny-trocr", "keep_alive_seconds": 600},

@@ -169,6 +169,7 @@ def test_models_are_not_loaded_at_start(api: RunningApi, triton: EmbeddedTriton)
         "tiny-blip",
         "rapidocr",
         "tiny-trocr",
+        "tesseract",
         "rapidocr-pinned",
         "lru-rapidocr",
         "lru-trocr",

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from frontend.tasks.common import load_task, run_batch
+from tests.images import render_text
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,6 +169,26 @@ def test_ocr_entry_point_reads_each_request_and_answers_in_order(
     assert "IMAGE must be uint8 [n, H, W, 3]" in responses[1].error.message
     assert responses[2].error is not None
     assert responses[3].output_tensors[0].data.shape == (2, 1)
+
+
+def test_ocr_entry_point_reads_each_request_in_its_own_language(
+    pb: types.SimpleNamespace,
+) -> None:
+    model = entry_point("ocr")
+    model.initialize(args("tesseract/5", lang="eng"))
+    page = np.asarray(render_text(["Grüße aus Köln"], (640, 120)))[None]
+    requests = [
+        Request({"IMAGE": page}, {"lang": "deu"}),
+        Request({"IMAGE": page}),  # the model's default, English
+        Request({"IMAGE": page}, {"lang": "fra"}),  # not installed: this request fails alone
+        Request({"IMAGE": page}, {"lang": 7}),
+    ]
+    responses = model.execute(requests)
+
+    texts = [json.loads(r.output_tensors[0].data[0][0])["text"] for r in responses[:2]]
+    assert texts[0] == "Grüße aus Köln" != texts[1]
+    assert "apt-get install tesseract-ocr-fra" in responses[2].error.message
+    assert responses[3].error.message == "parameter lang must be a string"
 
 
 def test_embedding_entry_point_refuses_text_that_is_not_utf8(pb: types.SimpleNamespace) -> None:

@@ -64,7 +64,7 @@ BLOCKED_IMPORTS = textwrap.dedent(
     """
     import importlib.abc, sys
     BLOCKED = {"torch", "transformers", "sentence_transformers", "onnxruntime", "onnx",
-               "rapidocr_onnxruntime", "cv2", "pytriton"}
+               "rapidocr_onnxruntime", "cv2", "pytriton", "tesserocr"}
 
     class Block(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):

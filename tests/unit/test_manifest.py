@@ -79,7 +79,7 @@ def test_get_and_flags() -> None:
     assert manifest.get("nobody/nothing") is None
     rapid = manifest.get("rapidocr/PP-OCRv4")
     assert rapid is not None and rapid.builtin and rapid.task == "ocr" and is_builtin(rapid.id)
-    assert [e.id for e in manifest.entries() if e.builtin] == ["rapidocr/PP-OCRv4"]
+    assert [e.id for e in manifest.entries() if e.builtin] == ["rapidocr/PP-OCRv4", "tesseract/5"]
     llava = manifest.get("llava-hf/llava-1.5-7b-hf")
     assert llava is not None and llava.large and llava.task == "caption"
     assert {e.id for e in manifest.entries("ocr")} >= {
