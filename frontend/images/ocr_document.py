@@ -117,6 +117,15 @@ def _text_layer_result(lines: list[pdf.TextLine]) -> dict[str, Any]:
     return ordered_result([OcrLine(line.text, 1.0, line.box) for line in lines]).to_dict()
 
 
+def _pdfium_limiter(request: Request) -> anyio.CapacityLimiter:
+    """One per app (it belongs to the app's event loop)."""
+    state = request.app.state
+    if getattr(state, "pdfium_limiter", None) is None:
+        state.pdfium_limiter = anyio.CapacityLimiter(1)
+    limiter: anyio.CapacityLimiter = state.pdfium_limiter
+    return limiter
+
+
 async def _all_or_none(work: list[Coroutine[Any, Any, T]]) -> list[T]:
     """Every result in order; on a failure the rest are cancelled *and awaited*, so no page is
     still rendering in a thread when the caller closes the document."""
@@ -150,20 +159,25 @@ async def serve_document(
     def open_source() -> PageSource:
         return PdfPages(data, dpi, limits) if kind is DocumentKind.PDF else TiffPages(data, limits)
 
-    source = await anyio.to_thread.run_sync(open_source)
+    # PDFium runs one call at a time (pdf.PDFIUM_LOCK): its calls queue here, on the event
+    # loop, rather than as blocked threads that would starve the shared thread pool.
+    limiter = _pdfium_limiter(request) if kind is DocumentKind.PDF else None
+    source = await anyio.to_thread.run_sync(open_source, limiter=limiter)
     try:
         if source.count < 1:
             raise InvalidRequest("the document has no pages")
         numbers = parse_pages(options.pages, source.count)
         check_page_limit(len(numbers), source.count, settings.limits.max_document_pages)
-        plans = await anyio.to_thread.run_sync(source.plan, numbers, options.force_ocr)
+        plans = await anyio.to_thread.run_sync(
+            source.plan, numbers, options.force_ocr, limiter=limiter
+        )
         slots = asyncio.Semaphore(PAGES_IN_FLIGHT)
 
         async def read(plan: PagePlan) -> dict[str, Any]:
             async with slots:
                 image: np.ndarray | None = None
                 if plan.text_layer is None or options.page_images:
-                    image = await anyio.to_thread.run_sync(source.image, plan)
+                    image = await anyio.to_thread.run_sync(source.image, plan, limiter=limiter)
                 if plan.text_layer is not None:
                     result, page_source = _text_layer_result(plan.text_layer), "text-layer"
                 else:
@@ -186,7 +200,7 @@ async def serve_document(
 
         pages = await _all_or_none([read(plan) for plan in plans])
     finally:
-        await anyio.to_thread.run_sync(source.close)
+        await anyio.to_thread.run_sync(source.close, limiter=limiter)
     body = {
         "request_id": request_id_of(request),
         "text": PAGE_SEPARATOR.join(page["text"] for page in pages),

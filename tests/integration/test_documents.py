@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ from PIL import Image
 
 from frontend.triton.embedded import EmbeddedTriton
 from tests.images import b64, encode, render_text
+from tests.integration.conftest import RunningApi
 from tests.integration.test_embed_errors import assert_envelope
 from tests.pdfs import image_pdf, multipage_tiff, text_pdf
 
@@ -192,6 +195,32 @@ def test_bad_documents_get_the_envelope(
 ) -> None:
     error = assert_envelope(client.post("/api/ocr", json=body), 400, "INVALID_REQUEST")
     assert fragment in error["message"]
+
+
+def test_concurrent_documents_share_pdfium_safely(api: RunningApi) -> None:
+    # PDFium is not thread-safe: requests rendering and reading at once must not mix up pages
+    scans = image_pdf([render_text([f"Scan {n}"], size=(300, 80)) for n in range(1, 4)])
+    bodies = [
+        {"image": b64(text_pdf(BORN_DIGITAL)), "page_images": True, "dpi": 36},
+        {"image": b64(scans), "dpi": 72},
+    ] * 3
+    barrier = threading.Barrier(len(bodies))
+
+    def post(body: dict[str, Any]) -> httpx.Response:
+        with api.client() as http:
+            barrier.wait()
+            return http.post("/api/ocr", json=body)
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(post, bodies))
+    for response, body in zip(responses, bodies, strict=True):
+        assert response.status_code == 200, response.text
+        pages = response.json()["pages"]
+        if "page_images" in body:
+            assert [p["text"] for p in pages] == ["\n".join(lines) for lines in BORN_DIGITAL]
+            assert all(p["image"].startswith("data:image/png;base64,") for p in pages)
+        else:
+            assert [p["text"] for p in pages] == ["Scan 1", "Scan 2", "Scan 3"]
 
 
 def test_page_limit_applies_to_the_chosen_pages(client: httpx.Client) -> None:
