@@ -15,6 +15,7 @@ from frontend.core.config_sections import (
     CrawlSection,
     HubSection,
     LimitsSection,
+    OcrSection,
     ResourcesSection,
     Section,
     ServerSection,
@@ -35,6 +36,7 @@ __all__ = [
     "LimitsSection",
     "ModelEntry",
     "ModelsSection",
+    "OcrSection",
     "RateLimitSection",
     "ResourcesSection",
     "SecuritySection",
@@ -179,6 +181,7 @@ class Settings(BaseSettings):
     triton: TritonSection = Field(default_factory=TritonSection)
     models: ModelsSection = Field(default_factory=ModelsSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
+    ocr: OcrSection = Field(default_factory=OcrSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     hub: HubSection = Field(default_factory=HubSection)

@@ -80,6 +80,20 @@ class LimitsSection(Section):
     max_image_side: int = Field(default=16_384, ge=1)
     max_new_tokens: int = Field(default=128, ge=1)
     max_num_beams: int = Field(default=8, ge=1)
+    max_document_pages: int = Field(default=50, ge=1, le=10_000)  # PDF/TIFF pages per request
+
+
+class OcrSection(Section):
+    """Documents (PDF, multi-page TIFF) sent to POST /api/ocr."""
+
+    pdf_dpi: int = Field(default=200, ge=36, le=1200)  # render resolution unless `dpi` is sent
+    max_pdf_dpi: int = Field(default=600, ge=36, le=1200)  # highest `dpi` a request may ask for
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> OcrSection:
+        if self.pdf_dpi > self.max_pdf_dpi:
+            raise ValueError("pdf_dpi must not exceed max_pdf_dpi")
+        return self
 
 
 class ResourcesSection(Section):

@@ -21,6 +21,17 @@ class ImageLimits:
     max_side: int
 
 
+def size_problem(width: int, height: int, limits: ImageLimits) -> str | None:
+    """What is wrong with an image of this size, if anything (checked before decoding)."""
+    if width < 1 or height < 1:
+        return f"has no pixels ({width}x{height})"
+    if width > limits.max_side or height > limits.max_side:
+        return f"is {width}x{height}; the largest side allowed is {limits.max_side}"
+    if width * height > limits.max_pixels:
+        return f"has {width * height} pixels; the limit is {limits.max_pixels}"
+    return None
+
+
 def _bad(index: int, message: str) -> APIError:
     return InvalidRequest(f"image {index}: {message}", {"image_index": index})
 
@@ -41,18 +52,9 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-            width, height = image.size
-            if width < 1 or height < 1:
-                raise _bad(index, f"has no pixels ({width}x{height})")
-            if width > limits.max_side or height > limits.max_side:
-                raise _bad(
-                    index, f"is {width}x{height}; the largest side allowed is {limits.max_side}"
-                )
-            if width * height > limits.max_pixels:
-                raise _bad(
-                    index,
-                    f"has {width * height} pixels; the limit is {limits.max_pixels}",
-                )
+            problem = size_problem(*image.size, limits)
+            if problem:
+                raise _bad(index, problem)
             image.load()  # raises on truncated or corrupt data
             upright = ImageOps.exif_transpose(image) or image
             rgb = upright.convert("RGB")

@@ -21,8 +21,18 @@ from frontend.core.jsonbody import decode_json
 from frontend.images.decode import ImageLimits, decode_image
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
-_DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
+_DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
 IMAGE_FIELDS = {"image", "batch"}
+
+
+@dataclass
+class RawImages:
+    """The request's undecoded files (with the media types they were declared as)."""
+
+    data: list[bytes]
+    types: list[str | None]  # multipart part Content-Type, or a `data:` URL's media type
+    single: bool
+    options: Any
 
 
 @dataclass
@@ -36,14 +46,17 @@ def _invalid(message: str, details: dict[str, Any] | None = None) -> APIError:
     return InvalidRequest(message, details)
 
 
-def _b64(value: Any, index: int) -> bytes:
+def _b64(value: Any, index: int) -> tuple[bytes, str | None]:
     if not isinstance(value, str):
         raise _invalid(f"image {index}: must be a base64 string", {"image_index": index})
-    payload = _DATA_URL.sub("", value.strip(), count=1)
+    value = value.strip()
+    prefix = _DATA_URL.match(value)
+    payload = value[prefix.end() :] if prefix else value
     try:
-        return base64.b64decode(payload, validate=True)
+        data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise _invalid(f"image {index}: is not valid base64", {"image_index": index}) from None
+    return data, prefix.group(1).lower() if prefix else None
 
 
 def _options(model: type[OptionsT], values: dict[str, Any], limits: LimitsSection) -> OptionsT:
@@ -55,9 +68,7 @@ def _options(model: type[OptionsT], values: dict[str, Any], limits: LimitsSectio
         raise _invalid(f"invalid request: {field}: {item['msg']}") from None
 
 
-async def _from_json(
-    request: Request, options: type[OptionsT], limits: LimitsSection
-) -> tuple[list[bytes], bool, Any]:
+async def _from_json(request: Request, options: type[OptionsT], limits: LimitsSection) -> RawImages:
     body = decode_json(await request.body())
     if not isinstance(body, dict):
         raise _invalid("request body must be a JSON object")
@@ -70,13 +81,16 @@ async def _from_json(
             raise _invalid("`batch` must be a non-empty list of base64 images")
         encoded, single = body["batch"], False
     rest = {k: v for k, v in body.items() if k not in IMAGE_FIELDS}
-    encoded_images = [_b64(value, i) for i, value in enumerate(encoded)]
-    return encoded_images, single, _options(options, rest, limits)
+    decoded = [_b64(value, i) for i, value in enumerate(encoded)]
+    return RawImages(
+        [data for data, _ in decoded],
+        [media for _, media in decoded],
+        single,
+        _options(options, rest, limits),
+    )
 
 
-async def _from_form(
-    request: Request, options: type[OptionsT], limits: LimitsSection
-) -> tuple[list[bytes], bool, Any]:
+async def _from_form(request: Request, options: type[OptionsT], limits: LimitsSection) -> RawImages:
     max_images = limits.max_images_per_request
     try:
         form = await request.form(max_files=max_images + 1, max_fields=32)
@@ -89,6 +103,7 @@ async def _from_form(
         if any(not isinstance(v, UploadFile) for v in form.getlist("image")):
             raise _invalid("`image` parts must be files")
         data = [await f.read() for f in files]
+        types = [(f.content_type or "").split(";")[0].strip().lower() or None for f in files]
         rest: dict[str, Any] = {}
         for key, value in form.multi_items():
             if key == "image":
@@ -98,7 +113,37 @@ async def _from_form(
             rest[key] = value
     finally:
         await form.close()
-    return data, len(data) == 1, _options(options, rest, limits)
+    return RawImages(data, types, len(data) == 1, _options(options, rest, limits))
+
+
+async def read_raw(request: Request, options: type[OptionsT], limits: LimitsSection) -> RawImages:
+    """Parse the request's files and options; nothing is decoded yet."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        raw = await _from_form(request, options, limits)
+    elif content_type in ("application/json", ""):
+        raw = await _from_json(request, options, limits)
+    else:
+        raise _invalid("send multipart/form-data (image files) or application/json (base64)")
+    if len(raw.data) > limits.max_images_per_request:
+        raise _invalid(
+            f"too many images: {len(raw.data)} > {limits.max_images_per_request} per request"
+        )
+    return raw
+
+
+async def decode_images(
+    raw: RawImages, limits: LimitsSection, fit_within: int | None = None
+) -> ImageRequest:
+    """Check and decode the images (shrunk to `fit_within` if given)."""
+    image_limits = ImageLimits(limits.max_image_pixels, limits.max_image_side)
+
+    def decode_all() -> list[np.ndarray]:
+        return [decode_image(blob, i, image_limits, fit_within) for i, blob in enumerate(raw.data)]
+
+    # Pillow releases the GIL while decoding: keep the event loop free meanwhile.
+    images = await anyio.to_thread.run_sync(decode_all)
+    return ImageRequest(images, raw.single, raw.options)
 
 
 async def read_images(
@@ -108,22 +153,4 @@ async def read_images(
     fit_within: int | None = None,
 ) -> ImageRequest:
     """Parse, check and decode the request's images (shrunk to `fit_within` if given)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
-        data, single, parsed = await _from_form(request, options, limits)
-    elif content_type in ("application/json", ""):
-        data, single, parsed = await _from_json(request, options, limits)
-    else:
-        raise _invalid("send multipart/form-data (image files) or application/json (base64)")
-    if len(data) > limits.max_images_per_request:
-        raise _invalid(
-            f"too many images: {len(data)} > {limits.max_images_per_request} per request"
-        )
-    image_limits = ImageLimits(limits.max_image_pixels, limits.max_image_side)
-
-    def decode_all() -> list[np.ndarray]:
-        return [decode_image(blob, i, image_limits, fit_within) for i, blob in enumerate(data)]
-
-    # Pillow releases the GIL while decoding: keep the event loop free meanwhile.
-    images = await anyio.to_thread.run_sync(decode_all)
-    return ImageRequest(images, single, parsed)
+    return await decode_images(await read_raw(request, options, limits), limits, fit_within)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def image_request_body(extra_fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def image_request_body(
+    extra_fields: dict[str, dict[str, Any]], documents: bool = False
+) -> dict[str, Any]:
+    what = "image, PDF or multi-page TIFF" if documents else "image"
     json_schema = {
         "type": "object",
         "properties": {
-            "image": {"type": "string", "description": "base64 image, `data:` prefix optional"},
+            "image": {"type": "string", "description": f"base64 {what}, `data:` prefix optional"},
             "batch": {
                 "type": "array",
                 "items": {"type": "string"},
@@ -25,7 +28,8 @@ def image_request_body(extra_fields: dict[str, dict[str, Any]]) -> dict[str, Any
             "image": {
                 "type": "array",
                 "items": {"type": "string", "format": "binary"},
-                "description": "one or several image files",
+                "description": "one or several image files"
+                + ("; a PDF or multi-page TIFF goes alone" if documents else ""),
             },
             **extra_fields,
         },

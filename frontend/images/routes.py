@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Request, Response
 
@@ -16,13 +17,16 @@ from frontend.core.deps import RegistryDep
 from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
-from frontend.images.inputs import read_images
+from frontend.images.document import find_document
+from frontend.images.inputs import decode_images, read_raw
 from frontend.images.languages import choose_ocr_model
+from frontend.images.ocr_document import serve_document
 from frontend.images.openapi import image_request_body
 from frontend.images.schemas import (
     CaptionOptions,
     CaptionResponse,
     ImageOptions,
+    OcrDocumentResponse,
     OcrOptions,
     OcrResponse,
 )
@@ -57,6 +61,7 @@ class ImageTask:
     reply: Callable[[list[str], bool], dict[str, Any]]  # (outputs, single image) -> fields
     fit_within: int | None = None
     choose: Callable[[ModelCatalog, Any, Task], Choice] = _named_model
+    documents: bool = False  # reads PDFs and multi-page TIFFs (one per request)
 
 
 def _captions(outputs: list[str], single: bool) -> dict[str, Any]:
@@ -69,7 +74,7 @@ def _pages(outputs: list[str], single: bool) -> dict[str, Any]:
 
 
 CAPTION = ImageTask(Task.IMAGE_CAPTION, CaptionOptions, "CAPTION", _captions, CAPTION_MAX_SIDE)
-OCR = ImageTask(Task.OCR, OcrOptions, "RESULT", _pages, choose=_ocr_model)
+OCR = ImageTask(Task.OCR, OcrOptions, "RESULT", _pages, choose=_ocr_model, documents=True)
 
 
 async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTask) -> Response:
@@ -77,7 +82,13 @@ async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTas
     batched by Triton), and answer with request_id, model_used and processing_time_ms."""
     started = time.perf_counter()
     limits = request.app.state.settings.limits
-    parsed = await read_images(request, spec.options, limits, fit_within=spec.fit_within)
+    raw = await read_raw(request, spec.options, limits)
+    kind = await anyio.to_thread.run_sync(
+        find_document, raw.data, raw.types, raw.single, spec.documents
+    )
+    if kind is not None:
+        return await serve_document(request, registry, raw, kind, started)
+    parsed = await decode_images(raw, limits, fit_within=spec.fit_within)
     options: ImageOptions = parsed.options
     entry, chosen = spec.choose(registry.catalog, options, spec.task)
     keep_alive = parse_keep_alive(options.keep_alive)
@@ -116,9 +127,13 @@ async def caption(request: Request, registry: RegistryDep) -> Response:
 
 @router.post(
     "/ocr",
-    response_model=OcrResponse,
+    response_model=OcrResponse | OcrDocumentResponse,
     responses=error_responses(*INFERENCE_ERRORS),
-    summary="Read the text in images",
+    summary="Read the text in images, PDFs and multi-page TIFFs",
+    description="One image (`image`) answers with `text` and `lines`, a `batch` with "
+    "`results`; a document (a PDF, or a TIFF with several pages, sent alone as `image`) "
+    "answers with `pages` and the whole `text`. PDF pages with a text layer are answered from "
+    "it without OCR unless `force_ocr`.",
     tags=["ocr"],
     openapi_extra=image_request_body(
         {
@@ -133,7 +148,28 @@ async def caption(request: Request, registry: RegistryDep) -> Response:
                 "OCR model's languages)",
                 "examples": ["eng", "deu+eng"],
             },
-        }
+            "dpi": {
+                "type": "integer",
+                "minimum": 36,
+                "maximum": 1200,
+                "description": "documents: PDF render resolution (default ocr.pdf_dpi, at most "
+                "ocr.max_pdf_dpi); pages are scaled down to fit the image pixel limits",
+            },
+            "pages": {
+                "type": "string",
+                "maxLength": 200,
+                "description": "documents: 1-based pages to read, e.g. `1-3,5,8-` (default all)",
+            },
+            "force_ocr": {
+                "type": "boolean",
+                "description": "documents: OCR PDF pages even when they have a text layer",
+            },
+            "page_images": {
+                "type": "boolean",
+                "description": "documents: return each page as rendered (PNG data URL)",
+            },
+        },
+        documents=True,
     ),
 )
 async def ocr(request: Request, registry: RegistryDep) -> Response:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 
@@ -45,9 +52,15 @@ class CaptionOptions(ImageOptions):
 
 
 class OcrOptions(ImageOptions):
+    """OCR options; `dpi`, `pages`, `force_ocr` and `page_images` apply to documents only."""
+
     # "deu", "deu+eng" (several languages on one page), ISO 639-1 "de" accepted; checked
     # against the models' languages by frontend.images.languages, which also picks the model.
     lang: StrictStr | None = Field(default=None, min_length=1, max_length=100)
+    dpi: int | None = Field(default=None, ge=36, le=1200)
+    pages: StrictStr | None = Field(default=None, max_length=200)
+    force_ocr: bool = False
+    page_images: bool = False
 
 
 class CaptionResponse(BaseModel):
@@ -81,5 +94,36 @@ class OcrResponse(BaseModel):
     text: str | None = Field(default=None, description="for a single `image`")
     lines: list[OcrLine] | None = Field(default=None, description="for a single `image`")
     results: list[OcrPage] | None = Field(default=None, description="for `batch`, in order")
+    model_used: str
+    processing_time_ms: float
+
+
+class OcrDocumentPage(BaseModel):
+    page: int = Field(description="1-based page number in the document")
+    text: str = Field(description="the page's lines in reading order, rows separated by newlines")
+    lines: list[OcrLine] = Field(description="boxes in pixels of the page as rendered (`dpi`)")
+    source: Literal["ocr", "text-layer"] = Field(
+        description="`text-layer`: the PDF's own text (confidence 1.0, no OCR); `ocr`: read "
+        "from the rendered page"
+    )
+    width: int = Field(description="page width in pixels, as rendered")
+    height: int = Field(description="page height in pixels, as rendered")
+    dpi: float | None = Field(
+        default=None,
+        description="PDF render resolution (lower than asked when the page would pass the "
+        "pixel limits); null for TIFF frames",
+    )
+    image: str | None = Field(
+        default=None, description="the rendered page as a PNG data URL, with `page_images`"
+    )
+
+
+class OcrDocumentResponse(BaseModel):
+    """A PDF or multi-page TIFF sent as one `image`."""
+
+    request_id: str
+    text: str = Field(description="the pages' text joined by form feeds (\\f), in page order")
+    pages: list[OcrDocumentPage] = Field(description="the chosen pages (`pages`), in order")
+    page_count: int = Field(description="pages in the whole document")
     model_used: str
     processing_time_ms: float

@@ -101,6 +101,7 @@ LIMITS = {
     "max_image_side": 8000,
     "max_new_tokens": 16,
     "max_num_beams": 3,
+    "max_document_pages": 12,
 }
 
 

@@ -22,6 +22,7 @@ from tests.fake_hub import FakeHub
 from tests.images import encode, render_text
 from tests.integration.admin_browser import AdminPage, launch, new_admin_page, screenshot_dir
 from tests.integration.conftest import HUB_CAPTION_MODEL, RunningApi, serve_app
+from tests.pdfs import text_pdf
 
 pytestmark = pytest.mark.integration
 
@@ -212,6 +213,32 @@ def test_uploaded_image_shows_caption_and_ocr_text_with_boxes(
     assert admin.text("#caption-error") == ""
     assert admin.page.locator("#image-canvas").get_attribute("data-boxes") == "1"
     admin.snap("try-image")
+
+
+def test_uploaded_pdf_shows_each_page_with_its_boxes_and_text(
+    admin: AdminPage, tmp_path: Path
+) -> None:
+    document = tmp_path / "letter.pdf"
+    document.write_bytes(
+        text_pdf([["Dear Ada,", "the mill is open."], ["Yours, Bob"]], size=(400, 200))
+    )
+    admin.open("try")
+    admin.page.set_input_files("#document-file", str(document))
+    admin.page.fill("#document-dpi", "100")
+    admin.page.click("#document-form button[type=submit]")
+    assert admin.wait_text("#document-summary", lambda t: "pages" in t).startswith("2 of 2 pages")
+    canvases = admin.page.locator("#document-pages-out canvas")
+    assert canvases.count() == 2
+    assert [canvases.nth(i).get_attribute("data-boxes") for i in range(2)] == ["2", "1"]
+    # 400 x 200 points at 100 DPI
+    assert canvases.nth(0).evaluate("c => [c.width, c.height]") == [556, 278]
+    texts = admin.page.locator("#document-pages-out pre").all_inner_texts()
+    assert texts == ["Dear Ada,\nthe mill is open.", "Yours, Bob"]
+    assert admin.page.locator("#document-pages-out figcaption").all_inner_texts() == [
+        "Page 1 · text layer · 2 lines",
+        "Page 2 · text layer · 1 line",
+    ]
+    admin.snap("try-document")
 
 
 def test_crawl_shows_title_text_and_screenshot(

@@ -1,7 +1,9 @@
-// The Try it panel: embed two texts, rerank documents, caption and read an image, crawl a page.
+// The Try it panel: embed two texts, rerank documents, caption and read an image, read a
+// document (documents.js), crawl a page.
 
 import { api } from "./api.js";
 import { $, busy, el, setText } from "./dom.js";
+import { setUpDocuments } from "./documents.js";
 import { setUpRerank } from "./rerank.js";
 
 function cosine(a, b) {
@@ -156,6 +158,7 @@ export function setUpTryIt() {
   setUpEmbed();
   setUpRerank();
   setUpImage();
+  setUpDocuments();
   setUpCrawl();
 }
 
