@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from frontend.core.config import Task
+from frontend.cache.service import ResultCache
+from frontend.core.config import ModelEntry, Task
 from frontend.core.deps import RegistryDep
 from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
@@ -54,6 +56,34 @@ CAPTION = ImageTask(Task.IMAGE_CAPTION, CaptionOptions, "CAPTION", _captions, CA
 OCR = ImageTask(Task.OCR, ImageOptions, "RESULT", _pages)
 
 
+async def cached_outputs(
+    request: Request,
+    spec: ImageTask,
+    entry: ModelEntry,
+    parameters: dict[str, Any] | None,
+    images: list[np.ndarray],
+    one: Callable[[np.ndarray], Awaitable[str]],
+) -> list[str]:
+    """`one(image)` for every image, through the result cache (keyed by the decoded pixels and
+    their shape) when it is on: cached images cost no Triton request."""
+    cache: ResultCache | None = request.app.state.cache
+    if cache is None:
+        return list(await asyncio.gather(*(one(image) for image in images)))
+
+    async def compute(indices: list[int]) -> list[bytes]:
+        done = await asyncio.gather(*(one(images[i]) for i in indices))
+        return [text.encode("utf-8") for text in done]
+
+    inputs = [image_key_parts(image) for image in images]
+    found = await cache.fetch(spec.task, entry, parameters, inputs, compute)
+    return [value.decode("utf-8") for value in found]
+
+
+def image_key_parts(image: np.ndarray) -> list[bytes | memoryview]:
+    pixels = np.ascontiguousarray(image, dtype=np.uint8)
+    return [repr(pixels.shape).encode("ascii"), pixels.data.cast("B")]
+
+
 async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTask) -> Response:
     """Parse and decode the images, run them through the model (one Triton request each,
     batched by Triton), and answer with request_id, model_used and processing_time_ms."""
@@ -70,7 +100,7 @@ async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTas
         result = await registry.infer(entry, inputs, [spec.output], parameters, keep_alive)
         return strings(result, spec.output)[0]
 
-    outputs = list(await asyncio.gather(*(one(image) for image in parsed.images)))
+    outputs = await cached_outputs(request, spec, entry, parameters, parsed.images, one)
     body: dict[str, Any] = {"request_id": request_id_of(request)}
     body.update(spec.reply(outputs, parsed.single))
     body["model_used"] = entry.id
