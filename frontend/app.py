@@ -18,6 +18,7 @@ from frontend import __version__
 from frontend.admin.routes import router as admin_router
 from frontend.admin.routes import static_mount
 from frontend.cache.middleware import CacheMiddleware
+from frontend.cache.openapi import document_cache
 from frontend.cache.service import ResultCache
 from frontend.compat.ollama import router as ollama_router
 from frontend.compat.openai import router as openai_router
@@ -149,7 +150,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.cache = cache
     app.state.embedding = EmbeddingService(registry, settings.limits, cache)
-    app.state.rerank = RerankService(registry, settings.limits)
+    app.state.rerank = RerankService(registry, settings.limits, cache)
     # The browser starts on the first crawl.
     app.state.crawl = CrawlService(settings.crawl, app.state.crawl_resolver)
     await app.state.crawl.start()
@@ -210,15 +211,17 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_openai_errors(
-                complete_openapi(
-                    get_openapi(
-                        title=app.title,
-                        version=app.version,
-                        description=app.description,
-                        routes=app.routes,
-                    ),
-                    app.state.security.policy,
+            app.openapi_schema = document_cache(
+                document_openai_errors(
+                    complete_openapi(
+                        get_openapi(
+                            title=app.title,
+                            version=app.version,
+                            description=app.description,
+                            routes=app.routes,
+                        ),
+                        app.state.security.policy,
+                    )
                 )
             )
         return app.openapi_schema

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 logger = logging.getLogger(__name__)
 # Bookkeeping a dict entry costs besides its key and value, roughly (CPython, measured with
@@ -119,12 +119,18 @@ class RedisStore:
         )
         self._down_until = 0.0
         self._down = False
+        self._refused = False  # logged a refused command once
 
     def _usable(self) -> bool:
         return time.monotonic() >= self._down_until
 
     def _failed(self, exc: BaseException) -> None:
         self.on_error()
+        if isinstance(exc, ResponseError):  # it answered (e.g. OOM under maxmemory): not down
+            if not self._refused:
+                self._refused = True
+                logger.warning("result cache: Redis refused a command: %s", str(exc)[:200])
+            return
         self._down_until = time.monotonic() + RETRY_SECONDS
         if not self._down:
             self._down = True

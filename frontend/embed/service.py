@@ -19,6 +19,8 @@ TASK = Task.TEXT_EMBEDDING
 
 
 def check_texts(texts: list[str], limits: LimitsSection) -> None:
+    if not texts:  # schemas say so where they can; TEI's `inputs: []` reaches here
+        raise InvalidRequest("no texts to embed: give at least one")
     if len(texts) > limits.max_texts_per_request:
         raise InvalidRequest(
             f"too many texts: {len(texts)} > {limits.max_texts_per_request} per request",

@@ -200,3 +200,32 @@ def test_a_new_model_revision_is_a_miss_once_loaded(
         finally:
             http.post("/api/models/minilm-revisions/unload")
             shutil.rmtree(repo_dir(hub, REVISION_MODEL), ignore_errors=True)
+
+
+def test_rerank_caches_each_query_document_pair(cached: httpx.Client, client: httpx.Client) -> None:
+    query = f"which text is about cats {uuid.uuid4().hex[:6]}"
+    documents = ["cats purr and sleep all day", "the stock market fell", "a kitten is a cat"]
+    body = {"query": query, "documents": documents[:2], "raw_scores": True}
+    first = cached.post("/api/rerank", json=body)
+    assert first.status_code == 200 and first.headers["X-Cache"] == "miss"
+    more = cached.post("/api/rerank", json={**body, "documents": documents})
+    assert more.headers["X-Cache"] == "partial"
+    cohere = cached.post("/v2/rerank", json={"query": query, "documents": documents})
+    assert cohere.status_code == 200 and cohere.headers["X-Cache"] == "hit"
+    uncached = client.post("/api/rerank", json={**body, "documents": documents}).json()
+    assert [r["index"] for r in more.json()["results"]] == [r["index"] for r in uncached["results"]]
+    np.testing.assert_allclose(
+        [r["relevance_score"] for r in more.json()["results"]],
+        [r["relevance_score"] for r in uncached["results"]],
+        atol=1e-5,
+    )
+    assert more.json()["usage"] == uncached["usage"]
+    # truncate: false is checked against the cached pairs too (these fit).
+    strict = cached.post("/api/rerank", json={**body, "truncate": False})
+    assert strict.status_code == 200 and strict.headers["X-Cache"] == "hit"
+
+
+def test_tei_embed_without_inputs_is_a_400(cached: httpx.Client) -> None:
+    response = cached.post("/embed", json={"inputs": []})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"
