@@ -21,9 +21,9 @@ OUTPUT_FIELDS = {"hf_model", "engine", "fp16", "max_new_tokens", "num_beams"}
 Buffer = bytes | memoryview
 
 
-def model_tag(entry: ModelEntry) -> str:
-    """The model whose entries a new revision makes stale (the in-process store drops them)."""
-    return entry.hf_model
+def model_tag(hf_model: str, revision: str) -> str:
+    """One revision of one model: what the in-process store drops once it is replaced."""
+    return f"{hf_model}@{revision}"
 
 
 def key_prefix(

@@ -96,17 +96,21 @@ class ResultCache:
                 section.redis_timeout_seconds,
                 self.errors_total.inc,
             )
-        self._revisions: dict[str, str] = {}
+        # config id -> (model, revision) its results came from last: two entries of one model
+        # may be loaded from different revisions for a while, and must not evict each other
+        self._revisions: dict[str, tuple[str, str]] = {}
 
     def _note_revision(self, entry: ModelEntry, revision: str) -> None:
-        tag = model_tag(entry)
-        previous = self._revisions.get(tag)
-        self._revisions[tag] = revision
-        if previous is not None and previous != revision:
-            dropped = self.store.drop_tag(tag)
+        previous = self._revisions.get(entry.id)
+        current = (entry.hf_model, revision)
+        self._revisions[entry.id] = current
+        if previous is None or previous == current:
+            return
+        if previous not in self._revisions.values():  # no other entry still serves it
+            dropped = self.store.drop_tag(model_tag(*previous))
             logger.info(
                 "result cache: %s has a new revision (%s); %d entries of the old one dropped",
-                tag,
+                entry.hf_model,
                 revision[:12],
                 dropped,
             )
@@ -142,7 +146,7 @@ class ResultCache:
             dict(zip((keys[i] for i in todo), await compute(todo), strict=True)) if todo else {}
         )
         if write and computed:
-            await self.store.put_many(model_tag(entry), computed)
+            await self.store.put_many(model_tag(entry.hf_model, revision), computed)
         if read:
             self._count(
                 trace,

@@ -10,8 +10,9 @@ from prometheus_client import CollectorRegistry
 
 from frontend.cache.keys import item_key, key_prefix
 from frontend.cache.service import CacheTrace, ResultCache, current_trace
-from frontend.cache.store import ENTRY_OVERHEAD, MemoryStore
+from frontend.cache.store import ENTRY_OVERHEAD, MemoryStore, RedisStore
 from frontend.core.config import CacheSection, ModelEntry
+from frontend.triton.embedded import free_port
 
 MINILM = ModelEntry(id="minilm", hf_model="sentence-transformers/all-MiniLM-L6-v2")
 
@@ -163,3 +164,43 @@ def test_fetch_computes_only_missing_inputs_once_each_and_keeps_the_order() -> N
     values, trace = run([b"a"])
     assert values == [b"v:a"] and trace.header() is None
     assert (cache.hits, cache.misses) == (4, 6)
+
+
+def test_two_entries_of_one_model_on_different_revisions_keep_their_entries() -> None:
+    # minilm still loaded from r1 while minilm-brief (unloaded) already reads r2 from disk.
+    twin = MINILM.model_copy(update={"id": "minilm-brief"})
+    revisions = {"minilm": "r1", "minilm-brief": "r2"}
+    cache = ResultCache(CacheSection(), CollectorRegistry(), lambda entry: revisions[entry.id])
+
+    async def compute(indices: list[int]) -> list[bytes]:
+        return [b"v"] * len(indices)
+
+    async def go(entry: ModelEntry) -> None:
+        await cache.fetch("embed", entry, None, [[b"text"]], compute)
+
+    for entry in (MINILM, twin, MINILM, twin):
+        asyncio.run(go(entry))
+    assert (cache.hits, cache.misses) == (2, 2)
+    # minilm reloads from r2: nobody serves r1 any more, its entry goes.
+    revisions["minilm"] = "r2"
+    asyncio.run(go(MINILM))
+    assert len(cache.store) == 1  # type: ignore[arg-type]
+    assert (cache.hits, cache.misses) == (3, 2)
+
+
+def test_unreachable_redis_is_a_miss_counted_once_per_retry_pause() -> None:
+    errors: list[int] = []
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", 60, 0.5, lambda: errors.append(1))
+
+    async def go() -> list[bytes | None]:
+        try:
+            first = await store.get_many(["a", "b"])
+            await store.put_many("m", {"a": b"1"})  # skipped: Redis is resting
+            stats = await store.stats()
+            assert stats["available"] is False and stats["entries"] is None
+            return first
+        finally:
+            await store.close()
+
+    assert asyncio.run(go()) == [None, None]
+    assert errors == [1]
