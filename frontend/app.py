@@ -17,6 +17,9 @@ from starlette.middleware import Middleware
 from frontend import __version__
 from frontend.admin.routes import router as admin_router
 from frontend.admin.routes import static_mount
+from frontend.cache.middleware import CacheMiddleware
+from frontend.cache.openapi import document_cache
+from frontend.cache.service import ResultCache
 from frontend.compat.ollama import router as ollama_router
 from frontend.compat.openai import router as openai_router
 from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
@@ -138,8 +141,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.embedded_triton = embedded
     app.state.gateway = gateway
     app.state.registry = registry
-    app.state.embedding = EmbeddingService(registry, settings.limits)
-    app.state.rerank = RerankService(registry, settings.limits)
+    # The result cache (None: cache.enabled false): keys carry the revision each model's
+    # outputs come from, so a new download never answers with the old weights' results.
+    cache = (
+        ResultCache(settings.cache, metrics.registry, registry.revision)
+        if settings.cache.enabled
+        else None
+    )
+    app.state.cache = cache
+    app.state.embedding = EmbeddingService(registry, settings.limits, cache)
+    app.state.rerank = RerankService(registry, settings.limits, cache)
     # The browser starts on the first crawl.
     app.state.crawl = CrawlService(settings.crawl, app.state.crawl_resolver)
     await app.state.crawl.start()
@@ -147,6 +158,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         downloads.shutdown()
+        if cache is not None:
+            await cache.close()
         await app.state.crawl.stop()
         await lifecycle.stop()
         await gateway.close()
@@ -161,7 +174,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     # In the order a request meets them, outermost first: every error under /v1/ (the
     # security checks' too) in OpenAI's shape; request id and body limit; metrics and the
     # access log (so refusals are counted); the Host check (DNS rebinding); the shutdown
-    # drain; the security checks.
+    # drain; the security checks; the result cache's Cache-Control and X-Cache.
     middleware = [
         Middleware(OpenAIErrorMiddleware),
         Middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes),
@@ -172,6 +185,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
         ),
         Middleware(DrainMiddleware),
         Middleware(SecurityMiddleware),
+        Middleware(CacheMiddleware),
     ]
     app = FastAPI(
         title="Homelab AI",
@@ -185,6 +199,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     app.state.metrics = Metrics()
     app.state.security = Security(settings.security)
     app.state.drain = Drain()
+    app.state.cache = None  # the lifespan makes it (cache.enabled)
     install_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -196,15 +211,17 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_openai_errors(
-                complete_openapi(
-                    get_openapi(
-                        title=app.title,
-                        version=app.version,
-                        description=app.description,
-                        routes=app.routes,
-                    ),
-                    app.state.security.policy,
+            app.openapi_schema = document_cache(
+                document_openai_errors(
+                    complete_openapi(
+                        get_openapi(
+                            title=app.title,
+                            version=app.version,
+                            description=app.description,
+                            routes=app.routes,
+                        ),
+                        app.state.security.policy,
+                    )
                 )
             )
         return app.openapi_schema

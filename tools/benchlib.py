@@ -118,7 +118,10 @@ def running_service(
         link.symlink_to(stub_code.resolve() / "frontend", target_is_directory=True)
     work.mkdir(parents=True, exist_ok=True)
     config = work / "config.yaml"
-    config.write_text(yaml.safe_dump({"log_level": "warning", "models": models, **(extra or {})}))
+    # The result cache off unless `extra` turns it on: the benchmarks repeat their inputs and
+    # measure the models (tools/bench_cache.py measures the cache).
+    settings = {"log_level": "warning", "models": models, "cache": {"enabled": False}}
+    config.write_text(yaml.safe_dump({**settings, **(extra or {})}))
     port = free_port()
     command = [sys.executable, "-m", "frontend.cli", "serve", "--config", str(config)]
     command += ["--data-dir", str(data_dir), "--port", str(port)]

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from frontend.core.config_sections import (
+    CacheSection,
     CrawlSection,
     HubSection,
     LimitsSection,
@@ -30,6 +31,7 @@ __all__ = [
     "MODEL_ID_PATTERN",
     "RESERVED_MODEL_IDS",
     "ApiKey",
+    "CacheSection",
     "ConfigError",
     "CrawlSection",
     "HubSection",
@@ -186,6 +188,7 @@ class Settings(BaseSettings):
     security: SecuritySection = Field(default_factory=SecuritySection)
     hub: HubSection = Field(default_factory=HubSection)
     crawl: CrawlSection = Field(default_factory=CrawlSection)
+    cache: CacheSection = Field(default_factory=CacheSection)
 
     @classmethod
     def settings_customise_sources(

@@ -1,4 +1,4 @@
-"""The plain config.yaml sections: server, triton, limits, resources, hub and crawl."""
+"""The plain config.yaml sections: server, triton, limits, resources, hub, crawl and cache."""
 
 from __future__ import annotations
 
@@ -177,6 +177,26 @@ class CrawlSection(Section):
         if self.default_timeout_ms > self.max_timeout_ms:
             raise ValueError("default_timeout_ms is larger than max_timeout_ms")
         return self
+
+
+class CacheSection(Section):
+    """The result cache (frontend.cache): embeddings per text, captions and OCR per image."""
+
+    enabled: bool = True
+    # memory:// keeps results in this process (bounded by max_bytes); redis://host:6379/0
+    # shares them between frontends (Redis's own maxmemory policy bounds it there).
+    storage_uri: str = "memory://"
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=0)  # memory:// only
+    ttl_seconds: float = Field(default=7 * 86_400, gt=0)  # an entry's lifetime
+    # Redis slower than this counts as down: the request is served without the cache.
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _check_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://", "unix://")):
+            raise ValueError("must be memory:// or a redis:// URI")
+        return value
 
 
 _ALLOWED_HOST = re.compile(r"^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_-]{1,63})*$")

@@ -1,4 +1,5 @@
-"""Embedding: validate limits, split into Triton-sized chunks, run them concurrently."""
+"""Embedding: validate limits, answer cached texts from the result cache, split the others into
+Triton-sized chunks and run them concurrently."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from frontend.cache.service import ResultCache
 from frontend.core.config import LimitsSection, ModelEntry, Task
 from frontend.core.errors import InvalidRequest
 from frontend.models.manifest import load_manifest
@@ -17,6 +19,8 @@ TASK = Task.TEXT_EMBEDDING
 
 
 def check_texts(texts: list[str], limits: LimitsSection) -> None:
+    if not texts:  # schemas say so where they can; TEI's `inputs: []` reaches here
+        raise InvalidRequest("no texts to embed: give at least one")
     if len(texts) > limits.max_texts_per_request:
         raise InvalidRequest(
             f"too many texts: {len(texts)} > {limits.max_texts_per_request} per request",
@@ -59,10 +63,24 @@ def shorten(vectors: np.ndarray, dimensions: int | None, entry: ModelEntry) -> n
     return np.ascontiguousarray(cut / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+def pack(vector: np.ndarray, tokens: int) -> bytes:
+    """A cached embedding: its token count (int32) then the float32 vector, little-endian."""
+    return int(tokens).to_bytes(4, "little", signed=True) + vector.astype("<f4").tobytes()
+
+
+def unpack(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    tokens = np.array([int.from_bytes(v[:4], "little", signed=True) for v in values], np.int32)
+    vectors = np.stack([np.frombuffer(v, dtype="<f4", offset=4) for v in values])
+    return vectors.astype(np.float32, copy=False), tokens
+
+
 class EmbeddingService:
-    def __init__(self, registry: ModelRegistry, limits: LimitsSection) -> None:
+    def __init__(
+        self, registry: ModelRegistry, limits: LimitsSection, cache: ResultCache | None = None
+    ) -> None:
         self.registry = registry
         self.limits = limits
+        self.cache = cache
 
     async def embed(
         self, texts: list[str], model: str | None, keep_alive: float | None = None
@@ -80,6 +98,23 @@ class EmbeddingService:
         """Vectors (shortened to `dimensions` where the model allows) and token counts."""
         check_texts(texts, self.limits)
         entry = self.registry.catalog.lookup(model, TASK)
+        cache = self.cache
+        if cache is None:
+            vectors, tokens = await self._embed_all(entry, texts, keep_alive)
+        else:
+            # Full vectors are cached; `dimensions` (and TEI's normalize) apply afterwards,
+            # so every route and option shares one entry per text.
+            async def compute(indices: list[int]) -> list[bytes]:
+                done = await self._embed_all(entry, [texts[i] for i in indices], keep_alive)
+                return [pack(v, t) for v, t in zip(*done, strict=True)]
+
+            inputs = [[text.encode("utf-8")] for text in texts]
+            vectors, tokens = unpack(await cache.fetch("embed", entry, None, inputs, compute))
+        return Embedded(entry, shorten(vectors, dimensions, entry), tokens)
+
+    async def _embed_all(
+        self, entry: ModelEntry, texts: list[str], keep_alive: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         size = entry.max_batch_size
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
         parts = await asyncio.gather(
@@ -87,7 +122,7 @@ class EmbeddingService:
         )
         vectors = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         tokens = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
-        return Embedded(entry, shorten(vectors, dimensions, entry), tokens)
+        return vectors, tokens
 
     async def _embed_chunk(
         self, entry: ModelEntry, texts: list[str], keep_alive: float | None

@@ -21,9 +21,10 @@ import orjson
 from fastapi import Request, Response
 from PIL import Image
 
-from frontend.core.config import Settings
+from frontend.core.config import Settings, Task
 from frontend.core.errors import InvalidRequest, json_response, request_id_of
 from frontend.images import pdf
+from frontend.images.cached import cached_outputs
 from frontend.images.decode import ImageLimits
 from frontend.images.document import (
     DocumentKind,
@@ -174,6 +175,12 @@ async def serve_document(
         )
         slots = asyncio.Semaphore(PAGES_IN_FLIGHT)
 
+        async def ocr(image: np.ndarray) -> str:
+            output = await registry.infer(
+                entry, [image_input(image)], ["RESULT"], parameters, keep_alive
+            )
+            return strings(output, "RESULT")[0]
+
         async def read(plan: PagePlan) -> dict[str, Any]:
             async with slots:
                 image: np.ndarray | None = None
@@ -183,9 +190,8 @@ async def serve_document(
                     result, page_source = _text_layer_result(plan.text_layer), "text-layer"
                 else:
                     assert image is not None
-                    inputs = [image_input(image)]
-                    output = await registry.infer(entry, inputs, ["RESULT"], parameters, keep_alive)
-                    result, page_source = orjson.loads(strings(output, "RESULT")[0]), "ocr"
+                    found = await cached_outputs(request, Task.OCR, entry, parameters, [image], ocr)
+                    result, page_source = orjson.loads(found[0]), "ocr"
                 page: dict[str, Any] = {"page": plan.number, **result, "source": page_source}
                 if plan.geometry is not None:
                     page.update(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from frontend.core.deps import RegistryDep
 from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
+from frontend.images.cached import cached_outputs
 from frontend.images.document import find_document
 from frontend.images.inputs import decode_images, read_raw
 from frontend.images.languages import choose_ocr_model
@@ -99,7 +99,7 @@ async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTas
         result = await registry.infer(entry, inputs, [spec.output], parameters, keep_alive)
         return strings(result, spec.output)[0]
 
-    outputs = list(await asyncio.gather(*(one(image) for image in parsed.images)))
+    outputs = await cached_outputs(request, spec.task, entry, parameters, parsed.images, one)
     body: dict[str, Any] = {"request_id": request_id_of(request)}
     body.update(spec.reply(outputs, parsed.single))
     body["model_used"] = entry.id

@@ -46,6 +46,15 @@ def snapshot_path(hub_dir: Path, model_id: str) -> Path | None:
     return None
 
 
+def model_revision(hub_dir: Path, model_id: str) -> str | None:
+    """The revision (snapshot name) refs/main points at, if that snapshot can be loaded."""
+    try:
+        snapshot = snapshot_path(hub_dir, model_id)
+    except InvalidModelId:
+        return None
+    return snapshot.name if snapshot is not None else None
+
+
 def is_downloaded(hub_dir: Path, model_id: str) -> bool:
     return snapshot_path(hub_dir, model_id) is not None
 

@@ -21,7 +21,7 @@ from frontend.core.errors import (
 )
 from frontend.core.observability import Metrics, note_model
 from frontend.models import gpu
-from frontend.models.cache import is_downloaded
+from frontend.models.cache import is_downloaded, model_revision
 from frontend.models.catalog import ModelCatalog
 from frontend.models.healing import ModelDoctor
 from frontend.models.store import SettingsStore
@@ -84,6 +84,7 @@ class ModelRegistry:
         self._loading: dict[str, asyncio.Future[None]] = {}
         self.load_count: dict[str, int] = {}
         self.last_load_seconds: dict[str, float] = {}
+        self.revisions: dict[str, str] = {}  # the snapshot each model was last loaded from
         self.usage: dict[str, ModelUsage] = {}
         self.footprints: dict[str, int] = {}  # bytes measured after each model's last load
         self.gpu_footprints: dict[str, int] = {}  # GPU bytes likewise (NVML), when on a GPU
@@ -100,6 +101,18 @@ class ModelRegistry:
 
     def is_loaded(self, model_id: str) -> bool:
         return model_id in self._loaded
+
+    def revision(self, entry: ModelEntry) -> str | None:
+        """The snapshot the model's outputs come from: the one it was loaded from while it is
+        loaded (a newer download counts from its next load), else the one on disk."""
+        if entry.id in self._loaded and entry.id in self.revisions:
+            return self.revisions[entry.id]
+        return self.disk_revision(entry)
+
+    def disk_revision(self, entry: ModelEntry) -> str | None:
+        if is_builtin(entry.hf_model):
+            return "builtin"  # the weights ship inside a pinned Python package
+        return model_revision(self.hub_dir, entry.hf_model)
 
     def is_loading(self, model_id: str) -> bool:
         return model_id in self._loading
@@ -144,6 +157,7 @@ class ModelRegistry:
         if self.make_room is not None:
             await self.make_room(entry)
         started = time.monotonic()
+        revision = self.disk_revision(entry)
         logger.info("loading model %s (%s)", entry.id, entry.hf_model)
         try:
             await self.gateway.load(entry.id)
@@ -172,6 +186,8 @@ class ModelRegistry:
             self.metrics.load_duration.labels(entry.id).observe(elapsed)
         self.load_count[entry.id] = self.load_count.get(entry.id, 0) + 1
         self.last_load_seconds[entry.id] = elapsed
+        if revision is not None:
+            self.revisions[entry.id] = revision
         self.doctor.loaded(entry.id)
         usage = self.usage.setdefault(entry.id, ModelUsage())
         usage.loaded_at = usage.last_used = time.monotonic()

@@ -1,12 +1,15 @@
-"""Reranking: validate, split the pairs into Triton-sized chunks, run them concurrently."""
+"""Reranking: validate, answer cached (query, document) pairs from the result cache, split the
+others into Triton-sized chunks and run them concurrently."""
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from typing import NamedTuple
 
 import numpy as np
 
+from frontend.cache.service import ResultCache
 from frontend.core.config import LimitsSection, ModelEntry, Task
 from frontend.core.errors import InvalidRequest
 from frontend.models.registry import ModelRegistry
@@ -14,6 +17,8 @@ from frontend.triton.codecs import column, texts_input
 
 TASK = Task.RERANK
 OUTPUTS = ["LOGIT", "SCORE", "TOKENS", "TRUNCATED"]
+# A cached pair: logit and score (float32), tokens (int32), truncated (bool), little-endian.
+PAIR = struct.Struct("<ffi?")
 
 
 class Ranked(NamedTuple):
@@ -57,9 +62,12 @@ def _field(name: str, message: str) -> dict[str, list[dict[str, str]]]:
 
 
 class RerankService:
-    def __init__(self, registry: ModelRegistry, limits: LimitsSection) -> None:
+    def __init__(
+        self, registry: ModelRegistry, limits: LimitsSection, cache: ResultCache | None = None
+    ) -> None:
         self.registry = registry
         self.limits = limits
+        self.cache = cache
 
     async def rerank(
         self,
@@ -73,12 +81,24 @@ class RerankService:
         model's limit is refused (400) instead of cut (longest side first, as transformers)."""
         check_documents(query, documents, self.limits)
         entry = self.registry.catalog.lookup(model, TASK)
-        size = entry.max_batch_size
-        chunks = [documents[i : i + size] for i in range(0, len(documents), size)]
-        parts = await asyncio.gather(
-            *(self._chunk(entry, query, chunk, keep_alive) for chunk in chunks)
-        )
-        logits, scores, tokens, truncated = (np.concatenate(c) for c in zip(*parts, strict=True))
+        if self.cache is None:
+            logits, scores, tokens, truncated = await self._score(
+                entry, query, documents, keep_alive
+            )
+        else:
+            # Cached per (query, document) pair; `truncate` is checked on the cached flag.
+            async def compute(indices: list[int]) -> list[bytes]:
+                chosen = [documents[i] for i in indices]
+                done = await self._score(entry, query, chosen, keep_alive)
+                return [PAIR.pack(*row) for row in zip(*(c.tolist() for c in done), strict=True)]
+
+            encoded = query.encode("utf-8")
+            pairs = [[encoded, document.encode("utf-8")] for document in documents]
+            found = await self.cache.fetch("rerank", entry, None, pairs, compute)
+            rows = [PAIR.unpack(value) for value in found]
+            logits, scores = (np.array([r[i] for r in rows], np.float32) for i in (0, 1))
+            tokens = np.array([r[2] for r in rows], np.int32)
+            truncated = np.array([r[3] for r in rows], bool)
         if not truncate and truncated.any():
             first = int(np.argmax(truncated))
             raise InvalidRequest(
@@ -87,6 +107,17 @@ class RerankService:
                 _field(f"documents.{first}", "too long for the model with truncate: false"),
             )
         return Ranked(entry, logits, scores, tokens)
+
+    async def _score(
+        self, entry: ModelEntry, query: str, documents: list[str], keep_alive: float | None
+    ) -> tuple[np.ndarray, ...]:
+        """(logits, scores, tokens, truncated), one row per document."""
+        size = entry.max_batch_size
+        chunks = [documents[i : i + size] for i in range(0, len(documents), size)]
+        parts = await asyncio.gather(
+            *(self._chunk(entry, query, chunk, keep_alive) for chunk in chunks)
+        )
+        return tuple(np.concatenate(c) for c in zip(*parts, strict=True))
 
     async def _chunk(
         self, entry: ModelEntry, query: str, documents: list[str], keep_alive: float | None

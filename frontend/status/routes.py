@@ -47,6 +47,7 @@ async def status(
         for model_id, h in sorted(registry.health.known().items())
         if h.restarts or h.state != "ok"
     }
+    cache = request.app.state.cache
     return {
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app.state.started_at, 1),
@@ -62,6 +63,8 @@ async def status(
         "requests": sum(u.requests for u in registry.usage.values()),
         "traffic": request.app.state.metrics.recent.summary(),
         "memory_budget_bytes": lifecycle.budget_bytes(),
+        # hits and misses count inputs (texts, images) since this frontend started
+        "cache": await cache.stats() if cache is not None else {"enabled": False},
         "gpu": {
             "available": gpu.gpu_available(),
             "memory_used_bytes": gpu.gpu_memory_used(),

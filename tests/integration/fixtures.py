@@ -157,6 +157,9 @@ def settings(data_dir: Path, fake_hub: FakeHub) -> Settings:
         limits=LIMITS,
         hub={"endpoint": fake_hub.url, "etag_timeout_seconds": 3},
         triton={"admin_key": ADMIN_KEY},
+        # Off for the shared API: tests that count loads and inferences repeat their inputs.
+        # tests/integration/test_cache.py runs frontends of its own with it on.
+        cache={"enabled": False},
     )
 
 

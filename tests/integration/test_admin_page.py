@@ -38,6 +38,7 @@ def admin_api(settings: Settings, triton: EmbeddedTriton) -> Iterator[RunningApi
         update={
             "triton": settings.triton.model_copy(update={"url": triton.grpc_url}),
             "crawl": settings.crawl.model_copy(update={"allow_private_networks": True}),
+            "cache": settings.cache.model_copy(update={"enabled": True}),  # its hit rate shows
         },
     )
     app = create_app(own)
@@ -101,7 +102,8 @@ def test_page_is_served_open_with_a_strict_policy(admin_api: RunningApi) -> None
 
 def test_status_panel_refreshes_live(admin: AdminPage, admin_api: RunningApi) -> None:
     with admin_api.client() as http:  # something loaded, and some traffic to show
-        assert http.post("/api/embed", json={"texts": ["warm up"]}).status_code == 200
+        for _ in range(2):  # the second is a cache hit
+            assert http.post("/api/embed", json={"texts": ["warm up"]}).status_code == 200
         traffic = http.get("/api/status").json()["traffic"]
     assert traffic["requests"] >= 1 and traffic["mean_latency_ms"] > 0
     assert traffic["window_seconds"] == 60 and traffic["requests_per_second"] > 0
@@ -114,6 +116,8 @@ def test_status_panel_refreshes_live(admin: AdminPage, admin_api: RunningApi) ->
     assert admin.text("#st-models tr[data-model=minilm] td:last-child").startswith("ok")
     assert float(admin.text("#st-rate")) > 0
     assert admin.text("#st-latency").endswith(" ms")
+    assert admin.text("#st-cache").endswith(" %")
+    assert "hits" in admin.text("#st-cache-detail") and "memory" in admin.text("#st-cache-detail")
     admin.snap("status")
 
 

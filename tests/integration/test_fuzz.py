@@ -83,6 +83,8 @@ def fuzz_api(
             "crawl": settings.crawl.model_copy(
                 update={"default_timeout_ms": 2000, "max_timeout_ms": 3000, "js_wait_ms": 500}
             ),
+            # on, as shipped: the fuzzer's Cache-Control values and X-Cache answers included
+            "cache": settings.cache.model_copy(update={"enabled": True}),
         },
     )
     app = create_app(own)

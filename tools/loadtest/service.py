@@ -85,6 +85,9 @@ def service_config(tiny: dict[str, str], crawl_host: str) -> dict[str, Any]:
             ],
         },
         "crawl": {"allowed_hosts": [f"{crawl_host}/32"]},
+        # Off: the load test's few sentences and images would be cache hits after their first
+        # request, and it measures the models (tools/bench_cache.py measures the cache).
+        "cache": {"enabled": False},
     }
 
 

@@ -35,6 +35,16 @@ export async function refreshStatus() {
   const gpu = status.gpu;
   setText("#st-gpu", gpu.available ? bytes(gpu.memory_used_bytes) : "none");
   setText("#st-gpu-detail", gpu.available ? `of ${bytes(gpu.memory_total_bytes)}` : "CPU only");
+  const cache = status.cache;
+  if (!cache.enabled) {
+    setText("#st-cache", "off");
+    setText("#st-cache-detail", "cache.enabled: false");
+  } else {
+    setText("#st-cache", cache.hit_rate === null ? "–" : `${(cache.hit_rate * 100).toFixed(1)} %`);
+    const size = cache.bytes === null ? "" : `, ${bytes(cache.bytes)}`;
+    const where = cache.available ? `${cache.backend}${size}` : `${cache.backend} unreachable`;
+    setText("#st-cache-detail", `${cache.hits} hits, ${cache.misses} misses · ${where}`);
+  }
   const rows = status.models.map((m) =>
     el(
       "tr",

@@ -1,0 +1,1 @@
+"""The result cache: model outputs kept by hash(model, revision, options, input)."""
