@@ -17,6 +17,8 @@ from starlette.middleware import Middleware
 from frontend import __version__
 from frontend.admin.routes import router as admin_router
 from frontend.admin.routes import static_mount
+from frontend.compat.firecrawl import router as firecrawl_router
+from frontend.compat.firecrawl_errors import FirecrawlErrorMiddleware, document_firecrawl_errors
 from frontend.compat.ollama import router as ollama_router
 from frontend.compat.openai import router as openai_router
 from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
@@ -68,6 +70,7 @@ ROUTERS = [
     models_router,
     downloads_router,
     crawl_router,
+    firecrawl_router,
     admin_router,
 ]
 
@@ -159,11 +162,12 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     """The app; `crawl_resolver` answers the crawler's DNS lookups (tests put a fake one in)."""
     settings = settings.model_copy(deep=True)  # the app's own: later changes by the caller stay out
     # In the order a request meets them, outermost first: every error under /v1/ (the
-    # security checks' too) in OpenAI's shape; request id and body limit; metrics and the
-    # access log (so refusals are counted); the Host check (DNS rebinding); the shutdown
-    # drain; the security checks.
+    # security checks' too) in OpenAI's shape, under Firecrawl's /v2/ paths in Firecrawl's;
+    # request id and body limit; metrics and the access log (so refusals are counted); the
+    # Host check (DNS rebinding); the shutdown drain; the security checks.
     middleware = [
         Middleware(OpenAIErrorMiddleware),
+        Middleware(FirecrawlErrorMiddleware),
         Middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes),
         Middleware(ObservabilityMiddleware),
         Middleware(
@@ -196,15 +200,17 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_openai_errors(
-                complete_openapi(
-                    get_openapi(
-                        title=app.title,
-                        version=app.version,
-                        description=app.description,
-                        routes=app.routes,
-                    ),
-                    app.state.security.policy,
+            app.openapi_schema = document_firecrawl_errors(
+                document_openai_errors(
+                    complete_openapi(
+                        get_openapi(
+                            title=app.title,
+                            version=app.version,
+                            description=app.description,
+                            routes=app.routes,
+                        ),
+                        app.state.security.policy,
+                    )
                 )
             )
         return app.openapi_schema

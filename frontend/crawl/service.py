@@ -13,6 +13,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from frontend.core.config import CrawlSection
+from frontend.core.config_sections import CHROME_VERSION, DEFAULT_USER_AGENT
 from frontend.core.errors import (
     CRAWL_DNS_FAILED,
     CRAWL_FAILED,
@@ -26,10 +27,10 @@ from frontend.core.errors import (
 )
 from frontend.crawl import page as pages
 from frontend.crawl.browser import BrowserManager, BrowserUnavailable
-from frontend.crawl.extract import extract
+from frontend.crawl.extract import extract, extract_cleaned
 from frontend.crawl.policy import CrawlPolicy, Refusal, Resolver, TargetRefused, system_resolver
 from frontend.crawl.proxy import MARKER_HEADER, ProxySession
-from frontend.crawl.schemas import CrawlRequest
+from frontend.crawl.schemas import CrawlRequest, PageOptions
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,11 @@ _HANG_GRACE_SECONDS = 10.0
 _CONNECT_TIMEOUT = 10.0
 _DNS_TIMEOUT = 10.0
 _BYPASS_NOTHING = "<-loopback>"  # Chromium must send loopback traffic through the proxy too
+_MOBILE_VIEWPORT = {"width": 390, "height": 844}
+_MOBILE_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{version} Mobile Safari/537.36"
+)
 
 
 def refused(refusal: Refusal) -> APIError:
@@ -135,7 +141,17 @@ class CrawlService:
         except (OSError, TimeoutError, ValueError):
             raise net_failure("dns", host) from None
 
+    def check_options(self, options: PageOptions) -> None:
+        """What the schema cannot see: limits from the config and option combinations."""
+        self.timeout_ms(options.timeout_ms)
+        if options.block_resources and (options.screenshot or options.pdf):
+            raise InvalidRequest(
+                "block_resources cannot be combined with screenshot or pdf",
+                {"errors": [{"field": "block_resources", "message": "not with screenshot/pdf"}]},
+            )
+
     async def crawl(self, request: CrawlRequest) -> dict[str, Any]:
+        self.check_options(request)
         timeout_ms = self.timeout_ms(request.timeout_ms)
         url = request.url.strip()
         await self.check_target(url)
@@ -185,10 +201,34 @@ class CrawlService:
             "accept_downloads": False,
             "service_workers": "block",
         }
-        if settings.user_agent:
-            options["user_agent"] = settings.user_agent
+        if request.mobile:
+            options.update(viewport=_MOBILE_VIEWPORT, is_mobile=True, has_touch=True)
+            options["device_scale_factor"] = 2
+        options["user_agent"] = request.user_agent or self._user_agent(request.mobile)
+        if request.headers:
+            options["extra_http_headers"] = request.headers
         async with self.browser.context(**options) as context:
+            if request.cookies:
+                await context.add_cookies(
+                    [{"name": k, "value": v, "url": url} for k, v in request.cookies.items()]
+                )
+            if request.block_resources:
+                blocked = frozenset(request.block_resources)
+
+                async def block(route: Any) -> None:
+                    if route.request.resource_type in blocked:
+                        await route.abort("blockedbyclient")
+                    else:
+                        await route.fallback()
+
+                await context.route("**/*", block)
             page = await context.new_page()
+            bad = await pages.bad_selectors(page, request.selectors())
+            if bad:
+                raise InvalidRequest(
+                    f"not a valid CSS selector: {bad[0][:200]}",
+                    {"errors": [{"field": "selector", "message": s[:200]} for s in bad[:10]]},
+                )
             try:
                 navigation, partial = await pages.load(
                     page, url, deadline, request.wait_for_js, settings.js_wait_ms
@@ -198,10 +238,23 @@ class CrawlService:
             except pages.NavigationFailed as exc:
                 raise self._navigation_error(exc.net_error, exc.url, session) from None
             self._check_documents(navigation, session)
+            if not partial and (request.wait_for_selector or request.wait_ms):
+                found = await pages.wait_more(
+                    page, deadline, request.wait_for_selector, request.wait_ms
+                )
+                partial = not found
+            clean = None
+            if request.cleans() or request.html:
+                clean = {
+                    "include": request.include_tags or [],
+                    "exclude": request.exclude_tags or [],
+                    "onlyMain": request.only_main_content,
+                }
             limits = {
                 "maxHtml": settings.max_html_chars,
                 "maxText": settings.max_text_chars,
                 "maxLinks": settings.max_links if request.links else 0,
+                "clean": clean,
             }
             snapshot = await pages.read(page, deadline, limits)
             loaded = pages.LoadedPage(snapshot, navigation, partial)
@@ -209,8 +262,16 @@ class CrawlService:
                 loaded.screenshot = await pages.screenshot(
                     page, request.full_page, settings.max_screenshot_height, deadline
                 )
+            if request.pdf:
+                loaded.pdf = await pages.pdf(page)
             self._check_documents(navigation, session)  # a refresh may have moved on since
             return loaded
+
+    def _user_agent(self, mobile: bool) -> str:
+        configured = self.settings.user_agent
+        if mobile and configured == DEFAULT_USER_AGENT:
+            return _MOBILE_USER_AGENT.format(version=CHROME_VERSION)
+        return configured
 
     def _navigation_error(self, net_error: str, url: str, session: ProxySession) -> APIError:
         host, port = _host_port(url)
@@ -237,15 +298,23 @@ class CrawlService:
         self, request: CrawlRequest, loaded: pages.LoadedPage, session: ProxySession
     ) -> dict[str, Any]:
         snapshot = loaded.snapshot
-        extracted = await asyncio.to_thread(
-            extract,
-            snapshot["html"],
-            snapshot["url"],
-            snapshot["text"],
-            request.markdown,
-            self.settings.min_extracted_chars,
-            self.settings.max_text_chars,
-        )
+        if request.cleans():
+            extracted = await asyncio.to_thread(
+                extract_cleaned,
+                snapshot.get("cleaned_html") or "",
+                request.markdown,
+                self.settings.max_text_chars,
+            )
+        else:
+            extracted = await asyncio.to_thread(
+                extract,
+                snapshot["html"],
+                snapshot["url"],
+                snapshot["text"],
+                request.markdown,
+                self.settings.min_extracted_chars,
+                self.settings.max_text_chars,
+            )
         responses = loaded.navigation.responses
         final_url = str(snapshot["url"])
         final_index = len(responses) - 1
@@ -279,6 +348,11 @@ class CrawlService:
             result["markdown"] = extracted.markdown
         if request.links:
             result["links"] = snapshot["links"]
+        if request.html:
+            result["html"] = snapshot["html"]
+            result["cleaned_html"] = snapshot.get("cleaned_html")
         if loaded.screenshot is not None:
             result["screenshot_base64"] = base64.b64encode(loaded.screenshot).decode("ascii")
+        if loaded.pdf is not None:
+            result["pdf_base64"] = base64.b64encode(loaded.pdf).decode("ascii")
         return result
