@@ -7,7 +7,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from frontend.core.errors import InvalidRequest, json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
@@ -17,6 +25,13 @@ from frontend.crawl.schemas import CrawlRequest
 from frontend.crawl.site_schemas import MapRequest
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/v2", tags=["firecrawl"])
+# Our page options by the Firecrawl field they come from (for error messages).
+_FIRECRAWL_NAMES = {
+    "include_tags": "includeTags",
+    "exclude_tags": "excludeTags",
+    "wait_ms": "waitFor",
+    "timeout_ms": "timeout",
+}
 FORMATS = ("markdown", "html", "rawHtml", "links", "screenshot", "screenshot@fullPage")
 
 
@@ -110,8 +125,11 @@ async def scrape(body: ScrapeBody, request: Request, service: CrawlServiceDep) -
             timeout_ms=timeout,
             mobile=body.mobile,
         )
-    except ValueError as exc:  # pydantic's checks of headers and selectors
-        raise _bad("body", str(exc).splitlines()[-1][:300] if str(exc) else "invalid") from None
+    except ValidationError as exc:  # the page options' own checks (headers, selectors)
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "body"
+        field = _FIRECRAWL_NAMES.get(name, name)
+        raise _bad(field, f"{field}: {str(first['msg'])[:300]}") from None
     result = await service.crawl(page_request)
     request_id = request_id_of(request)
     data: dict[str, Any] = {
