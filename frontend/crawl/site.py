@@ -32,6 +32,7 @@ _MIN_PAGES_FOR_ERROR_RATE = 10
 _BUSY_RETRIES = 20
 _BUSY_WAIT_SECONDS = 0.5
 _FRONTIER_FACTOR = 20  # URLs kept waiting at most, per page still allowed
+MAX_URL_CHARS = 4096  # as POST /api/crawl's url
 
 
 @dataclass
@@ -129,7 +130,7 @@ class SiteCrawl:
 
     def _enqueue(self, url: str, depth: int) -> None:
         key = self._key(url)
-        if key is None or key in self._seen:
+        if key is None or key in self._seen or len(key) > MAX_URL_CHARS:
             return
         room = self.request.max_pages * _FRONTIER_FACTOR
         if len(self._frontier) >= room:

@@ -1,10 +1,13 @@
-"""URL normalization and scope of site crawls, and robots.txt rules (pure functions)."""
+"""URL normalization and scope of site crawls, robots.txt rules, and Firecrawl's shapes
+translated to ours (pure functions)."""
 
 from __future__ import annotations
 
 import pytest
 from protego import Protego
 
+from frontend.compat.firecrawl_schemas import CrawlBody, to_document
+from frontend.core.errors import InvalidRequest
 from frontend.crawl.robots import Robots
 from frontend.crawl.urls import in_scope, normalize, path_of
 
@@ -66,3 +69,42 @@ def test_robots_rules_for_our_agent() -> None:
     assert robots.sitemaps == ["https://a.test/s.xml"]
     assert Robots(None, allow_all=False).allowed("https://a.test/", "HomelabAI") is False
     assert Robots(None, allow_all=True).allowed("https://a.test/", "HomelabAI") is True
+
+
+def test_firecrawl_crawl_bodies_become_site_crawls() -> None:
+    body = CrawlBody(
+        url="https://a.test/docs/intro",
+        limit=20,
+        excludePaths=["^/docs/old/"],
+        delay=1.5,
+        scrapeOptions={"formats": ["markdown", "links"], "onlyMainContent": False},
+        maxAge=1000,  # ignored, as Firecrawl's other fields
+    )
+    site = body.site_request(60_000)
+    assert site.max_pages == 20 and site.delay_ms == 1500 and site.max_depth == 10
+    assert site.include_paths == ["^/docs(/|$|\\?)"]  # the start's folder, as Firecrawl
+    assert site.exclude_paths == ["^/docs/old/"]
+    assert site.page.markdown and site.page.links and not site.page.only_main_content
+    whole = CrawlBody(url="https://a.test/docs/intro", crawlEntireDomain=True)
+    assert whole.site_request(60_000).include_paths is None
+    with pytest.raises(InvalidRequest, match="format 'json'"):
+        CrawlBody(url="https://a.test/", scrapeOptions={"formats": ["json"]}).site_request(1000)
+    with pytest.raises(InvalidRequest, match="includePaths"):
+        CrawlBody(url="https://a.test/", includePaths=["("]).site_request(1000)
+
+
+def test_firecrawl_documents() -> None:
+    result = {
+        "url": "https://a.test/b",
+        "status_code": 200,
+        "title": "B",
+        "metadata": {"description": None, "language": "en"},
+        "markdown": "# B",
+        "links": [{"url": "https://a.test/c", "text": "C"}],
+        "partial": True,
+    }
+    document = to_document(result, "https://a.test/a", {"markdown", "links"}, "id-1")
+    assert document["markdown"] == "# B" and document["links"] == ["https://a.test/c"]
+    assert document["metadata"]["sourceURL"] == "https://a.test/a"
+    assert document["metadata"]["url"] == "https://a.test/b"
+    assert document["metadata"]["statusCode"] == 200 and "warning" in document
