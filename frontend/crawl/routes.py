@@ -69,9 +69,10 @@ async def crawl(body: CrawlRequest, request: Request, service: CrawlServiceDep) 
 SITE_DESCRIPTION = """Crawls a site from `url` and streams the result as NDJSON
 (`application/x-ndjson`), one JSON object per line, as the pages finish:
 
-- `{"type": "page", "page": {...}}`: a loaded page, as `POST /api/crawl` returns it plus
-  `depth`; a page that failed has `url`, `depth`, `status_code` and `error` (`code`,
-  `message`, `details`) instead;
+- `{"type": "page", "page": {...}, "progress": {"done", "failed", "queued"}}`: a loaded
+  page, as `POST /api/crawl` returns it plus `depth`; a page that failed has `url`, `depth`,
+  `status_code` and `error` (`code`, `message`, `details`) instead; `progress` counts the
+  crawl so far (pages loaded, failed, URLs waiting);
 - `{"type": "summary", "status": "completed"|"stopped", "stop_reason": "done"|"max_pages"|
   "error_rate"|"time_limit"|"cancelled", "done", "failed", "queued", "skipped_robots",
   "duplicates", "blocked_requests", "elapsed_ms"}`, last.
@@ -97,7 +98,7 @@ async def crawl_site(body: SiteCrawlRequest, service: CrawlServiceDep) -> Stream
     lines: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
 
     async def on_page(page: dict[str, Any]) -> None:
-        await lines.put(_line("page", {"page": page}))
+        await lines.put(_line("page", {"page": page, "progress": _counts(site.progress)}))
 
     site = SiteCrawl(service, body, on_page)
     await site.prepare()  # refusals become the error envelope, before any line

@@ -210,11 +210,19 @@ class CrawlResponse(BaseModel):
     redirects: list[Redirect] = Field(description="Documents before the final one, in order")
     title: str
     text: str = Field(description="Main text (boilerplate removed), else the page's innerText")
-    text_source: str = Field(description="`article` (trafilatura) or `inner_text` (fallback)")
+    text_source: str = Field(
+        description="`article` (trafilatura), `inner_text` (fallback) or `cleaned_html` "
+        "(only_main_content false, include_tags, exclude_tags)"
+    )
     markdown: str | None = Field(default=None, description="Only when requested")
     links: list[Link] | None = Field(default=None, description="Only when requested")
     metadata: PageMetadata
     html: str | None = Field(default=None, description="Rendered HTML, only when requested")
+    cleaned_html: str | None = Field(
+        default=None,
+        description="With `html`: the HTML text and markdown come from (scripts and styles "
+        "removed; only_main_content, include_tags and exclude_tags applied)",
+    )
     screenshot_base64: str | None = Field(default=None, description="PNG, only when requested")
     pdf_base64: str | None = Field(default=None, description="PDF, only when requested")
     partial: bool = Field(description="The page had not finished loading when time was up")

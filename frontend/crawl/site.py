@@ -265,9 +265,10 @@ class SiteCrawl:
                     await asyncio.sleep(wait)
                 host.next_start = time.monotonic() + host.delay
             result = await self._load(url)
+        record: dict[str, Any] | None = None
         if "error" in result:
             self.progress.failed += 1
-            await self.on_page({"url": url, "depth": depth, **result})
+            record = {"url": url, "depth": depth, **result}
         else:
             final = self._key(result["url"]) or result["url"]
             if final in self._finals:
@@ -279,9 +280,11 @@ class SiteCrawl:
                 self._follow(result, depth)
                 if not self.request.page.links:
                     result.pop("links", None)
-                await self.on_page({"depth": depth, **result})
+                record = {"depth": depth, **result}
             self.progress.blocked_requests += int(result.get("blocked_requests", 0))
         self.progress.queued = len(self._frontier)
+        if record is not None:
+            await self.on_page(record)
         if self.on_progress is not None:
             await self.on_progress(self.progress)
 

@@ -4,6 +4,7 @@ sitemaps, dedup, limits, and the address policy on every fetch, with flat memory
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import orjson
@@ -29,6 +30,8 @@ def crawl_site(api: CrawlApi, **body: Any) -> tuple[list[dict[str, Any]], dict[s
             item = orjson.loads(line)
             if item["type"] == "page":
                 pages.append(item["page"])
+                progress = item["progress"]
+                assert progress["done"] + progress["failed"] == len(pages), progress
             else:
                 assert item["type"] == "summary", item
                 summary = item
@@ -189,3 +192,25 @@ def test_map_lists_sitemap_and_link_urls(api: CrawlApi, tree: Tree, trap: Listen
         ).json()["links"]
         assert [link["url"] for link in searched] == [tree.url(f"/orphan/{k}") for k in range(4)]
     assert trap.hits == 0
+
+
+def test_closing_the_stream_stops_the_crawl(api: CrawlApi, tree: Tree) -> None:
+    body = {
+        "url": tree.url("/"),
+        "delay_ms": 400,
+        "concurrency": 1,
+        "sitemap": "skip",
+        "ignore_query_parameters": True,
+        "page": {"wait_for_js": False},
+    }
+    with (
+        api.client() as http,
+        http.stream("POST", "/api/crawl/site", json=body) as response,
+    ):
+        first = orjson.loads(next(response.iter_lines()))
+        assert first["type"] == "page" and first["page"]["title"] == "Home"
+    time.sleep(2.0)  # the page in flight (if any) finishes
+    settled = tree.hits.total()
+    time.sleep(2.0)
+    assert tree.hits.total() == settled  # nothing more was loaded
+    assert api.service.browser.browser is None or api.service.browser.browser.contexts == []
