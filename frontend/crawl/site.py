@@ -2,7 +2,13 @@
 per-host politeness, dedup, limits and a stop on errors. Each page goes through
 CrawlService.crawl (the browser behind the filtering proxy); robots.txt and sitemaps through a
 Fetcher on the same policy. Results go to a callback as they finish: the engine keeps none,
-so memory stays flat however large the site."""
+so memory stays flat however large the site.
+
+Use: `crawl = SiteCrawl(service, request, on_page, on_progress)`; `await crawl.prepare()`
+(bad input raises APIError before any work); `summary = await crawl.run()`; `crawl.cancel()`
+from elsewhere stops it after the pages in flight (cancelling run()'s task works too). A job
+layer stores what `on_page` gets and the Progress `on_progress` reports; Firecrawl's
+/v2/crawl maps onto it with compat.firecrawl_schemas (CrawlBody.site_request, to_document)."""
 
 from __future__ import annotations
 
@@ -85,7 +91,7 @@ class SiteCrawl:
         self._seen: set[str] = set()
         self._finals: set[str] = set()
         self._robots: dict[str, Robots] = {}
-        self._robots_lock = asyncio.Lock()
+        self._robots_locks: dict[str, asyncio.Lock] = {}
         self._hosts: dict[str, _Host] = {}
         self._in_flight = 0
         self._wake = asyncio.Event()
@@ -192,7 +198,9 @@ class SiteCrawl:
                 self._enqueue(url, 1)
 
     async def _robots_for(self, origin: str) -> Robots:
-        async with self._robots_lock:
+        # One fetch per origin; a slow host's robots.txt does not hold up the others.
+        lock = self._robots_locks.setdefault(origin, asyncio.Lock())
+        async with lock:
             robots = self._robots.get(origin)
             if robots is None:
                 robots = await fetch_robots(self._fetcher, origin)
