@@ -214,3 +214,22 @@ def test_closing_the_stream_stops_the_crawl(api: CrawlApi, tree: Tree) -> None:
     time.sleep(2.0)
     assert tree.hits.total() == settled  # nothing more was loaded
     assert api.service.browser.browser is None or api.service.browser.browser.contexts == []
+
+
+def test_the_host_delay_spaces_page_loads(api: CrawlApi, tree: Tree) -> None:
+    start = len(tree.log)
+    pages, summary = crawl_site(
+        api,
+        url=tree.url("/"),
+        max_pages=4,
+        delay_ms=800,
+        concurrency=2,
+        sitemap="skip",
+        page={"wait_for_js": False, "block_resources": ["image", "font"]},
+    )
+    assert len(pages) == 4 and summary["stop_reason"] == "max_pages"
+    loads = [t for t, path in tree.log[start:] if path != "/robots.txt"]
+    assert len(loads) >= 4
+    # two slots, but one page started per delay: 3 delays between the first and the last
+    # (a page's request reaches the site a browser-dependent moment after its start)
+    assert loads[3] - loads[0] >= 3 * 0.8 - 0.5, loads

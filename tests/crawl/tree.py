@@ -36,6 +36,7 @@ class Tree:
         self.sections = sections
         self.pages = pages
         self.hits: Counter[str] = Counter()
+        self.log: list[tuple[float, str]] = []  # (monotonic time, path) of every request
         self._lock = threading.Lock()
         tree = self
 
@@ -48,6 +49,7 @@ class Tree:
             def do_GET(self) -> None:
                 with tree._lock:
                     tree.hits[self.path.split("?", 1)[0]] += 1
+                    tree.log.append((time.monotonic(), self.path))
                 tree.route(self)
 
         self.server = QuietServer((SITE_HOST, 0), Handler)
