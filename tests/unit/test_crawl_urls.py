@@ -3,12 +3,15 @@ translated to ours (pure functions)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from protego import Protego
 
 from frontend.compat.firecrawl_schemas import CrawlBody, to_document
 from frontend.core.errors import InvalidRequest
-from frontend.crawl.robots import Robots
+from frontend.crawl.fetch import Fetched
+from frontend.crawl.robots import Robots, fetch_robots
 from frontend.crawl.urls import in_scope, normalize, path_of
 
 
@@ -108,3 +111,31 @@ def test_firecrawl_documents() -> None:
     assert document["metadata"]["sourceURL"] == "https://a.test/a"
     assert document["metadata"]["url"] == "https://a.test/b"
     assert document["metadata"]["statusCode"] == 200 and "warning" in document
+
+
+class _FakeFetcher:
+    """Answers every GET with one status (and body), as a Fetcher would."""
+
+    def __init__(self, status: int | None, body: bytes = b"") -> None:
+        self.status = status
+        self.body = body
+
+    async def get(self, url: str, max_bytes: int) -> Fetched | None:
+        return None if self.status is None else Fetched(url, self.status, self.body)
+
+
+@pytest.mark.parametrize(
+    ("status", "allowed"),
+    [(404, True), (410, True), (500, False), (503, False), (None, False)],
+)
+def test_robots_per_rfc_9309(status: int | None, allowed: bool) -> None:
+    robots = asyncio.run(fetch_robots(_FakeFetcher(status), "https://a.test"))  # type: ignore[arg-type]
+    assert robots.allowed("https://a.test/x", "HomelabAI") is allowed
+
+
+def test_robots_file_is_parsed() -> None:
+    body = b"User-agent: *\nDisallow: /x/\nSitemap: https://a.test/map.xml\n"
+    robots = asyncio.run(fetch_robots(_FakeFetcher(200, body), "https://a.test"))  # type: ignore[arg-type]
+    assert not robots.allowed("https://a.test/x/1", "HomelabAI")
+    assert robots.allowed("https://a.test/y", "HomelabAI")
+    assert robots.sitemaps == ["https://a.test/map.xml"]
