@@ -1,5 +1,6 @@
 """Crawling: admission (concurrency limit and queue), the address policy, one isolated
-browser context and proxy listener per crawl, and the mapping of failures to API errors."""
+browser context and proxy listener per crawl with the request's page options, and its result
+(failures become API errors in crawl.failures)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,18 @@ import asyncio
 import base64
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from frontend.core.config import CrawlSection
 from frontend.core.config_sections import CHROME_VERSION, DEFAULT_USER_AGENT
-from frontend.core.errors import (
-    CRAWL_DNS_FAILED,
-    CRAWL_FAILED,
-    CRAWL_TIMEOUT,
-    CRAWL_TLS_FAILED,
-    CRAWL_UNREACHABLE,
-    APIError,
-    InvalidRequest,
-    ResourceExhausted,
-    Unavailable,
-)
+from frontend.core.errors import APIError, InvalidRequest, ResourceExhausted, Unavailable
 from frontend.crawl import page as pages
 from frontend.crawl.browser import BrowserManager, BrowserUnavailable
 from frontend.crawl.extract import extract, extract_cleaned
-from frontend.crawl.policy import CrawlPolicy, Refusal, Resolver, TargetRefused, system_resolver
+from frontend.crawl.failures import classify_net_error, host_port, net_failure, refused
+from frontend.crawl.policy import CrawlPolicy, Resolver, TargetRefused, system_resolver
 from frontend.crawl.proxy import MARKER_HEADER, ProxySession
 from frontend.crawl.schemas import CrawlRequest, PageOptions
 
@@ -44,59 +35,6 @@ _MOBILE_USER_AGENT = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/{version} Mobile Safari/537.36"
 )
-
-
-def refused(refusal: Refusal) -> APIError:
-    return InvalidRequest(
-        f"crawl target refused: {refusal.message}",
-        {"rule": refusal.rule, "host": refusal.host[:255]},
-    )
-
-
-def net_failure(kind: str, host: str, net_error: str | None = None) -> APIError:
-    """One mapping from a failed fetch (proxy event kind or Chromium net error) to an error."""
-    details: dict[str, Any] = {"host": host[:255]}
-    if net_error:
-        details["net_error"] = net_error
-    if kind == "dns":
-        return APIError(502, CRAWL_DNS_FAILED, f"cannot resolve host {host}", details)
-    if kind == "unreachable":
-        return APIError(502, CRAWL_UNREACHABLE, f"cannot connect to {host}", details)
-    if kind == "tls":
-        return APIError(502, CRAWL_TLS_FAILED, f"TLS failed for {host}", details)
-    if kind == "timeout":
-        return APIError(504, CRAWL_TIMEOUT, f"{host} did not answer in time", details)
-    if kind == "limit":
-        return APIError(502, CRAWL_FAILED, "the crawl's transfer limit was reached", details)
-    return APIError(502, CRAWL_FAILED, f"the page at {host} could not be loaded", details)
-
-
-def classify_net_error(net_error: str) -> str:
-    if net_error.startswith(("ERR_NAME_NOT_RESOLVED", "ERR_NAME_RESOLUTION_FAILED")):
-        return "dns"
-    if net_error.startswith(("ERR_CERT_", "ERR_SSL_", "ERR_BAD_SSL")):
-        return "tls"
-    if net_error in ("ERR_TIMED_OUT", "ERR_CONNECTION_TIMED_OUT"):
-        return "timeout"
-    if net_error in (
-        "ERR_CONNECTION_REFUSED",
-        "ERR_CONNECTION_RESET",
-        "ERR_CONNECTION_CLOSED",
-        "ERR_CONNECTION_FAILED",
-        "ERR_ADDRESS_UNREACHABLE",
-        "ERR_TUNNEL_CONNECTION_FAILED",
-        "ERR_EMPTY_RESPONSE",
-    ):
-        return "unreachable"
-    return "failed"
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    try:
-        parts = urlsplit(url)
-        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return "", 0
 
 
 class CrawlService:
@@ -179,7 +117,7 @@ class CrawlService:
             async with asyncio.timeout(timeout_ms / 1000 + _HANG_GRACE_SECONDS):
                 loaded = await self._in_browser(request, url, timeout_ms, session)
         except (TimeoutError, PlaywrightTimeout):
-            raise net_failure("timeout", _host_port(url)[0]) from None
+            raise net_failure("timeout", host_port(url)[0]) from None
         except BrowserUnavailable:
             raise Unavailable("the crawl browser could not be started") from None
         except PlaywrightError:
@@ -234,7 +172,7 @@ class CrawlService:
                     page, url, deadline, request.wait_for_js, settings.js_wait_ms
                 )
             except pages.NothingLoaded:
-                raise net_failure("timeout", _host_port(url)[0]) from None
+                raise net_failure("timeout", host_port(url)[0]) from None
             except pages.NavigationFailed as exc:
                 raise self._navigation_error(exc.net_error, exc.url, session) from None
             self._check_documents(navigation, session)
@@ -274,7 +212,7 @@ class CrawlService:
         return configured
 
     def _navigation_error(self, net_error: str, url: str, session: ProxySession) -> APIError:
-        host, port = _host_port(url)
+        host, port = host_port(url)
         event = session.event_for(host, port)
         if event is not None:
             if event.refusal is not None:
@@ -288,7 +226,7 @@ class CrawlService:
             kind = response.headers.get(MARKER_HEADER)
             if kind is None:
                 continue
-            host, port = _host_port(response.url)
+            host, port = host_port(response.url)
             event = session.event_for(host, port)
             if event is not None and event.refusal is not None:
                 raise refused(event.refusal)
