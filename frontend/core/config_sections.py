@@ -149,7 +149,8 @@ class CrawlSection(Section):
     max_links: int = Field(default=1_000, ge=0, le=100_000)
     max_transfer_mb: float = Field(default=50, gt=0)
     min_extracted_chars: int = Field(default=200, ge=0)
-    user_agent: str = Field(default=DEFAULT_USER_AGENT, min_length=1, max_length=512)
+    # None: Chromium's own ("HeadlessChrome", as before this default existed)
+    user_agent: str | None = Field(default=DEFAULT_USER_AGENT, min_length=1, max_length=512)
     ignore_tls_errors: bool = False
     # Site crawls (POST /api/crawl/site) and maps (POST /api/crawl/map, /v2/map)
     max_site_pages: int = Field(default=1_000, ge=1, le=100_000)
@@ -163,6 +164,11 @@ class CrawlSection(Section):
     max_map_urls: int = Field(default=5_000, ge=1, le=100_000)
     allow_private_networks: bool = False
     allowed_hosts: list[str] = Field(default_factory=list)
+
+    @property
+    def fetch_user_agent(self) -> str:
+        """The User-Agent of robots.txt and sitemap fetches (never empty)."""
+        return self.user_agent or DEFAULT_USER_AGENT
 
     @field_validator("allowed_hosts")
     @classmethod

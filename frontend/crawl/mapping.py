@@ -54,7 +54,10 @@ async def map_site(service: CrawlService, request: MapRequest) -> list[dict[str,
                 add(link["url"], link.get("text") or None)
     if request.sitemap != "skip":
         async with Fetcher(
-            service.policy, service.resolver, settings.user_agent, not settings.ignore_tls_errors
+            service.policy,
+            service.resolver,
+            settings.fetch_user_agent,
+            not settings.ignore_tls_errors,
         ) as fetcher:
             origin = origin_of(start)
             robots = await fetch_robots(fetcher, origin)

@@ -142,7 +142,9 @@ class CrawlService:
         if request.mobile:
             options.update(viewport=_MOBILE_VIEWPORT, is_mobile=True, has_touch=True)
             options["device_scale_factor"] = 2
-        options["user_agent"] = request.user_agent or self._user_agent(request.mobile)
+        user_agent = request.user_agent or self._user_agent(request.mobile)
+        if user_agent:
+            options["user_agent"] = user_agent
         if request.headers:
             options["extra_http_headers"] = request.headers
         async with self.browser.context(**options) as context:
@@ -205,7 +207,7 @@ class CrawlService:
             self._check_documents(navigation, session)  # a refresh may have moved on since
             return loaded
 
-    def _user_agent(self, mobile: bool) -> str:
+    def _user_agent(self, mobile: bool) -> str | None:
         configured = self.settings.user_agent
         if mobile and configured == DEFAULT_USER_AGENT:
             return _MOBILE_USER_AGENT.format(version=CHROME_VERSION)

@@ -151,7 +151,7 @@ class SiteCrawl:
         fetcher = Fetcher(
             self.service.policy,
             self.service.resolver,
-            self.settings.user_agent,
+            self.settings.fetch_user_agent,
             not self.settings.ignore_tls_errors,
         )
         async with fetcher:

@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from frontend.core.config_sections import DEFAULT_USER_AGENT
-from tests.crawl.conftest import CrawlApi
+from tests.crawl.conftest import CRAWL, CrawlApi, start_api
 from tests.crawl.site import AD_TEXT, ARTICLE_BODY, COMMENT_TEXT, LATE_TEXT, Site
 
 
@@ -34,6 +34,15 @@ def test_the_default_user_agent_is_a_real_chrome_and_mobile_says_so(
     assert f"User-Agent: {DEFAULT_USER_AGENT}" in text and "Headless" not in text
     mobile = api.crawl(site.url("/echo"), wait_for_js=False, mobile=True).json()["text"]
     assert "Mobile Safari" in mobile and "Android" in mobile
+
+
+def test_a_null_user_agent_setting_keeps_chromiums_own(site: Site) -> None:
+    own = start_api({**CRAWL, "user_agent": None})
+    try:
+        text = own.crawl(site.url("/echo"), wait_for_js=False).json()["text"]
+    finally:
+        own.stop()
+    assert "HeadlessChrome" in text
 
 
 def test_wait_for_selector(api: CrawlApi, site: Site) -> None:
