@@ -20,6 +20,8 @@ from frontend.admin.routes import static_mount
 from frontend.cache.middleware import CacheMiddleware
 from frontend.cache.openapi import document_cache
 from frontend.cache.service import ResultCache
+from frontend.compat.firecrawl import router as firecrawl_router
+from frontend.compat.firecrawl_errors import FirecrawlErrorMiddleware, document_firecrawl_errors
 from frontend.compat.ollama import router as ollama_router
 from frontend.compat.openai import router as openai_router
 from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
@@ -71,6 +73,7 @@ ROUTERS = [
     models_router,
     downloads_router,
     crawl_router,
+    firecrawl_router,
     admin_router,
 ]
 
@@ -172,11 +175,13 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     """The app; `crawl_resolver` answers the crawler's DNS lookups (tests put a fake one in)."""
     settings = settings.model_copy(deep=True)  # the app's own: later changes by the caller stay out
     # In the order a request meets them, outermost first: every error under /v1/ (the
-    # security checks' too) in OpenAI's shape; request id and body limit; metrics and the
-    # access log (so refusals are counted); the Host check (DNS rebinding); the shutdown
-    # drain; the security checks; the result cache's Cache-Control and X-Cache.
+    # security checks' too) in OpenAI's shape, under Firecrawl's /v2/ paths in Firecrawl's;
+    # request id and body limit; metrics and the access log (so refusals are counted); the
+    # Host check (DNS rebinding); the shutdown drain; the security checks; the result cache's
+    # Cache-Control and X-Cache.
     middleware = [
         Middleware(OpenAIErrorMiddleware),
+        Middleware(FirecrawlErrorMiddleware),
         Middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes),
         Middleware(ObservabilityMiddleware),
         Middleware(
@@ -212,15 +217,17 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             app.openapi_schema = document_cache(
-                document_openai_errors(
-                    complete_openapi(
-                        get_openapi(
-                            title=app.title,
-                            version=app.version,
-                            description=app.description,
-                            routes=app.routes,
-                        ),
-                        app.state.security.policy,
+                document_firecrawl_errors(
+                    document_openai_errors(
+                        complete_openapi(
+                            get_openapi(
+                                title=app.title,
+                                version=app.version,
+                                description=app.description,
+                                routes=app.routes,
+                            ),
+                            app.state.security.policy,
+                        )
                     )
                 )
             )

@@ -137,6 +137,15 @@ _HOST_NAME = re.compile(
 )
 
 
+# A current desktop Chrome's User-Agent (headless Chromium's own says "HeadlessChrome", which
+# many sites answer with a block page).
+CHROME_VERSION = "156.0.0.0"
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    f"Chrome/{CHROME_VERSION} Safari/537.36"
+)
+
+
 class CrawlSection(Section):
     chromium_path: Path | None = None  # None: Debian's chromium if installed, else Playwright's
     max_concurrent: int = Field(default=2, ge=1, le=64)
@@ -154,10 +163,26 @@ class CrawlSection(Section):
     max_links: int = Field(default=1_000, ge=0, le=100_000)
     max_transfer_mb: float = Field(default=50, gt=0)
     min_extracted_chars: int = Field(default=200, ge=0)
-    user_agent: str | None = None
+    # None: Chromium's own ("HeadlessChrome", as before this default existed)
+    user_agent: str | None = Field(default=DEFAULT_USER_AGENT, min_length=1, max_length=512)
     ignore_tls_errors: bool = False
+    # Site crawls (POST /api/crawl/site) and maps (POST /api/crawl/map, /v2/map)
+    max_site_pages: int = Field(default=1_000, ge=1, le=100_000)
+    max_site_seconds: float = Field(default=1_800, gt=0, le=86_400)
+    robots_user_agent: str = Field(default="HomelabAI", min_length=1, max_length=100)
+    site_host_concurrency: int = Field(default=2, ge=1, le=64)
+    site_host_delay_ms: int = Field(default=0, ge=0, le=60_000)
+    max_crawl_delay_ms: int = Field(default=10_000, ge=0, le=600_000)
+    max_sitemap_urls: int = Field(default=50_000, ge=0, le=1_000_000)
+    max_sitemaps: int = Field(default=20, ge=0, le=1_000)
+    max_map_urls: int = Field(default=5_000, ge=1, le=100_000)
     allow_private_networks: bool = False
     allowed_hosts: list[str] = Field(default_factory=list)
+
+    @property
+    def fetch_user_agent(self) -> str:
+        """The User-Agent of robots.txt and sitemap fetches (never empty)."""
+        return self.user_agent or DEFAULT_USER_AGENT
 
     @field_validator("allowed_hosts")
     @classmethod

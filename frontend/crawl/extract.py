@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import lxml.html
 import trafilatura
+from markdownify import markdownify
 
 _BLANK_LINES = re.compile(r"\n\s*\n\s*\n+")
 _SPACES = re.compile(r"[ \t\u00a0]+")
@@ -66,3 +68,21 @@ def extract(
     return Extracted(
         text, markdown, "article" if use_main else "inner_text", cut_text or cut_markdown
     )
+
+
+def extract_cleaned(html: str, want_markdown: bool, max_chars: int) -> Extracted:
+    """Text (and markdown) of HTML the page already narrowed (include/exclude selectors, or
+    the whole page without scripts): converted as it is, no main-text guessing."""
+    text = ""
+    if html.strip():
+        try:
+            text = normalize_text(lxml.html.fromstring(html).text_content())
+        except (ValueError, lxml.etree.ParserError):
+            text = ""
+    text, cut_text = _cut(text, max_chars)
+    markdown = None
+    cut_markdown = False
+    if want_markdown:
+        converted = markdownify(html, heading_style="ATX") if html.strip() else ""
+        markdown, cut_markdown = _cut(_BLANK_LINES.sub("\n\n", converted).strip(), max_chars)
+    return Extracted(text, markdown, "cleaned_html", cut_text or cut_markdown)

@@ -14,8 +14,31 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 # Everything is read in one evaluate, so a meta refresh or script navigation between reads
 # cannot mix two documents.
-_SNAPSHOT_JS = """({maxHtml, maxText, maxLinks}) => {
+_SNAPSHOT_JS = """({maxHtml, maxText, maxLinks, clean}) => {
   const root = document.documentElement;
+  // The HTML that text and markdown come from when the request narrows the page: scripts and
+  // styles dropped, excluded selectors (and boilerplate for main content) removed, or just
+  // the included selectors.
+  const cleaned = (() => {
+    if (!clean || !root) return null;
+    const copy = root.cloneNode(true);
+    const drop = (selector) => copy.querySelectorAll(selector).forEach((n) => n.remove());
+    drop("script, style, noscript, template, link, meta, head");
+    for (const selector of clean.exclude) drop(selector);
+    if (clean.onlyMain) {
+      drop("header, nav, footer, aside, [role=navigation], [role=banner], [role=contentinfo]");
+      drop("[aria-hidden=true], .sidebar, #sidebar, .comments, #comments, .ad, .ads, .advert");
+    }
+    if (clean.include.length) {
+      const parts = [];
+      for (const selector of clean.include) {
+        for (const node of copy.querySelectorAll(selector)) parts.push(node.outerHTML);
+      }
+      return parts.join("\\n");
+    }
+    const body = copy.querySelector("body");
+    return body ? body.innerHTML : copy.innerHTML;
+  })();
   const html = root ? root.outerHTML : "";
   const text = document.body ? document.body.innerText : (root ? root.innerText : "");
   const meta = (selector) => {
@@ -37,7 +60,8 @@ _SNAPSHOT_JS = """({maxHtml, maxText, maxLinks}) => {
     url: location.href,
     title: (document.title || "").slice(0, 2000),
     html: html.slice(0, maxHtml),
-    html_truncated: html.length > maxHtml,
+    html_truncated: html.length > maxHtml || (cleaned !== null && cleaned.length > maxHtml),
+    cleaned_html: cleaned === null ? null : cleaned.slice(0, maxHtml),
     text: text.slice(0, maxText),
     text_truncated: text.length > maxText,
     language: (root && root.getAttribute("lang")) || meta('meta[http-equiv="content-language" i]'),
@@ -58,6 +82,12 @@ _DOM_QUIET_JS = """({quietMs, maxMs}) => new Promise((resolve) => {
   observer.observe(document, {subtree: true, childList: true, characterData: true});
   timer = setTimeout(done, quietMs);
   const cap = setTimeout(done, maxMs);
+})"""
+
+# The selectors a request names that the browser cannot parse.
+_BAD_SELECTORS_JS = """(selectors) => selectors.filter((s) => {
+  try { document.createDocumentFragment().querySelector(s); return false; }
+  catch (e) { return true; }
 })"""
 
 _DOM_QUIET_MS = 500
@@ -92,6 +122,7 @@ class LoadedPage:
     navigation: Navigation
     partial: bool
     screenshot: bytes | None = None
+    pdf: bytes | None = None
 
 
 class Deadline:
@@ -135,6 +166,41 @@ def _net_error(exc: PlaywrightError) -> str:
     return message[start + 5 :].split()[0]
 
 
+async def bad_selectors(page: Page, selectors: list[str]) -> list[str]:
+    """Those of `selectors` that are not valid CSS (checked on the blank page, before loading)."""
+    if not selectors:
+        return []
+    bad: list[str] = await page.evaluate(_BAD_SELECTORS_JS, selectors)
+    return bad
+
+
+async def wait_more(
+    page: Page, deadline: Deadline, selector: str | None, wait_ms: int | None
+) -> bool:
+    """The request's own waits after the load; False when the selector never appeared."""
+    reserve = min(2000.0, deadline.left_ms() / 4)
+    found = True
+    if selector:
+        try:
+            await page.wait_for_selector(
+                selector, state="attached", timeout=deadline.left_ms(reserve)
+            )
+        except PlaywrightTimeout:
+            found = False
+        except PlaywrightError:
+            if browser_gone(page):
+                raise
+            found = False  # a navigation replaced the document meanwhile
+    if wait_ms:
+        await asyncio.sleep(min(wait_ms, deadline.left_ms(reserve)) / 1000)
+    return found
+
+
+async def pdf(page: Page) -> bytes:
+    """The page printed to PDF (A4, backgrounds), as headless Chromium prints it."""
+    return await page.pdf(format="A4", print_background=True)
+
+
 async def load(
     page: Page, url: str, deadline: Deadline, wait_for_js: bool, js_wait_ms: int
 ) -> tuple[Navigation, bool]:
@@ -171,7 +237,7 @@ async def load(
     return navigation, False
 
 
-async def read(page: Page, deadline: Deadline, limits: dict[str, int]) -> dict[str, Any]:
+async def read(page: Page, deadline: Deadline, limits: dict[str, Any]) -> dict[str, Any]:
     """The snapshot; retried when a navigation (meta refresh, script) destroys the document."""
     for attempt in range(_READ_ATTEMPTS):
         try:

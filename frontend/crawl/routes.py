@@ -1,17 +1,28 @@
-"""POST /api/crawl."""
+"""POST /api/crawl, /api/crawl/site (a site crawl streamed as NDJSON) and /api/crawl/map."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
 
 from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import ErrorEnvelope
+from frontend.crawl.mapping import map_site
 from frontend.crawl.schemas import CrawlRequest, CrawlResponse
 from frontend.crawl.service import CrawlService
+from frontend.crawl.site import Progress, SiteCrawl
+from frontend.crawl.site_schemas import MapRequest, MapResponse, SiteCrawlRequest
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["crawl"])
 
@@ -53,3 +64,80 @@ async def crawl(body: CrawlRequest, request: Request, service: CrawlServiceDep) 
     payload = {"request_id": request_id_of(request), **result}
     payload["fetch_time_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return json_response(payload)
+
+
+SITE_DESCRIPTION = """Crawls a site from `url` and streams the result as NDJSON
+(`application/x-ndjson`), one JSON object per line, as the pages finish:
+
+- `{"type": "page", "page": {...}, "progress": {"done", "failed", "queued"}}`: a loaded
+  page, as `POST /api/crawl` returns it plus `depth`; a page that failed has `url`, `depth`,
+  `status_code` and `error` (`code`, `message`, `details`) instead; `progress` counts the
+  crawl so far (pages loaded, failed, URLs waiting);
+- `{"type": "summary", "status": "completed"|"stopped", "stop_reason": "done"|"max_pages"|
+  "error_rate"|"time_limit"|"cancelled", "done", "failed", "queued", "skipped_robots",
+  "duplicates", "blocked_requests", "elapsed_ms"}`, last.
+
+Bad input is refused before the stream starts, with the error envelope."""
+
+
+def _line(kind: str, payload: dict[str, Any]) -> bytes:
+    return orjson.dumps({"type": kind, **payload}) + b"\n"
+
+
+@router.post(
+    "/crawl/site",
+    responses={
+        **CRAWL_RESPONSES,
+        200: {"content": {"application/x-ndjson": {}}, "description": "NDJSON lines"},
+    },
+    response_class=StreamingResponse,
+    summary="Crawl a site (links, sitemaps, robots.txt); stream its pages as NDJSON",
+    description=SITE_DESCRIPTION,
+)
+async def crawl_site(body: SiteCrawlRequest, service: CrawlServiceDep) -> StreamingResponse:
+    lines: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+
+    async def on_page(page: dict[str, Any]) -> None:
+        await lines.put(_line("page", {"page": page, "progress": _counts(site.progress)}))
+
+    site = SiteCrawl(service, body, on_page)
+    await site.prepare()  # refusals become the error envelope, before any line
+
+    async def run() -> None:
+        try:
+            summary = await site.run()
+            await lines.put(_line("summary", summary))
+        except Exception:
+            logger.exception("site crawl failed")
+            error = {"code": "INTERNAL_ERROR", "message": "the site crawl failed"}
+            await lines.put(_line("error", {"error": error, **_counts(site.progress)}))
+        finally:
+            await lines.put(None)
+
+    async def stream() -> AsyncIterator[bytes]:
+        task = asyncio.create_task(run())
+        try:
+            while (line := await lines.get()) is not None:
+                yield line
+        finally:  # the client went away: stop crawling
+            site.cancel()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+
+def _counts(progress: Progress) -> dict[str, int]:
+    return {"done": progress.done, "failed": progress.failed, "queued": progress.queued}
+
+
+@router.post(
+    "/crawl/map",
+    response_model=MapResponse,
+    responses=CRAWL_RESPONSES,
+    summary="List a site's URLs: its sitemaps and the start page's links",
+)
+async def crawl_map(body: MapRequest, request: Request, service: CrawlServiceDep) -> Response:
+    links = await map_site(service, body)
+    return json_response({"request_id": request_id_of(request), "url": body.url, "links": links})

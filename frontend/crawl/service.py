@@ -1,5 +1,6 @@
 """Crawling: admission (concurrency limit and queue), the address policy, one isolated
-browser context and proxy listener per crawl, and the mapping of failures to API errors."""
+browser context and proxy listener per crawl with the request's page options, and its result
+(failures become API errors in crawl.failures)."""
 
 from __future__ import annotations
 
@@ -7,29 +8,20 @@ import asyncio
 import base64
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from frontend.core.config import CrawlSection
-from frontend.core.errors import (
-    CRAWL_DNS_FAILED,
-    CRAWL_FAILED,
-    CRAWL_TIMEOUT,
-    CRAWL_TLS_FAILED,
-    CRAWL_UNREACHABLE,
-    APIError,
-    InvalidRequest,
-    ResourceExhausted,
-    Unavailable,
-)
+from frontend.core.config_sections import CHROME_VERSION, DEFAULT_USER_AGENT
+from frontend.core.errors import APIError, InvalidRequest, ResourceExhausted, Unavailable
 from frontend.crawl import page as pages
 from frontend.crawl.browser import BrowserManager, BrowserUnavailable
-from frontend.crawl.extract import extract
-from frontend.crawl.policy import CrawlPolicy, Refusal, Resolver, TargetRefused, system_resolver
+from frontend.crawl.extract import extract, extract_cleaned
+from frontend.crawl.failures import classify_net_error, host_port, net_failure, refused
+from frontend.crawl.policy import CrawlPolicy, Resolver, TargetRefused, system_resolver
 from frontend.crawl.proxy import MARKER_HEADER, ProxySession
-from frontend.crawl.schemas import CrawlRequest
+from frontend.crawl.schemas import CrawlRequest, PageOptions
 
 logger = logging.getLogger(__name__)
 
@@ -38,59 +30,11 @@ _HANG_GRACE_SECONDS = 10.0
 _CONNECT_TIMEOUT = 10.0
 _DNS_TIMEOUT = 10.0
 _BYPASS_NOTHING = "<-loopback>"  # Chromium must send loopback traffic through the proxy too
-
-
-def refused(refusal: Refusal) -> APIError:
-    return InvalidRequest(
-        f"crawl target refused: {refusal.message}",
-        {"rule": refusal.rule, "host": refusal.host[:255]},
-    )
-
-
-def net_failure(kind: str, host: str, net_error: str | None = None) -> APIError:
-    """One mapping from a failed fetch (proxy event kind or Chromium net error) to an error."""
-    details: dict[str, Any] = {"host": host[:255]}
-    if net_error:
-        details["net_error"] = net_error
-    if kind == "dns":
-        return APIError(502, CRAWL_DNS_FAILED, f"cannot resolve host {host}", details)
-    if kind == "unreachable":
-        return APIError(502, CRAWL_UNREACHABLE, f"cannot connect to {host}", details)
-    if kind == "tls":
-        return APIError(502, CRAWL_TLS_FAILED, f"TLS failed for {host}", details)
-    if kind == "timeout":
-        return APIError(504, CRAWL_TIMEOUT, f"{host} did not answer in time", details)
-    if kind == "limit":
-        return APIError(502, CRAWL_FAILED, "the crawl's transfer limit was reached", details)
-    return APIError(502, CRAWL_FAILED, f"the page at {host} could not be loaded", details)
-
-
-def classify_net_error(net_error: str) -> str:
-    if net_error.startswith(("ERR_NAME_NOT_RESOLVED", "ERR_NAME_RESOLUTION_FAILED")):
-        return "dns"
-    if net_error.startswith(("ERR_CERT_", "ERR_SSL_", "ERR_BAD_SSL")):
-        return "tls"
-    if net_error in ("ERR_TIMED_OUT", "ERR_CONNECTION_TIMED_OUT"):
-        return "timeout"
-    if net_error in (
-        "ERR_CONNECTION_REFUSED",
-        "ERR_CONNECTION_RESET",
-        "ERR_CONNECTION_CLOSED",
-        "ERR_CONNECTION_FAILED",
-        "ERR_ADDRESS_UNREACHABLE",
-        "ERR_TUNNEL_CONNECTION_FAILED",
-        "ERR_EMPTY_RESPONSE",
-    ):
-        return "unreachable"
-    return "failed"
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    try:
-        parts = urlsplit(url)
-        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return "", 0
+_MOBILE_VIEWPORT = {"width": 390, "height": 844}
+_MOBILE_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/{version} Mobile Safari/537.36"
+)
 
 
 class CrawlService:
@@ -135,7 +79,17 @@ class CrawlService:
         except (OSError, TimeoutError, ValueError):
             raise net_failure("dns", host) from None
 
+    def check_options(self, options: PageOptions) -> None:
+        """What the schema cannot see: limits from the config and option combinations."""
+        self.timeout_ms(options.timeout_ms)
+        if options.block_resources and (options.screenshot or options.pdf):
+            raise InvalidRequest(
+                "block_resources cannot be combined with screenshot or pdf",
+                {"errors": [{"field": "block_resources", "message": "not with screenshot/pdf"}]},
+            )
+
     async def crawl(self, request: CrawlRequest) -> dict[str, Any]:
+        self.check_options(request)
         timeout_ms = self.timeout_ms(request.timeout_ms)
         url = request.url.strip()
         await self.check_target(url)
@@ -163,7 +117,7 @@ class CrawlService:
             async with asyncio.timeout(timeout_ms / 1000 + _HANG_GRACE_SECONDS):
                 loaded = await self._in_browser(request, url, timeout_ms, session)
         except (TimeoutError, PlaywrightTimeout):
-            raise net_failure("timeout", _host_port(url)[0]) from None
+            raise net_failure("timeout", host_port(url)[0]) from None
         except BrowserUnavailable:
             raise Unavailable("the crawl browser could not be started") from None
         except PlaywrightError:
@@ -185,23 +139,62 @@ class CrawlService:
             "accept_downloads": False,
             "service_workers": "block",
         }
-        if settings.user_agent:
-            options["user_agent"] = settings.user_agent
+        if request.mobile:
+            options.update(viewport=_MOBILE_VIEWPORT, is_mobile=True, has_touch=True)
+            options["device_scale_factor"] = 2
+        user_agent = request.user_agent or self._user_agent(request.mobile)
+        if user_agent:
+            options["user_agent"] = user_agent
+        if request.headers:
+            options["extra_http_headers"] = request.headers
         async with self.browser.context(**options) as context:
+            if request.cookies:
+                await context.add_cookies(
+                    [{"name": k, "value": v, "url": url} for k, v in request.cookies.items()]
+                )
+            if request.block_resources:
+                blocked = frozenset(request.block_resources)
+
+                async def block(route: Any) -> None:
+                    if route.request.resource_type in blocked:
+                        await route.abort("blockedbyclient")
+                    else:
+                        await route.fallback()
+
+                await context.route("**/*", block)
             page = await context.new_page()
+            bad = await pages.bad_selectors(page, request.selectors())
+            if bad:
+                raise InvalidRequest(
+                    f"not a valid CSS selector: {bad[0][:200]}",
+                    {"errors": [{"field": "selector", "message": s[:200]} for s in bad[:10]]},
+                )
             try:
                 navigation, partial = await pages.load(
                     page, url, deadline, request.wait_for_js, settings.js_wait_ms
                 )
             except pages.NothingLoaded:
-                raise net_failure("timeout", _host_port(url)[0]) from None
+                raise net_failure("timeout", host_port(url)[0]) from None
             except pages.NavigationFailed as exc:
                 raise self._navigation_error(exc.net_error, exc.url, session) from None
             self._check_documents(navigation, session)
+            if not partial and (request.wait_for_selector or request.wait_ms):
+                found = await pages.wait_more(
+                    page, deadline, request.wait_for_selector, request.wait_ms
+                )
+                partial = not found
+            clean = None
+            if request.cleans() or request.html:
+                clean = {
+                    "include": request.include_tags or [],
+                    "exclude": request.exclude_tags or [],
+                    "onlyMain": request.only_main_content,
+                }
             limits = {
                 "maxHtml": settings.max_html_chars,
                 "maxText": settings.max_text_chars,
                 "maxLinks": settings.max_links if request.links else 0,
+                "clean": clean,
             }
             snapshot = await pages.read(page, deadline, limits)
             loaded = pages.LoadedPage(snapshot, navigation, partial)
@@ -209,11 +202,19 @@ class CrawlService:
                 loaded.screenshot = await pages.screenshot(
                     page, request.full_page, settings.max_screenshot_height, deadline
                 )
+            if request.pdf:
+                loaded.pdf = await pages.pdf(page)
             self._check_documents(navigation, session)  # a refresh may have moved on since
             return loaded
 
+    def _user_agent(self, mobile: bool) -> str | None:
+        configured = self.settings.user_agent
+        if mobile and configured == DEFAULT_USER_AGENT:
+            return _MOBILE_USER_AGENT.format(version=CHROME_VERSION)
+        return configured
+
     def _navigation_error(self, net_error: str, url: str, session: ProxySession) -> APIError:
-        host, port = _host_port(url)
+        host, port = host_port(url)
         event = session.event_for(host, port)
         if event is not None:
             if event.refusal is not None:
@@ -227,7 +228,7 @@ class CrawlService:
             kind = response.headers.get(MARKER_HEADER)
             if kind is None:
                 continue
-            host, port = _host_port(response.url)
+            host, port = host_port(response.url)
             event = session.event_for(host, port)
             if event is not None and event.refusal is not None:
                 raise refused(event.refusal)
@@ -237,15 +238,23 @@ class CrawlService:
         self, request: CrawlRequest, loaded: pages.LoadedPage, session: ProxySession
     ) -> dict[str, Any]:
         snapshot = loaded.snapshot
-        extracted = await asyncio.to_thread(
-            extract,
-            snapshot["html"],
-            snapshot["url"],
-            snapshot["text"],
-            request.markdown,
-            self.settings.min_extracted_chars,
-            self.settings.max_text_chars,
-        )
+        if request.cleans():
+            extracted = await asyncio.to_thread(
+                extract_cleaned,
+                snapshot.get("cleaned_html") or "",
+                request.markdown,
+                self.settings.max_text_chars,
+            )
+        else:
+            extracted = await asyncio.to_thread(
+                extract,
+                snapshot["html"],
+                snapshot["url"],
+                snapshot["text"],
+                request.markdown,
+                self.settings.min_extracted_chars,
+                self.settings.max_text_chars,
+            )
         responses = loaded.navigation.responses
         final_url = str(snapshot["url"])
         final_index = len(responses) - 1
@@ -279,6 +288,11 @@ class CrawlService:
             result["markdown"] = extracted.markdown
         if request.links:
             result["links"] = snapshot["links"]
+        if request.html:
+            result["html"] = snapshot["html"]
+            result["cleaned_html"] = snapshot.get("cleaned_html")
         if loaded.screenshot is not None:
             result["screenshot_base64"] = base64.b64encode(loaded.screenshot).decode("ascii")
+        if loaded.pdf is not None:
+            result["pdf_base64"] = base64.b64encode(loaded.pdf).decode("ascii")
         return result

@@ -23,6 +23,7 @@ from frontend.crawl.policy import Resolver, system_resolver
 from frontend.crawl.service import CrawlService
 from frontend.triton.embedded import free_port
 from tests.crawl.site import SITE_HOST, Listener, Site
+from tests.crawl.tree import Tree
 from tests.serving import serve_app
 
 CRAWL = {
@@ -106,6 +107,13 @@ def trap() -> Iterator[Listener]:
 @pytest.fixture(scope="session")
 def site(trap: Listener) -> Iterator[Site]:
     server = Site(trap.port)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def tree(trap: Listener) -> Iterator[Tree]:
+    server = Tree(trap.port)
     yield server
     server.close()
 

@@ -24,6 +24,13 @@ AD_TEXT = "Buy discount garden gnomes now limited offer"
 COMMENT_TEXT = "First comment: great article, cannot wait for the next one"
 SIDEBAR_TEXT = " ".join(f"Sensor reading number {i} is within range." for i in range(20))
 JS_TEXT = "This paragraph was inserted by a script half a second after load."
+LATE_TEXT = "This element arrived long after the network went quiet."
+LATE_PAGE = f"""<!doctype html><html><head><title>Late page</title></head><body>
+<p>Waiting for the late element.</p>
+<script>setTimeout(() => {{
+  const p = document.createElement("p"); p.id = "late"; p.textContent = "{LATE_TEXT}";
+  document.body.appendChild(p);
+}}, 1200);</script></body></html>"""
 
 
 def article_html(title: str = "Herons return to the mill pond") -> str:
@@ -62,6 +69,7 @@ class Site:
     def __init__(self, trap_port: int) -> None:
         self.trap_port = trap_port
         self.release = threading.Event()
+        self.requested: list[str] = []  # every path asked for, in order
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,6 +79,7 @@ class Site:
                 pass
 
             def do_GET(self) -> None:
+                site.requested.append(self.path)
                 site.route(self)
 
         self.server = QuietServer((SITE_HOST, 0), Handler)
@@ -93,6 +102,26 @@ class Site:
             send(h, 200, article_html())
         elif path == "/js":
             send(h, 200, JS_PAGE)
+        elif path == "/late":
+            send(h, 200, LATE_PAGE)
+        elif path == "/echo":
+            seen = "".join(
+                f"<li>{name}: {h.headers.get(name, '-')}</li>"
+                for name in ("User-Agent", "X-Homelab-Test", "Cookie")
+            )
+            send(
+                h, 200, f"<html><head><title>Echo</title></head><body><ul>{seen}</ul></body></html>"
+            )
+        elif path == "/with-image":
+            send(
+                h,
+                200,
+                article_html("Page with an image").replace(
+                    "<main>", '<main><img src="/pixel.png" alt="pixel">'
+                ),
+            )
+        elif path == "/pixel.png":
+            send(h, 404, "")
         elif path == "/r301":
             redirect(h, 301, "/r302")
         elif path == "/r302":

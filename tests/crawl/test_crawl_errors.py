@@ -113,5 +113,32 @@ def test_openapi_documents_crawl(api: CrawlApi) -> None:
         "timeout_ms",
         "markdown",
         "links",
+        "html",
+        "pdf",
+        "only_main_content",
+        "include_tags",
+        "exclude_tags",
+        "wait_for_selector",
+        "wait_ms",
+        "headers",
+        "cookies",
+        "user_agent",
+        "mobile",
+        "block_resources",
     } == set(request)
     assert all(prop.get("description") for prop in request.values())
+    for path in ("/api/crawl/site", "/api/crawl/map"):
+        responses = schema["paths"][path]["post"]["responses"]
+        assert {"400", "502", "503"} <= set(responses), path
+    site = schema["components"]["schemas"]["SiteCrawlRequest"]["properties"]
+    assert all(prop.get("description") for prop in site.values())
+    assert (
+        "application/x-ndjson"
+        in schema["paths"]["/api/crawl/site"]["post"]["responses"]["200"]["content"]
+    )
+    # Firecrawl's routes document Firecrawl's error shape
+    scrape = schema["paths"]["/v2/scrape"]["post"]["responses"]
+    assert scrape["400"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "FirecrawlErrorEnvelope"
+    )
+    assert "408" in scrape

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tritonclient.utils import InferenceServerException
 
 from frontend.app import create_app
+from frontend.compat.firecrawl_errors import is_firecrawl_path
 from frontend.core.config import SecuritySection, Settings
 from frontend.core.security import Security, hash_key
 from frontend.triton.embedded import EmbeddedTriton
@@ -143,10 +144,14 @@ def test_every_protected_route(
                 assert response.status_code not in (401, 403, 500), where
             else:
                 assert response.status_code == expected, where
-                error = response.json()["error"]
                 code = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}[expected]
-                # OpenAI's error shape under /v1/ (lower-case codes)
-                assert error["code"] == (code.lower() if path.startswith("/v1/") else code)
+                if is_firecrawl_path(path):  # Firecrawl's error shape
+                    body = response.json()
+                    assert body["success"] is False and body["code"] == code, where
+                else:
+                    error = response.json()["error"]
+                    # OpenAI's error shape under /v1/ (lower-case codes)
+                    assert error["code"] == (code.lower() if path.startswith("/v1/") else code)
                 assert KEY_A not in response.text
                 if expected == 401:
                     assert response.headers["WWW-Authenticate"].startswith("Bearer")

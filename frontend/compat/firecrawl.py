@@ -1,0 +1,90 @@
+"""Firecrawl-compatible POST /v2/scrape and POST /v2/map (firecrawl-py 4.x, LangChain's and
+LlamaIndex's Firecrawl loaders, ...). Our API keys are the bearer tokens; errors in Firecrawl's
+shape (compat.firecrawl_errors). Unknown fields are ignored, as Firecrawl's SDK sends many."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from frontend.compat.firecrawl_schemas import ScrapeBody, to_document
+from frontend.core.errors import json_response, request_id_of
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.crawl.mapping import map_site
+from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
+from frontend.crawl.schemas import CrawlRequest
+from frontend.crawl.site_schemas import MapRequest
+
+router = APIRouter(route_class=StrictJSONRoute, prefix="/v2", tags=["firecrawl"])
+
+
+class ScrapeResult(BaseModel):
+    success: Literal[True]
+    data: dict[str, Any] = Field(
+        description="markdown, html, rawHtml, links, screenshot (data URL) as asked, and "
+        "metadata (title, description, language, sourceURL, url, statusCode, scrapeId)"
+    )
+
+
+@router.post(
+    "/scrape",
+    response_model=ScrapeResult,
+    responses=CRAWL_RESPONSES,
+    summary="Firecrawl v2 scrape: one page in a real browser",
+)
+async def scrape(body: ScrapeBody, request: Request, service: CrawlServiceDep) -> Response:
+    fields = body.page_fields(service.settings.max_timeout_ms)
+    wanted, _ = body.formats_wanted()
+    result = await service.crawl(CrawlRequest(url=body.url, **fields))
+    document = to_document(result, body.url, wanted, request_id_of(request))
+    return json_response({"success": True, "data": document})
+
+
+class MapBody(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"url": "https://example.com"}]}
+    )
+
+    url: StrictStr = Field(min_length=1, max_length=4096)
+    search: StrictStr | None = Field(default=None, max_length=500)
+    sitemap: Literal["include", "skip", "only"] = "include"
+    includeSubdomains: StrictBool = True
+    ignoreQueryParameters: StrictBool = True
+    limit: StrictInt | None = Field(default=None, ge=1, le=100_000)
+    timeout: StrictInt | None = Field(default=None, ge=100)
+
+
+class MapResult(BaseModel):
+    success: Literal[True]
+    links: list[dict[str, Any]] = Field(description="[{url, title?}]")
+
+
+@router.post(
+    "/map",
+    response_model=MapResult,
+    responses=CRAWL_RESPONSES,
+    summary="Firecrawl v2 map: a site's URLs from its sitemaps and the start page's links",
+)
+async def map_(body: MapBody, service: CrawlServiceDep) -> Response:
+    timeout = None
+    if body.timeout is not None:
+        timeout = min(body.timeout, service.settings.max_timeout_ms)
+    links = await map_site(
+        service,
+        MapRequest(
+            url=body.url,
+            search=body.search,
+            limit=body.limit,
+            include_subdomains=body.includeSubdomains,
+            ignore_query_parameters=body.ignoreQueryParameters,
+            sitemap=body.sitemap,
+            timeout_ms=timeout,
+        ),
+    )
+    shaped = [
+        {"url": link["url"], **({"title": link["title"]} if link["title"] else {})}
+        for link in links
+    ]
+    return json_response({"success": True, "links": shaped})

@@ -1,0 +1,109 @@
+"""Errors under Firecrawl's paths (/v2/scrape, /v2/map, ...) in Firecrawl's shape, whoever
+answered them (routes, auth, rate limits, body limit, Host check):
+{"success": false, "error": message, "code", "details", "request_id"}.
+
+`firecrawl-py` reads `error`, `details` and `code`: our CRAWL_DNS_FAILED and CRAWL_TLS_FAILED
+become Firecrawl's own codes (the SDK raises DNSResolutionError / TLSError for them), and a
+page that timed out answers 408 as Firecrawl does. A pure ASGI middleware, like the OpenAI one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PREFIXES = ("/v2/scrape", "/v2/map", "/v2/crawl", "/v2/batch/")
+_CODES = {
+    "CRAWL_DNS_FAILED": "SCRAPE_DNS_RESOLUTION_ERROR",
+    "CRAWL_TLS_FAILED": "SCRAPE_SSL_ERROR",
+    "CRAWL_TIMEOUT": "SCRAPE_TIMEOUT",
+}
+_STATUS = {"CRAWL_TIMEOUT": 408}
+
+
+def is_firecrawl_path(path: str) -> bool:
+    return path.startswith(PREFIXES)
+
+
+def firecrawl_error(status: int, body: bytes) -> tuple[int, bytes]:
+    """Our envelope as Firecrawl's (and the status Firecrawl gives); anything else as it is."""
+    try:
+        error = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return status, body
+    if not isinstance(error, dict) or "message" not in error:
+        return status, body
+    code = str(error.get("code", ""))
+    shaped: dict[str, Any] = {
+        "success": False,
+        "error": error.get("message", ""),
+        "code": _CODES.get(code, code),
+        "request_id": error.get("request_id", ""),
+    }
+    if error.get("details"):
+        shaped["details"] = error["details"]
+    return _STATUS.get(code, status), orjson.dumps(shaped)
+
+
+class FirecrawlErrorMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_firecrawl_path(str(scope.get("path", ""))):
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def rewrite(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                start = message  # held until the whole (small) error body is here
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            status, body = firecrawl_error(start["status"], b"".join(chunks))
+            headers = [
+                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+            ]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, rewrite)
+
+
+class FirecrawlErrorEnvelope(BaseModel):
+    success: bool
+    error: str
+    code: str
+    request_id: str
+    details: dict[str, Any] | None = None
+
+
+def document_firecrawl_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Point the error responses of Firecrawl's operations at its shape in the OpenAPI."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas["FirecrawlErrorEnvelope"] = FirecrawlErrorEnvelope.model_json_schema()
+    ours = "#/components/schemas/ErrorEnvelope"
+    theirs = "#/components/schemas/FirecrawlErrorEnvelope"
+    for path, operations in schema.get("paths", {}).items():
+        if not is_firecrawl_path(path):
+            continue
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "504" in responses:  # a page timeout answers 408, as Firecrawl's
+                responses.setdefault("408", responses["504"])
+            for response in responses.values():
+                for media in response.get("content", {}).values():
+                    if media.get("schema", {}).get("$ref") == ours:
+                        media["schema"] = {"$ref": theirs}
+    return schema
