@@ -3,6 +3,7 @@ the crawl browser."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -37,6 +38,9 @@ from frontend.embed.service import EmbeddingService
 from frontend.health.metrics import router as metrics_router
 from frontend.health.routes import router as health_router
 from frontend.images.routes import router as images_router
+from frontend.jobs.middleware import JobsMiddleware
+from frontend.jobs.routes import router as jobs_router
+from frontend.jobs.service import JobService
 from frontend.models import gpu
 from frontend.models.catalog import ModelCatalog
 from frontend.models.downloads import DownloadManager
@@ -68,6 +72,7 @@ ROUTERS = [
     models_router,
     downloads_router,
     crawl_router,
+    jobs_router,
     admin_router,
 ]
 
@@ -143,9 +148,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The browser starts on the first crawl.
     app.state.crawl = CrawlService(settings.crawl, app.state.crawl_resolver)
     await app.state.crawl.start()
+    jobs = start_jobs(app, settings)
     try:
         yield
     finally:
+        await stop_jobs(app, jobs)
         downloads.shutdown()
         await app.state.crawl.stop()
         await lifecycle.stop()
@@ -153,6 +160,40 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if embedded is not None:
             await embedded.stop()
         store.close()
+
+
+def start_jobs(app: FastAPI, settings: Settings) -> asyncio.Task[None] | None:
+    """The job service, its worker threads and its recovery sweep (None: jobs disabled)."""
+    if not settings.jobs.enabled:
+        return None
+    jobs = JobService(
+        settings,
+        app,
+        app.state.crawl_resolver,
+        lambda owner: app.state.security.policy.webhook_secret(owner),
+        app.state.metrics.registry,
+    )
+    app.state.jobs = jobs
+    jobs.start(asyncio.get_running_loop())
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(max(settings.jobs.lease_seconds / 2, 0.25))
+            try:
+                await asyncio.to_thread(jobs.sweep)
+            except Exception:  # the broker may be down for a while: try again next time
+                logger.exception("job sweep failed")
+
+    return asyncio.create_task(sweep_forever())
+
+
+async def stop_jobs(app: FastAPI, sweeper: asyncio.Task[None] | None) -> None:
+    jobs: JobService | None = getattr(app.state, "jobs", None)
+    if sweeper is None or jobs is None:
+        return
+    sweeper.cancel()
+    await asyncio.to_thread(jobs.stop)
+    app.state.jobs = None
 
 
 def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -> FastAPI:
@@ -172,6 +213,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
         ),
         Middleware(DrainMiddleware),
         Middleware(SecurityMiddleware),
+        Middleware(JobsMiddleware),  # `Prefer: respond-async`: after the checks, the caller's job
     ]
     app = FastAPI(
         title="Homelab AI",
@@ -185,6 +227,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     app.state.metrics = Metrics()
     app.state.security = Security(settings.security)
     app.state.drain = Drain()
+    app.state.jobs = None
     install_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from frontend.core.config_sections import (
     CrawlSection,
     HubSection,
+    JobsSection,
     LimitsSection,
     ResourcesSection,
     Section,
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "CrawlSection",
     "HubSection",
+    "JobsSection",
     "LimitsSection",
     "ModelEntry",
     "ModelsSection",
@@ -170,6 +172,7 @@ class Settings(BaseSettings):
     security: SecuritySection = Field(default_factory=SecuritySection)
     hub: HubSection = Field(default_factory=HubSection)
     crawl: CrawlSection = Field(default_factory=CrawlSection)
+    jobs: JobsSection = Field(default_factory=JobsSection)
 
     @classmethod
     def settings_customise_sources(

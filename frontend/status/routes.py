@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -47,6 +48,12 @@ async def status(
         for model_id, h in sorted(registry.health.known().items())
         if h.restarts or h.state != "ok"
     }
+    jobs = request.app.state.jobs
+    job_counts = None
+    if jobs is not None:
+        counts = await asyncio.to_thread(jobs.store.counts)
+        depth = await asyncio.to_thread(jobs.workers.depth)
+        job_counts = {**counts, "queue_depth": depth, "workers": jobs.workers.count}
     return {
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app.state.started_at, 1),
@@ -61,6 +68,8 @@ async def status(
         "in_flight": sum(u.in_flight for u in registry.usage.values()),
         "requests": sum(u.requests for u in registry.usage.values()),
         "traffic": request.app.state.metrics.recent.summary(),
+        # jobs by status; queue_depth: messages waiting in the broker (null: jobs disabled)
+        "jobs": job_counts,
         "memory_budget_bytes": lifecycle.budget_bytes(),
         "gpu": {
             "available": gpu.gpu_available(),
