@@ -39,6 +39,7 @@ from frontend.health.metrics import router as metrics_router
 from frontend.health.routes import router as health_router
 from frontend.images.routes import router as images_router
 from frontend.jobs.middleware import JobsMiddleware
+from frontend.jobs.openapi import document_async
 from frontend.jobs.routes import router as jobs_router
 from frontend.jobs.service import JobService
 from frontend.models import gpu
@@ -239,15 +240,17 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_openai_errors(
-                complete_openapi(
-                    get_openapi(
-                        title=app.title,
-                        version=app.version,
-                        description=app.description,
-                        routes=app.routes,
-                    ),
-                    app.state.security.policy,
+            app.openapi_schema = document_async(
+                document_openai_errors(
+                    complete_openapi(
+                        get_openapi(
+                            title=app.title,
+                            version=app.version,
+                            description=app.description,
+                            routes=app.routes,
+                        ),
+                        app.state.security.policy,
+                    )
                 )
             )
         return app.openapi_schema

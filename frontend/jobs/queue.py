@@ -9,11 +9,13 @@ uvicorn's), so only its worker threads are started here; stopping sets its stop 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer, Worker
 
 logger = logging.getLogger(__name__)
 TASK_NAME = "homelab_ai.run_job"
@@ -28,6 +30,25 @@ def make_huey(broker: str | None, data_dir: Path) -> Huey:
     return RedisHuey("homelab-ai", url=broker, results=False, read_timeout=1)
 
 
+def _wakeable_consumer(wake: threading.Event) -> type[Consumer]:
+    """A consumer whose idle workers also wake when this process enqueues (SQLite has no
+    blocking read: without this a job created here would wait for the next poll)."""
+
+    class WakeableWorker(Worker):
+        def sleep(self) -> None:
+            delay: float = min(self.delay, self.max_delay)  # type: ignore[has-type]
+            if wake.wait(delay):
+                wake.clear()
+                self.delay = self.default_delay
+            else:
+                self.delay = delay * self.backoff
+
+    class WakeableConsumer(Consumer):
+        worker_class = WakeableWorker
+
+    return WakeableConsumer
+
+
 class Workers:
     """huey's consumer worker threads, started and stopped with the app's lifespan."""
 
@@ -37,9 +58,11 @@ class Workers:
         self.count = count
         self._consumer: Any = None
         self._poll = poll
+        self._wake = threading.Event()
 
     def enqueue(self, job_id: str) -> None:
         self.enqueue_task(job_id)
+        self._wake.set()
 
     def pending_ids(self) -> set[str]:
         return {str(task.args[0]) for task in self.huey.pending() if task.args}
@@ -50,7 +73,8 @@ class Workers:
     def start(self) -> None:
         if self.count <= 0:
             return
-        self._consumer = self.huey.create_consumer(
+        self._consumer = _wakeable_consumer(self._wake)(
+            self.huey,
             workers=self.count,
             worker_type="thread",
             periodic=False,
@@ -67,6 +91,7 @@ class Workers:
         if self._consumer is None:
             return True
         self._consumer.stop_flag.set()
+        self._wake.set()
         for _, thread in self._consumer.worker_threads:
             thread.join(timeout)
         return not any(thread.is_alive() for _, thread in self._consumer.worker_threads)

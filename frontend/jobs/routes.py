@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated, Any
 
 import orjson
@@ -14,8 +15,10 @@ from frontend.core.openapi import error_responses
 from frontend.core.security import ANONYMOUS
 from frontend.jobs.schemas import JobList, JobRequest, JobStatus, JobView
 from frontend.jobs.service import JobService
-from frontend.jobs.store import Job
+from frontend.jobs.store import FINISHED, Job
 
+MAX_WAIT_SECONDS = 60
+WAIT_STEP_SECONDS = 0.02
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["jobs"])
 
 
@@ -100,8 +103,22 @@ async def list_jobs(
     responses=error_responses(NotFound, 503),
     summary="A job: status, progress, timings, and the result or the error",
 )
-async def get_job(job_id: str, request: Request, jobs: JobsDep) -> Response:
-    job = await jobs.owned(owner_of(request), job_id)
+async def get_job(
+    job_id: str,
+    request: Request,
+    jobs: JobsDep,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish"),
+    ] = 0,
+) -> Response:
+    owner = owner_of(request)
+    job = await jobs.owned(owner, job_id)
+    deadline = time.monotonic() + wait
+    # Long poll: one request instead of many (the store is read, cheaply, every 20 ms).
+    while job.status not in FINISHED and time.monotonic() < deadline:
+        await asyncio.sleep(WAIT_STEP_SECONDS)
+        job = await jobs.owned(owner, job_id)
     result = (
         await asyncio.to_thread(jobs.store.result, job_id) if job.status == "succeeded" else None
     )
