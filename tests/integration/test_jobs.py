@@ -24,6 +24,7 @@ from tests.faults.conftest import own_frontend
 from tests.images import b64, encode, render_text
 from tests.integration.fixtures import RunningApi
 
+PREFER = {"Prefer": "respond-async"}
 TEXTS_256 = [f"job text {i}: the homelab queue keeps every result" for i in range(256)]
 SECRET = "webhook-secret-0123456789"
 KEY_A, KEY_B = "hlai_jobs-key-a-0123456789abcdef", "hlai_jobs-key-b-0123456789abcdef"
@@ -152,6 +153,24 @@ def test_queued_jobs_are_cancelled_listed_and_unknown_ids_are_404(
         assert status["queued"] >= 2 and status["queue_depth"] >= 2
         metrics = http.get("/metrics").text
         assert "job_queue_depth" in metrics and 'jobs_total{endpoint="/api/embed"' in metrics
+
+
+def test_a_running_job_is_cancelled_at_once_and_its_result_discarded(http: httpx.Client) -> None:
+    long_texts = [
+        f"text {i}: " + "a long paragraph for the model to chew on " * 30 for i in range(32)
+    ]
+    created = http.post("/api/embed", json={"texts": long_texts}, headers=PREFER)
+    location = created.headers["Location"]
+    deadline = time.monotonic() + 60
+    while http.get(location).json()["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    cancelled = http.delete(location)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    # the worker notices within a third of the lease and takes the next job
+    after = http.post("/api/embed", json={"texts": ["next"]}, headers=PREFER)
+    assert wait_job(http, after.headers["Location"])["status"] == "succeeded"
+    job = http.get(location).json()
+    assert job["status"] == "cancelled" and job["result"] is None and job["error"] is None
 
 
 def test_another_key_cannot_see_or_cancel_a_job(settings: Settings, triton: EmbeddedTriton) -> None:
