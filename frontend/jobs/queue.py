@@ -67,9 +67,6 @@ class Workers:
     def pending_ids(self) -> set[str]:
         return {str(task.args[0]) for task in self.huey.pending() if task.args}
 
-    def depth(self) -> int:
-        return int(self.huey.pending_count())
-
     def start(self) -> None:
         if self.count <= 0:
             return

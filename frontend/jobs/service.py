@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 JOB_ENDPOINTS = ("/api/embed", "/api/caption", "/api/ocr", "/api/crawl", "/api/rerank")
 RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
 _STOP_WAIT_SECONDS = 10
+_FINISHED_PASS_SECONDS = 30  # expiry and webhook resumption look at every finished job
+_WEBHOOK_FIELDS = ("url", "attempts", "delivered")
 
 
 class JobService:
@@ -56,6 +59,9 @@ class JobService:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._abandon: set[concurrent.futures.Future[Any]] = set()
+        # Deliveries wait between retries: never in the job worker threads.
+        self._deliveries = ThreadPoolExecutor(4, thread_name_prefix="webhook")
+        self._finished_pass = 0.0
         self.finished = Counter(
             "jobs", "Jobs finished by this process, by endpoint and status",
             ["endpoint", "status"], registry=registry,
@@ -77,6 +83,8 @@ class JobService:
             for future in list(self._abandon):
                 future.cancel()
             self.workers.stop(_STOP_WAIT_SECONDS)
+        # Deliveries stop before their next attempt; the next start resumes them.
+        self._deliveries.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
     def sweep(self) -> None:
@@ -97,12 +105,26 @@ class JobService:
                 if job_id not in pending and moment - enqueued > self.config.lease_seconds:
                     logger.warning("job %s: queued without a message; enqueued again", job_id)
                     self._enqueue(job_id)
+        if moment - self._finished_pass >= _FINISHED_PASS_SECONDS:
+            self._finished_pass = moment
+            self._sweep_finished(moment)
+
+    def _sweep_finished(self, moment: float) -> None:
+        """Delete expired jobs; resume webhook deliveries a dead process left unfinished."""
         horizon = moment - self.config.result_ttl_seconds
         for status in FINISHED:
             for job_id in self.store.ids(status):
                 job = self.store.get(job_id)
-                if job is not None and float(job.meta.get("finished_at") or moment) < horizon:
+                if job is None:
+                    continue
+                if float(job.meta.get("finished_at") or moment) < horizon:
                     self.store.delete(job_id)
+                    continue
+                hook: dict[str, Any] = job.meta.get("webhook") or {}
+                pending = hook and hook.get("delivered") is None and status != "cancelled"
+                if pending and float(hook.get("lease_until") or 0) < moment:
+                    logger.warning("job %s: resuming its webhook delivery", job_id)
+                    self._deliver_later(job_id, job.owner, hook)
 
     def _enqueue(self, job_id: str) -> None:
         self.store.patch(job_id, {"enqueued_at": now()})
@@ -256,19 +278,27 @@ class JobService:
         logger.info("job %s %s in %.0f ms", job.id, outcome, (finished - started) * 1000)
         hook = job.meta.get("webhook")
         if hook:
-            self._notify(job.id, job.owner, hook["url"])
+            self._deliver_later(job.id, job.owner, hook)
+
+    def _deliver_later(self, job_id: str, owner: str, hook: dict[str, Any]) -> None:
+        # The lease covers every remaining attempt: no other sweep resumes it meanwhile.
+        config = self.config
+        worst = config.webhook_attempts * config.webhook_timeout_seconds
+        worst += config.webhook_backoff_seconds * 2**config.webhook_attempts + 10
+        self.store.patch(job_id, {"webhook": {**hook, "lease_until": now() + worst}})
+        self._deliveries.submit(self._notify, job_id, owner, hook["url"])
 
     def _notify(self, job_id: str, owner: str, url: str) -> None:
         job = self.store.get(job_id)
         if job is None:
             return
         body = orjson.dumps(self.view(job, self.store.result(job_id), for_webhook=True))
-        attempts: list[dict[str, Any]] = []
+        hook = dict(job.meta.get("webhook") or {})
+        attempts: list[dict[str, Any]] = list(hook.get("attempts") or [])
 
         def record(entry: dict[str, Any]) -> None:
             attempts.append(entry)
-            hook = {"url": url, "attempts": attempts, "delivered": None}
-            self.store.patch(job_id, {"webhook": hook})
+            self.store.patch(job_id, {"webhook": {**hook, "attempts": attempts}})
 
         def target() -> IPAddress:
             if self.loop is None or self._stopping.is_set():
@@ -283,14 +313,17 @@ class JobService:
             secret,
             job_id,
             target,
-            self.config.webhook_attempts,
+            range(len(attempts) + 1, self.config.webhook_attempts + 1),
             self.config.webhook_backoff_seconds,
             self.config.webhook_timeout_seconds,
             record,
+            sleep=self._stopping.wait,  # returns at once when the service stops
         )
-        self.store.patch(
-            job_id, {"webhook": {"url": url, "attempts": attempts, "delivered": delivered}}
-        )
+        if delivered is None:  # stopping: the next start resumes the remaining attempts
+            self.store.patch(job_id, {"webhook": {**hook, "attempts": attempts, "lease_until": 0}})
+            return
+        final = {"url": url, "attempts": attempts, "delivered": delivered}
+        self.store.patch(job_id, {"webhook": final})
 
     # ---- views -----------------------------------------------------------------------------
 
@@ -318,8 +351,9 @@ class JobService:
             "result": orjson.Fragment(result) if result else None,
             "error": meta.get("error") if job.status == "failed" else None,
         }
+        hook = meta.get("webhook")
         if not for_webhook:
-            payload["webhook"] = meta.get("webhook")
+            payload["webhook"] = {k: hook.get(k) for k in _WEBHOOK_FIELDS} if hook else None
         return payload
 
     @staticmethod

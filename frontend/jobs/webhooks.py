@@ -67,13 +67,15 @@ def deliver(
     secret: str,
     job_id: str,
     target: Callable[[], IPAddress],
-    attempts: int,
+    attempts: range,
     backoff: float,
     timeout: float,
     record: Callable[[dict[str, Any]], None],
-    sleep: Callable[[float], None] = time.sleep,
-) -> bool:
-    """POST the body until a 2xx answer or `attempts` tries; True when delivered."""
+    sleep: Callable[[float], object] = time.sleep,
+) -> bool | None:
+    """POST the body until a 2xx answer, trying the numbered `attempts` (a range: a resumed
+    delivery goes on counting); True when delivered, False when every attempt failed, None
+    when this process stopped before the end."""
     headers = {
         "Content-Type": "application/json",
         SIGNATURE_HEADER: sign(secret, body),
@@ -81,7 +83,7 @@ def deliver(
         "User-Agent": "homelab-ai-webhook",
     }
     with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as http:
-        for attempt in range(1, attempts + 1):
+        for attempt in attempts:
             started = time.time()
             entry: dict[str, Any] = {"attempt": attempt, "at": round(started, 3)}
             try:
@@ -94,10 +96,8 @@ def deliver(
             except InvalidRequest as exc:
                 entry["error"] = exc.message
                 ok = False
-            except Undeliverable as exc:
-                entry["error"] = str(exc)
-                record(entry)
-                return False
+            except Undeliverable:
+                return None
             except (httpx.HTTPError, socket.gaierror, OSError) as exc:
                 entry["error"] = type(exc).__name__
                 ok = False
@@ -105,6 +105,6 @@ def deliver(
             record(entry)
             if ok:
                 return True
-            if attempt < attempts:
+            if attempt < attempts.stop - 1:
                 sleep(backoff * 2 ** (attempt - 1))
     return False

@@ -52,8 +52,7 @@ async def status(
     job_counts = None
     if jobs is not None:
         counts = await asyncio.to_thread(jobs.store.counts)
-        depth = await asyncio.to_thread(jobs.workers.depth)
-        job_counts = {**counts, "queue_depth": depth, "workers": jobs.workers.count}
+        job_counts = {**counts, "queue_depth": counts["queued"], "workers": jobs.workers.count}
     return {
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app.state.started_at, 1),
@@ -68,7 +67,7 @@ async def status(
         "in_flight": sum(u.in_flight for u in registry.usage.values()),
         "requests": sum(u.requests for u in registry.usage.values()),
         "traffic": request.app.state.metrics.recent.summary(),
-        # jobs by status; queue_depth: messages waiting in the broker (null: jobs disabled)
+        # jobs by status; queue_depth: jobs waiting to run (null: jobs disabled)
         "jobs": job_counts,
         "memory_budget_bytes": lifecycle.budget_bytes(),
         "gpu": {

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,14 +41,30 @@ def wait_job(http: httpx.Client, location: str, seconds: float = 120, **kw: Any)
     raise AssertionError(f"job {location} did not finish in {seconds} s")
 
 
+def own_data(root: Path, data_dir: Path) -> Path:
+    """A data dir of the frontend's own (its own job queue and store; the session's models):
+    frontends sharing the session's data dir would share one SQLite queue and take each
+    other's jobs with their own settings."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "models").symlink_to(data_dir / "models")
+    return root
+
+
 @pytest.fixture(scope="module")
-def jobs_api(settings: Settings, triton: EmbeddedTriton) -> Iterator[RunningApi]:
+def jobs_api(
+    settings: Settings,
+    triton: EmbeddedTriton,
+    data_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningApi]:
     limits = settings.limits.model_copy(update={"max_texts_per_request": 256})
     crawl = settings.crawl.model_copy(update={"allowed_hosts": ["127.0.0.1"]})
     jobs = settings.jobs.model_copy(
         update={"webhook_secret": SECRET, "webhook_backoff_seconds": 0.05, "lease_seconds": 3}
     )
-    with own_frontend(settings, triton, limits=limits, crawl=crawl, jobs=jobs) as api:
+    own = own_data(tmp_path_factory.mktemp("jobs-api"), data_dir)
+    updates = {"limits": limits, "crawl": crawl, "jobs": jobs, "data_dir": own}
+    with own_frontend(settings, triton, **updates) as api:
         yield api
 
 
@@ -128,10 +145,11 @@ def test_a_bad_job_request_is_a_400_naming_the_field(
 
 
 def test_queued_jobs_are_cancelled_listed_and_unknown_ids_are_404(
-    settings: Settings, triton: EmbeddedTriton
+    settings: Settings, triton: EmbeddedTriton, data_dir: Path, tmp_path: Path
 ) -> None:
     jobs = settings.jobs.model_copy(update={"workers": 0})  # nothing runs: jobs stay queued
-    with own_frontend(settings, triton, jobs=jobs) as api, api.client() as http:
+    own = own_data(tmp_path / "data", data_dir)
+    with own_frontend(settings, triton, jobs=jobs, data_dir=own) as api, api.client() as http:
         ids = [
             http.post(
                 "/api/jobs", json={"endpoint": "/api/embed", "body": {"texts": [str(i)]}}
@@ -139,7 +157,8 @@ def test_queued_jobs_are_cancelled_listed_and_unknown_ids_are_404(
             for i in range(3)
         ]
         listed = http.get("/api/jobs", params={"status": "queued", "limit": 2}).json()
-        assert listed["total"] >= 3 and len(listed["jobs"]) == 2
+        assert listed["total"] == 3 and len(listed["jobs"]) == 2
+        assert [j["id"] for j in listed["jobs"]] == ids[:0:-1]  # newest first
         cancelled = http.delete(f"/api/jobs/{ids[0]}")
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
         assert http.get(f"/api/jobs/{ids[0]}").json()["status"] == "cancelled"
@@ -150,7 +169,7 @@ def test_queued_jobs_are_cancelled_listed_and_unknown_ids_are_404(
         missing = http.get("/api/jobs/0123456789abcdef")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
         status = http.get("/api/status").json()["jobs"]
-        assert status["queued"] >= 2 and status["queue_depth"] >= 2
+        assert status["queued"] == status["queue_depth"] == 2 and status["cancelled"] == 1
         metrics = http.get("/metrics").text
         assert "job_queue_depth" in metrics and 'jobs_total{endpoint="/api/embed"' in metrics
 
@@ -173,7 +192,9 @@ def test_a_running_job_is_cancelled_at_once_and_its_result_discarded(http: httpx
     assert job["status"] == "cancelled" and job["result"] is None and job["error"] is None
 
 
-def test_another_key_cannot_see_or_cancel_a_job(settings: Settings, triton: EmbeddedTriton) -> None:
+def test_another_key_cannot_see_or_cancel_a_job(
+    settings: Settings, triton: EmbeddedTriton, data_dir: Path, tmp_path: Path
+) -> None:
     security = SecuritySection(
         api_keys=[
             {"key_hash": hash_key(KEY_A), "name": "a"},  # type: ignore[list-item]
@@ -181,7 +202,11 @@ def test_another_key_cannot_see_or_cancel_a_job(settings: Settings, triton: Embe
         ],
         allow_localhost_unauthenticated=False,
     )
-    with own_frontend(settings, triton, security=security) as api, api.client() as http:
+    own = own_data(tmp_path / "data", data_dir)
+    with (
+        own_frontend(settings, triton, security=security, data_dir=own) as api,
+        api.client() as http,
+    ):
         a, b = {"Authorization": f"Bearer {KEY_A}"}, {"Authorization": f"Bearer {KEY_B}"}
         created = http.post(
             "/api/embed", json={"texts": ["mine"]}, headers={**a, "Prefer": "respond-async"}
@@ -230,12 +255,7 @@ def test_a_webhook_is_signed_and_retried_after_two_500s(http: httpx.Client) -> N
         assert created.status_code == 202, created.text
         location = created.headers["Location"]
         assert wait_job(http, location)["status"] == "succeeded"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            hook = http.get(location).json()["webhook"]
-            if hook["delivered"] is not None:
-                break
-            time.sleep(0.05)
+        hook = wait_delivery(http, location)
         assert hook["delivered"] is True
         assert [a["status_code"] for a in hook["attempts"]] == [500, 500, 200]
         assert len(receiver.received) == 3
@@ -245,6 +265,69 @@ def test_a_webhook_is_signed_and_retried_after_two_500s(http: httpx.Client) -> N
         payload = json.loads(body)
         assert payload["id"] == created.json()["id"] and payload["status"] == "succeeded"
         assert len(payload["result"]["embeddings"][0]) == 384
+    finally:
+        receiver.server.shutdown()
+
+
+def wait_delivery(http: httpx.Client, location: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        hook = http.get(location).json()["webhook"]
+        if hook["delivered"] is not None:
+            return dict(hook)
+        time.sleep(0.05)
+    raise AssertionError("the webhook delivery did not end")
+
+
+def test_a_webhook_that_always_fails_gives_up_after_the_attempts_without_blocking_jobs(
+    http: httpx.Client,
+) -> None:
+    receiver = Receiver(failures=1000)
+    try:
+        body = {"endpoint": "/api/embed", "body": {"texts": ["x"]}, "webhook": receiver.url}
+        hooked = [http.post("/api/jobs", json=body).headers["Location"] for _ in range(3)]
+        # three deliveries retrying at once; the job workers (2) still run other jobs
+        plain = http.post("/api/embed", json={"texts": ["unhooked"]}, headers=PREFER)
+        assert wait_job(http, plain.headers["Location"], seconds=60)["status"] == "succeeded"
+        for location in hooked:
+            hook = wait_delivery(http, location)
+            assert hook["delivered"] is False
+            assert [a["attempt"] for a in hook["attempts"]] == [1, 2, 3, 4, 5]
+            assert {a["status_code"] for a in hook["attempts"]} == {500}
+            assert set(hook) == {"url", "attempts", "delivered"}
+    finally:
+        receiver.server.shutdown()
+
+
+def test_a_webhook_delivery_cut_by_a_shutdown_resumes_at_the_next_start(
+    settings: Settings, triton: EmbeddedTriton, data_dir: Path, tmp_path: Path
+) -> None:
+    receiver = Receiver(failures=1)
+    own = own_data(tmp_path / "data", data_dir)
+    crawl = settings.crawl.model_copy(update={"allowed_hosts": ["127.0.0.1"]})
+    slow = {"webhook_secret": SECRET, "webhook_backoff_seconds": 600}  # waits after the 500
+    body = {"endpoint": "/api/embed", "body": {"texts": ["x"]}, "webhook": receiver.url}
+    try:
+        jobs = settings.jobs.model_copy(update=slow)
+        with (
+            own_frontend(settings, triton, jobs=jobs, crawl=crawl, data_dir=own) as first,
+            first.client() as http,
+        ):
+            location = http.post("/api/jobs", json=body).headers["Location"]
+            assert wait_job(http, location)["status"] == "succeeded"
+            deadline = time.monotonic() + 30
+            while not http.get(location).json()["webhook"]["attempts"]:
+                assert time.monotonic() < deadline, "no first delivery attempt"
+                time.sleep(0.05)
+        jobs = settings.jobs.model_copy(update={**slow, "webhook_backoff_seconds": 0.05})
+        with (
+            own_frontend(settings, triton, jobs=jobs, crawl=crawl, data_dir=own) as second,
+            second.client() as http,
+        ):
+            hook = wait_delivery(http, location)
+        assert hook["delivered"] is True
+        assert [(a["attempt"], a["status_code"]) for a in hook["attempts"]] == [(1, 500), (2, 200)]
+        assert len(receiver.received) == 2
     finally:
         receiver.server.shutdown()
 
