@@ -16,6 +16,7 @@ from frontend.core.security import ANONYMOUS
 from frontend.jobs.schemas import JobList, JobRequest, JobStatus, JobView
 from frontend.jobs.service import JobService
 from frontend.jobs.store import FINISHED, Job
+from frontend.jobs.views import summary, view
 
 MAX_WAIT_SECONDS = 60
 WAIT_STEP_SECONDS = 0.02
@@ -39,11 +40,11 @@ def owner_of(request: Request) -> str:
 def accepted(job: Job, headers: dict[str, str] | None = None) -> Response:
     """202 with the job and where to poll it."""
     location = f"/api/jobs/{job.id}"
-    return json_response(JobService.view(job, None), 202, {"Location": location, **(headers or {})})
+    return json_response(view(job, None), 202, {"Location": location, **(headers or {})})
 
 
 def _job_response(job: Job, result: bytes | None) -> Response:
-    content = orjson.dumps(JobService.view(job, result))
+    content = orjson.dumps(view(job, result))
     return Response(content, 200, media_type="application/json")
 
 
@@ -89,7 +90,7 @@ async def list_jobs(
         jobs.store.page, owner_of(request), status, limit, offset
     )
     payload: dict[str, Any] = {
-        "jobs": [JobService.summary(job) for job in found],
+        "jobs": [summary(job) for job in found],
         "total": total,
         "limit": limit,
         "offset": offset,

@@ -10,7 +10,6 @@ import os
 import socket
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -19,8 +18,9 @@ from starlette.types import ASGIApp
 
 from frontend.core.config import Settings
 from frontend.core.errors import Conflict, InvalidRequest, NotFound
-from frontend.crawl.policy import CrawlPolicy, IPAddress, Resolver
+from frontend.crawl.policy import CrawlPolicy, Resolver
 from frontend.jobs import webhooks
+from frontend.jobs.delivery import WebhookSender
 from frontend.jobs.dispatch import dispatch
 from frontend.jobs.queue import Workers, make_huey
 from frontend.jobs.store import FINISHED, Job, now, open_store
@@ -31,7 +31,6 @@ JOB_ENDPOINTS = ("/api/embed", "/api/caption", "/api/ocr", "/api/crawl", "/api/r
 RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
 _STOP_WAIT_SECONDS = 10
 _FINISHED_PASS_SECONDS = 30  # expiry and webhook resumption look at every finished job
-_WEBHOOK_FIELDS = ("url", "attempts", "delivered")
 
 
 class JobService:
@@ -57,10 +56,9 @@ class JobService:
         self.workers = Workers(self.huey, self._run, self.config.workers, self.config.poll_seconds)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._stopping = threading.Event()
+        self.stopping = threading.Event()
         self._abandon: set[concurrent.futures.Future[Any]] = set()
-        # Deliveries wait between retries: never in the job worker threads.
-        self._deliveries = ThreadPoolExecutor(4, thread_name_prefix="webhook")
+        self.webhooks = WebhookSender(self)
         self._finished_pass = 0.0
         self.finished = Counter(
             "jobs", "Jobs finished by this process, by endpoint and status",
@@ -78,13 +76,12 @@ class JobService:
 
     def stop(self) -> None:
         """Stop the workers; a job still running after the wait goes back to the queue."""
-        self._stopping.set()
+        self.stopping.set()
         if not self.workers.stop(_STOP_WAIT_SECONDS):
             for future in list(self._abandon):
                 future.cancel()
             self.workers.stop(_STOP_WAIT_SECONDS)
-        # Deliveries stop before their next attempt; the next start resumes them.
-        self._deliveries.shutdown(wait=True, cancel_futures=True)
+        self.webhooks.shutdown()  # deliveries stop before their next attempt
         self.store.close()
 
     def sweep(self) -> None:
@@ -124,7 +121,7 @@ class JobService:
                 pending = hook and hook.get("delivered") is None and status != "cancelled"
                 if pending and float(hook.get("lease_until") or 0) < moment:
                     logger.warning("job %s: resuming its webhook delivery", job_id)
-                    self._deliver_later(job_id, job.owner, hook)
+                    self.webhooks.later(job_id, job.owner, hook)
 
     def _enqueue(self, job_id: str) -> None:
         self.store.patch(job_id, {"enqueued_at": now()})
@@ -230,7 +227,7 @@ class JobService:
             try:
                 return future.result(timeout=max(lease / 3, 0.1))
             except concurrent.futures.CancelledError:
-                if self._stopping.is_set():  # shutting down: the next start re-runs it
+                if self.stopping.is_set():  # shutting down: the next start re-runs it
                     self.store.transition(job_id, "running", "queued", worker=self.worker_id)
                     self._enqueue(job_id)
                 return None
@@ -278,92 +275,4 @@ class JobService:
         logger.info("job %s %s in %.0f ms", job.id, outcome, (finished - started) * 1000)
         hook = job.meta.get("webhook")
         if hook:
-            self._deliver_later(job.id, job.owner, hook)
-
-    def _deliver_later(self, job_id: str, owner: str, hook: dict[str, Any]) -> None:
-        # The lease covers every remaining attempt: no other sweep resumes it meanwhile.
-        config = self.config
-        worst = config.webhook_attempts * config.webhook_timeout_seconds
-        worst += config.webhook_backoff_seconds * 2**config.webhook_attempts + 10
-        self.store.patch(job_id, {"webhook": {**hook, "lease_until": now() + worst}})
-        self._deliveries.submit(self._notify, job_id, owner, hook["url"])
-
-    def _notify(self, job_id: str, owner: str, url: str) -> None:
-        job = self.store.get(job_id)
-        if job is None:
-            return
-        body = orjson.dumps(self.view(job, self.store.result(job_id), for_webhook=True))
-        hook = dict(job.meta.get("webhook") or {})
-        attempts: list[dict[str, Any]] = list(hook.get("attempts") or [])
-
-        def record(entry: dict[str, Any]) -> None:
-            attempts.append(entry)
-            self.store.patch(job_id, {"webhook": {**hook, "attempts": attempts}})
-
-        def target() -> IPAddress:
-            if self.loop is None or self._stopping.is_set():
-                raise webhooks.Undeliverable("the service is shutting down")
-            coro = webhooks.check_target(self.policy, self.resolver, url)
-            return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-        secret = self.secret_for(owner) or self.config.webhook_secret or ""
-        delivered = webhooks.deliver(
-            url,
-            body,
-            secret,
-            job_id,
-            target,
-            range(len(attempts) + 1, self.config.webhook_attempts + 1),
-            self.config.webhook_backoff_seconds,
-            self.config.webhook_timeout_seconds,
-            record,
-            sleep=self._stopping.wait,  # returns at once when the service stops
-        )
-        if delivered is None:  # stopping: the next start resumes the remaining attempts
-            self.store.patch(job_id, {"webhook": {**hook, "attempts": attempts, "lease_until": 0}})
-            return
-        final = {"url": url, "attempts": attempts, "delivered": delivered}
-        self.store.patch(job_id, {"webhook": final})
-
-    # ---- views -----------------------------------------------------------------------------
-
-    @staticmethod
-    def view(job: Job, result: bytes | None, for_webhook: bool = False) -> dict[str, Any]:
-        """A job as the API shows it; `result` is the synchronous call's JSON body, as is."""
-        meta = job.meta
-        started, finished = meta.get("started_at"), meta.get("finished_at")
-        payload: dict[str, Any] = {
-            "id": job.id,
-            "status": job.status,
-            "endpoint": job.endpoint,
-            "created_at": job.created_at,
-            "started_at": started,
-            "finished_at": finished,
-            "progress": meta.get("progress"),
-            "timings": {
-                "queued_ms": _ms(started, job.created_at),
-                "run_ms": _ms(finished, started),
-                "total_ms": _ms(finished, job.created_at),
-            },
-            "runs": meta.get("runs", 0),
-            "worker": job.worker or None,
-            "http_status": meta.get("http_status"),
-            "result": orjson.Fragment(result) if result else None,
-            "error": meta.get("error") if job.status == "failed" else None,
-        }
-        hook = meta.get("webhook")
-        if not for_webhook:
-            payload["webhook"] = {k: hook.get(k) for k in _WEBHOOK_FIELDS} if hook else None
-        return payload
-
-    @staticmethod
-    def summary(job: Job) -> dict[str, Any]:
-        view = JobService.view(job, None)
-        del view["result"]
-        return view
-
-
-def _ms(end: float | None, begin: float | None) -> float | None:
-    if end is None or begin is None:
-        return None
-    return round((end - begin) * 1000, 1)
+            self.webhooks.later(job.id, job.owner, hook)

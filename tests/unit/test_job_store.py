@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from frontend.jobs.store import Job, JobStore, RedisJobStore, SqliteJobStore
+from frontend.jobs.redis_store import RedisJobStore
+from frontend.jobs.store import Job, JobStore, SqliteJobStore
 from frontend.jobs.webhooks import _pinned, sign
 from frontend.triton.embedded import free_port
 from tests.faults.test_redis_outage import RedisServer
