@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 # The endpoints a job may run (a route added here runs as a job with no other change).
 JOB_ENDPOINTS = ("/api/embed", "/api/caption", "/api/ocr", "/api/crawl", "/api/rerank")
 RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
+_NOT_STORED = "the result could not be stored (the log has the details)"
 _STOP_WAIT_SECONDS = 10
 _FINISHED_PASS_SECONDS = 30  # expiry and webhook resumption look at every finished job
 
@@ -239,8 +240,18 @@ class JobService:
                     return None
             except Exception:
                 logger.exception("job %s failed inside the service", job_id)
-                error = {"code": "INTERNAL_ERROR", "message": "internal server error"}
-                return 500, orjson.dumps({"error": {**error, "request_id": f"job-{job_id}"}})
+                error = _error("INTERNAL_ERROR", "internal server error", job_id)
+                return 500, orjson.dumps({"error": error})
+
+    def _store_result(self, job_id: str, content: bytes) -> bool:
+        # A result the store refuses (Redis out of memory) must fail the job, not leave it
+        # running to be re-run for ever once its lease expires.
+        try:
+            self.store.set_result(job_id, content)
+        except Exception:
+            logger.exception("job %s: its result could not be stored", job_id)
+            return False
+        return True
 
     def _finish(self, job: Job, started: float, status: int, content: bytes) -> None:
         finished = now()
@@ -250,22 +261,22 @@ class JobService:
             "progress": {"done": 1, "total": 1},
         }
         if 200 <= status < 300 and len(content) <= self.config.max_result_bytes:
-            self.store.set_result(job.id, content)
-            meta["error"] = None
-            outcome = "succeeded"
+            stored = self._store_result(job.id, content)
+            outcome = "succeeded" if stored else "failed"
+            meta["error"] = None if stored else _error("INTERNAL_ERROR", _NOT_STORED, job.id)
         elif 200 <= status < 300:
-            meta["error"] = {
-                "code": RESULT_TOO_LARGE,
-                "message": f"the result ({len(content)} bytes) is larger than "
+            meta["error"] = _error(
+                RESULT_TOO_LARGE,
+                f"the result ({len(content)} bytes) is larger than "
                 f"jobs.max_result_bytes ({self.config.max_result_bytes})",
-                "request_id": f"job-{job.id}",
-            }
+                job.id,
+            )
             outcome = "failed"
         else:
             try:
                 meta["error"] = orjson.loads(content)["error"]
             except (orjson.JSONDecodeError, KeyError, TypeError):
-                meta["error"] = {"code": "INTERNAL_ERROR", "message": "internal server error"}
+                meta["error"] = _error("INTERNAL_ERROR", "internal server error", job.id)
             outcome = "failed"
         self.store.patch(job.id, meta)
         if not self.store.transition(job.id, "running", outcome, worker=self.worker_id):
@@ -276,3 +287,7 @@ class JobService:
         hook = job.meta.get("webhook")
         if hook:
             self.webhooks.later(job.id, job.owner, hook)
+
+
+def _error(code: str, message: str, job_id: str) -> dict[str, str]:
+    return {"code": code, "message": message, "request_id": f"job-{job_id}"}

@@ -192,6 +192,18 @@ def test_a_running_job_is_cancelled_at_once_and_its_result_discarded(http: httpx
     assert job["status"] == "cancelled" and job["result"] is None and job["error"] is None
 
 
+def test_a_result_over_the_size_cap_fails_the_job_with_result_too_large(
+    settings: Settings, triton: EmbeddedTriton, data_dir: Path, tmp_path: Path
+) -> None:
+    jobs = settings.jobs.model_copy(update={"max_result_bytes": 1024})
+    own = own_data(tmp_path / "data", data_dir)
+    with own_frontend(settings, triton, jobs=jobs, data_dir=own) as api, api.client() as http:
+        created = http.post("/api/embed", json={"texts": ["384 floats"]}, headers=PREFER)
+        job = wait_job(http, created.headers["Location"])
+    assert job["status"] == "failed" and job["http_status"] == 200 and job["result"] is None
+    assert job["error"]["code"] == "RESULT_TOO_LARGE" and "1024" in job["error"]["message"]
+
+
 def test_another_key_cannot_see_or_cancel_a_job(
     settings: Settings, triton: EmbeddedTriton, data_dir: Path, tmp_path: Path
 ) -> None:

@@ -259,6 +259,8 @@ def test_frontend_deployment_settings_and_probes(monkeypatch: pytest.MonkeyPatch
     assert env["HOMELAB_TRITON__ADMIN_KEY"] == "secret:homelab-triton-admin/admin-key"
     redis = env["HOMELAB_SECURITY__RATE_LIMIT__STORAGE_URI"]
     assert redis == f"redis://redis:{service_port('redis', 'redis')}/0"
+    # replicas share the jobs through Redis (db 1), not SQLite on the shared volume
+    assert settings.jobs.broker == f"redis://redis:{service_port('redis', 'redis')}/1"
     annotations = manifest("Deployment", "frontend")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(settings.server.port)
 
