@@ -96,6 +96,7 @@ class SecurityPolicy:
     _proxies: list[Network] = field(init=False)
     _keys: list[tuple[bytes, str, str | None]] = field(init=False)
     _secrets: dict[str, str] = field(init=False)
+    owners: frozenset[str] = field(init=False)  # owner ids of the valid keys
 
     def __post_init__(self) -> None:
         self._allow = _networks(self.settings.ip_allowlist)
@@ -105,6 +106,7 @@ class SecurityPolicy:
             for k in self.settings.api_keys
             if not k.revoked
         ]
+        self.owners = frozenset(owner_id(stored.hex()) for stored, _, _ in self._keys)
         self._secrets = {
             owner_id(k.key_hash): k.webhook_secret
             for k in self.settings.api_keys
@@ -254,9 +256,13 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         job = scope.get(JOB_SCOPE_KEY)
-        if job is not None:  # a job's replay: checked when the job was created
+        if job is not None:  # a job's replay: checked when the job was created...
             state["api_key_name"] = job.get("key_name")
-            state["owner"] = job["owner"]
+            state["owner"] = owner = job["owner"]
+            if owner != ANONYMOUS and owner not in policy.owners:  # ...but revoked since
+                message = "the API key that created this job is no longer valid"
+                await envelope(401, UNAUTHORIZED, message, request_id)(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         state["owner"] = ANONYMOUS

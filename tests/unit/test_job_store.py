@@ -1,17 +1,29 @@
 """The job store on SQLite and on a real redis-server: compare-and-set transitions (one claim
-wins), owners in listings, partial updates, and the webhook signature and address pinning."""
+wins), owners in listings, partial updates; the webhook signature and address pinning; a job's
+replay through the security middleware."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from frontend.core.config import SecuritySection
+from frontend.core.security import (
+    JOB_SCOPE_KEY,
+    Security,
+    SecurityMiddleware,
+    hash_key,
+    owner_id,
+)
 from frontend.jobs.redis_store import RedisJobStore
 from frontend.jobs.store import Job, JobStore, SqliteJobStore
 from frontend.jobs.webhooks import _pinned, sign
@@ -108,3 +120,46 @@ def test_a_delivery_connects_to_the_checked_address_with_the_original_host(
     target, headers, extensions = _pinned(url, ipaddress.ip_address(address))
     assert target == pinned and headers == {"Host": host}
     assert extensions.get("sni_hostname") == sni
+
+
+def _replay(security: Security, owner: str) -> tuple[int, dict[str, Any]]:
+    """Run a job's replay scope through the security middleware; (status, state seen)."""
+    seen: dict[str, Any] = {}
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.update(scope["state"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "path": "/api/embed",
+        "method": "POST",
+        "headers": [],
+        "client": ("127.0.0.1", 0),
+        "app": SimpleNamespace(state=SimpleNamespace(security=security)),
+        "state": {},
+        JOB_SCOPE_KEY: {"id": "j", "owner": owner, "key_name": "a"},
+    }
+    asyncio.run(SecurityMiddleware(app)(scope, receive, send))
+    return int(sent[0]["status"]), seen
+
+
+def test_a_job_replays_as_its_owner_without_a_key_unless_the_key_was_revoked() -> None:
+    key = "hlai_owner-key-0123456789abcdef"
+    entry = {"key_hash": hash_key(key), "name": "a"}
+    live = Security(SecuritySection(api_keys=[entry]))  # type: ignore[list-item]
+    owner = owner_id(hash_key(key))
+    assert live.policy.key_and_owner(key) == ("a", None, owner)
+    status, seen = _replay(live, owner)
+    assert status == 200 and seen["owner"] == owner and seen["api_key_name"] == "a"
+    revoked = Security(SecuritySection(api_keys=[{**entry, "revoked": True}]))  # type: ignore[list-item]
+    assert _replay(revoked, owner)[0] == 401
+    assert _replay(revoked, "anonymous")[0] == 200
