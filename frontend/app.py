@@ -3,6 +3,7 @@ the crawl browser."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -42,6 +43,10 @@ from frontend.embed.service import EmbeddingService
 from frontend.health.metrics import router as metrics_router
 from frontend.health.routes import router as health_router
 from frontend.images.routes import router as images_router
+from frontend.jobs.middleware import JobsMiddleware
+from frontend.jobs.openapi import document_async
+from frontend.jobs.routes import router as jobs_router
+from frontend.jobs.service import JobService
 from frontend.models import gpu
 from frontend.models.catalog import ModelCatalog
 from frontend.models.downloads import DownloadManager
@@ -74,6 +79,7 @@ ROUTERS = [
     downloads_router,
     crawl_router,
     firecrawl_router,
+    jobs_router,
     admin_router,
 ]
 
@@ -157,9 +163,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The browser starts on the first crawl.
     app.state.crawl = CrawlService(settings.crawl, app.state.crawl_resolver)
     await app.state.crawl.start()
+    jobs = start_jobs(app, settings)
     try:
         yield
     finally:
+        await stop_jobs(app, jobs)
         downloads.shutdown()
         if cache is not None:
             await cache.close()
@@ -169,6 +177,40 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if embedded is not None:
             await embedded.stop()
         store.close()
+
+
+def start_jobs(app: FastAPI, settings: Settings) -> asyncio.Task[None] | None:
+    """The job service, its worker threads and its recovery sweep (None: jobs disabled)."""
+    if not settings.jobs.enabled:
+        return None
+    jobs = JobService(
+        settings,
+        app,
+        app.state.crawl_resolver,
+        lambda owner: app.state.security.policy.webhook_secret(owner),
+        app.state.metrics.registry,
+    )
+    app.state.jobs = jobs
+    jobs.start(asyncio.get_running_loop())
+
+    async def sweep_forever() -> None:
+        while True:
+            await asyncio.sleep(max(settings.jobs.lease_seconds / 2, 0.25))
+            try:
+                await asyncio.to_thread(jobs.sweep)
+            except Exception:  # the broker may be down for a while: try again next time
+                logger.exception("job sweep failed")
+
+    return asyncio.create_task(sweep_forever())
+
+
+async def stop_jobs(app: FastAPI, sweeper: asyncio.Task[None] | None) -> None:
+    jobs: JobService | None = getattr(app.state, "jobs", None)
+    if sweeper is None or jobs is None:
+        return
+    sweeper.cancel()
+    await asyncio.to_thread(jobs.stop)
+    app.state.jobs = None
 
 
 def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -> FastAPI:
@@ -190,6 +232,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
         ),
         Middleware(DrainMiddleware),
         Middleware(SecurityMiddleware),
+        Middleware(JobsMiddleware),  # `Prefer: respond-async`: after the checks, the caller's job
         Middleware(CacheMiddleware),
     ]
     app = FastAPI(
@@ -205,6 +248,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     app.state.security = Security(settings.security)
     app.state.drain = Drain()
     app.state.cache = None  # the lifespan makes it (cache.enabled)
+    app.state.jobs = None
     install_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
@@ -216,17 +260,19 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_cache(
-                document_firecrawl_errors(
-                    document_openai_errors(
-                        complete_openapi(
-                            get_openapi(
-                                title=app.title,
-                                version=app.version,
-                                description=app.description,
-                                routes=app.routes,
-                            ),
-                            app.state.security.policy,
+            app.openapi_schema = document_async(
+                document_cache(
+                    document_firecrawl_errors(
+                        document_openai_errors(
+                            complete_openapi(
+                                get_openapi(
+                                    title=app.title,
+                                    version=app.version,
+                                    description=app.description,
+                                    routes=app.routes,
+                                ),
+                                app.state.security.policy,
+                            )
                         )
                     )
                 )

@@ -1,4 +1,4 @@
-"""The `homelab-ai` command: serve, and import local model folders into the cache."""
+"""The `homelab-ai` command: serve, run job workers, and import local model folders."""
 
 from __future__ import annotations
 
@@ -72,6 +72,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    workers = args.workers if args.workers is not None else max(settings.jobs.workers, 1)
+    jobs = settings.jobs.model_copy(update={"enabled": True, "workers": workers})
+    settings = settings.model_copy(update={"jobs": jobs})
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    import asyncio
+
+    from frontend.jobs.worker import run_worker
+
+    return asyncio.run(run_worker(settings))
+
+
 def insecure_bind(settings: Settings) -> str | None:
     """Why serving this address would expose the API without keys, if it would."""
     security = settings.security
@@ -135,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default 8000)")
     serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="run queued jobs without serving HTTP (jobs.broker: redis://... for other machines)",
+    )
+    worker.add_argument("--workers", type=int, help="job threads (default jobs.workers, >= 1)")
+    worker.set_defaults(handler=_worker)
 
     models = commands.add_parser("models", help="manage model files")
     model_commands = models.add_subparsers(dest="models_command", required=True)

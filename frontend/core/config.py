@@ -15,6 +15,7 @@ from frontend.core.config_sections import (
     CacheSection,
     CrawlSection,
     HubSection,
+    JobsSection,
     LimitsSection,
     OcrSection,
     ResourcesSection,
@@ -35,6 +36,7 @@ __all__ = [
     "ConfigError",
     "CrawlSection",
     "HubSection",
+    "JobsSection",
     "LimitsSection",
     "ModelEntry",
     "ModelsSection",
@@ -189,6 +191,7 @@ class Settings(BaseSettings):
     hub: HubSection = Field(default_factory=HubSection)
     crawl: CrawlSection = Field(default_factory=CrawlSection)
     cache: CacheSection = Field(default_factory=CacheSection)
+    jobs: JobsSection = Field(default_factory=JobsSection)
 
     @classmethod
     def settings_customise_sources(

@@ -262,3 +262,31 @@ class ServerSection(Section):
     @classmethod
     def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
         return [_normalise_allowed_host(entry) for entry in value]
+
+
+class JobsSection(Section):
+    """Async jobs (README: Jobs): the huey broker, its in-process workers, results, webhooks."""
+
+    enabled: bool = True
+    # None: SQLite files under <data_dir>/jobs/ (no server). "redis://host:6379/0": Redis,
+    # shared by several frontends and `homelab-ai worker` processes on other machines.
+    broker: str | None = None
+    workers: int = Field(default=2, ge=0, le=64)  # threads in this process; 0: only enqueue
+    lease_seconds: float = Field(default=30, ge=0.5, le=3600)  # a running job's heartbeat lease
+    poll_seconds: float = Field(default=0.25, gt=0, le=10)  # idle workers' longest queue poll
+    result_ttl_seconds: float = Field(default=86_400, gt=0)  # finished jobs are kept this long
+    max_result_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_jobs_listed: int = Field(default=100, ge=1, le=10_000)  # page size cap of GET /api/jobs
+    # Webhooks: HMAC-SHA256 of the body with this secret in X-Homelab-Signature (a key's own
+    # webhook_secret wins); without any secret, jobs that name a webhook are refused.
+    webhook_secret: str | None = Field(default=None, min_length=16, max_length=256)
+    webhook_attempts: int = Field(default=5, ge=1, le=20)
+    webhook_backoff_seconds: float = Field(default=2, ge=0, le=600)  # doubles per attempt
+    webhook_timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+    @field_validator("broker")
+    @classmethod
+    def _check_broker(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL (or unset for SQLite in the data dir)")
+        return value

@@ -15,6 +15,8 @@ class ApiKey(Section):
     name: str = Field(min_length=1, max_length=100)
     rate_limit: str | None = None  # this key's limit, else security.rate_limit.per_key
     revoked: bool = False  # kept for the record, refused like an unknown key
+    # signs webhooks of this key's jobs (X-Homelab-Signature); else jobs.webhook_secret
+    webhook_secret: str | None = Field(default=None, min_length=16, max_length=256)
 
     @field_validator("rate_limit")
     @classmethod

@@ -35,6 +35,10 @@ PROBE_PATHS = frozenset({"/health", "/ready"})
 DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 OPEN_PREFIXES: tuple[str, ...] = ("/admin/static/",)
 OPEN_EXACT = frozenset({"/", "/admin", "/admin/", "/favicon.ico"})
+# A job replayed in-process (frontend.jobs.dispatch) carries its owner under this scope key;
+# uvicorn never puts it in a scope, so no network request can claim it.
+JOB_SCOPE_KEY = "homelab.job"
+ANONYMOUS = "anonymous"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -42,6 +46,12 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 def hash_key(key: str) -> str:
     """What config.yaml stores: the sha256 hex digest of the key."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def owner_id(key_hash: str) -> str:
+    """Who owns a job: derived from the key's stored hash (never the key), stable across
+    restarts and renames. Requests without a key belong to "anonymous"."""
+    return "key-" + hashlib.sha256(bytes.fromhex(key_hash)).hexdigest()[:16]
 
 
 def new_key() -> str:
@@ -85,6 +95,8 @@ class SecurityPolicy:
     _allow: list[Network] = field(init=False)
     _proxies: list[Network] = field(init=False)
     _keys: list[tuple[bytes, str, str | None]] = field(init=False)
+    _secrets: dict[str, str] = field(init=False)
+    owners: frozenset[str] = field(init=False)  # owner ids of the valid keys
 
     def __post_init__(self) -> None:
         self._allow = _networks(self.settings.ip_allowlist)
@@ -94,6 +106,12 @@ class SecurityPolicy:
             for k in self.settings.api_keys
             if not k.revoked
         ]
+        self.owners = frozenset(owner_id(stored.hex()) for stored, _, _ in self._keys)
+        self._secrets = {
+            owner_id(k.key_hash): k.webhook_secret
+            for k in self.settings.api_keys
+            if k.webhook_secret and not k.revoked
+        }
 
     def client_address(self, scope: Scope) -> Address | None:
         """The peer; behind trusted proxies, the last X-Forwarded-For hop they did not add."""
@@ -116,12 +134,21 @@ class SecurityPolicy:
 
     def key_for(self, token: str) -> tuple[str, str | None] | None:
         """(name, rate limit) of the key, comparing against every stored hash in constant time."""
+        found = self.key_and_owner(token)
+        return found[:2] if found is not None else None
+
+    def key_and_owner(self, token: str) -> tuple[str, str | None, str] | None:
+        """(name, rate limit, owner id) of the key; the owner id is stable and not secret."""
         digest = hashlib.sha256(token.encode("utf-8")).digest()
         found = None
         for stored, name, rate in self._keys:
             if hmac.compare_digest(digest, stored) and found is None:
-                found = (name, rate)
+                found = (name, rate, owner_id(stored.hex()))
         return found
+
+    def webhook_secret(self, owner: str) -> str | None:
+        """The key's own webhook secret, if it has one."""
+        return self._secrets.get(owner)
 
     def is_open(self, path: str) -> bool:
         if path in PROBE_PATHS or path in DOC_PATHS or path in OPEN_EXACT:
@@ -228,6 +255,17 @@ class SecurityMiddleware:
         if path in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
+        job = scope.get(JOB_SCOPE_KEY)
+        if job is not None:  # a job's replay: checked when the job was created...
+            state["api_key_name"] = job.get("key_name")
+            state["owner"] = owner = job["owner"]
+            if owner != ANONYMOUS and owner not in policy.owners:  # ...but revoked since
+                message = "the API key that created this job is no longer valid"
+                await envelope(401, UNAUTHORIZED, message, request_id)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        state["owner"] = ANONYMOUS
         if not policy.allowed(caller.address):
             response = envelope(
                 403, FORBIDDEN, "this address is not allowed to use the service", request_id
@@ -237,10 +275,11 @@ class SecurityMiddleware:
         token = self._bearer(scope)
         settings = policy.settings
         if token:
-            found = policy.key_for(token)
+            found = policy.key_and_owner(token)
             if found is not None:
                 caller.key_name = found[0]
                 state["api_key_name"] = found[0]
+                state["owner"] = found[2]
         needs_key = (
             settings.auth_required
             and not policy.is_open(path)

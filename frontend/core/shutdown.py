@@ -57,7 +57,9 @@ class DrainMiddleware:
             await self.app(scope, receive, send)
             return
         drain: Drain = scope["app"].state.drain
-        if drain.draining and scope["method"] not in DRAIN_SAFE_METHODS:
+        # A job already claimed runs to its end (the consumer stops before the lifespan ends).
+        job = "homelab.job" in scope
+        if drain.draining and scope["method"] not in DRAIN_SAFE_METHODS and not job:
             request_id = str(scope.get("state", {}).get("request_id", ""))
             response = envelope(
                 503,

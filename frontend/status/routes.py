@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -48,6 +49,11 @@ async def status(
         if h.restarts or h.state != "ok"
     }
     cache = request.app.state.cache
+    jobs = request.app.state.jobs
+    job_counts = None
+    if jobs is not None:
+        counts = await asyncio.to_thread(jobs.store.counts)
+        job_counts = {**counts, "queue_depth": counts["queued"], "workers": jobs.workers.count}
     return {
         "version": __version__,
         "uptime_seconds": round(time.time() - request.app.state.started_at, 1),
@@ -62,6 +68,8 @@ async def status(
         "in_flight": sum(u.in_flight for u in registry.usage.values()),
         "requests": sum(u.requests for u in registry.usage.values()),
         "traffic": request.app.state.metrics.recent.summary(),
+        # jobs by status; queue_depth: jobs waiting to run (null: jobs disabled)
+        "jobs": job_counts,
         "memory_budget_bytes": lifecycle.budget_bytes(),
         # hits and misses count inputs (texts, images) since this frontend started
         "cache": await cache.stats() if cache is not None else {"enabled": False},

@@ -22,6 +22,7 @@ from tests.fake_hub import FakeHub
 from tests.images import encode, render_text
 from tests.integration.admin_browser import AdminPage, launch, new_admin_page, screenshot_dir
 from tests.integration.conftest import HUB_CAPTION_MODEL, RunningApi, serve_app
+from tests.integration.test_jobs import wait_job
 from tests.pdfs import text_pdf
 
 pytestmark = pytest.mark.integration
@@ -263,6 +264,26 @@ def test_crawl_shows_title_text_and_screenshot(
     admin.page.fill("#crawl-url", "ftp://example.com/x")
     admin.page.click("#crawl-form button[type=submit]")
     assert admin.wait_text("#crawl-error", bool) == refused["error"]["message"]
+
+
+def test_jobs_panel_lists_a_job_and_shows_its_result(
+    admin: AdminPage, admin_api: RunningApi
+) -> None:
+    with admin_api.client() as http:
+        prefer = {"Prefer": "respond-async"}
+        created = http.post("/api/embed", json={"texts": ["a panel job"]}, headers=prefer)
+        job = wait_job(http, created.headers["Location"])
+    assert job["status"] == "succeeded"
+    admin.open("jobs")
+    row = f"#jobs-table tr[data-job='{job['id']}']"
+    admin.page.wait_for_selector(row)
+    assert admin.text(f"{row} .badge") == "succeeded"
+    assert admin.text(f"{row} td:nth-child(2)") == "/api/embed"
+    admin.page.click(f"{row} button:has-text('Result')")
+    detail = admin.wait_text("#job-detail", bool)
+    assert '"embeddings"' in detail and '"model_used": "minilm"' in detail
+    assert admin.wait_text("#jobs-total", bool).endswith("jobs")
+    admin.snap("jobs")
 
 
 def test_a_wrong_key_shows_the_401_message_and_the_right_one_unlocks(

@@ -260,6 +260,8 @@ def test_frontend_deployment_settings_and_probes(monkeypatch: pytest.MonkeyPatch
     redis = env["HOMELAB_SECURITY__RATE_LIMIT__STORAGE_URI"]
     assert redis == f"redis://redis:{service_port('redis', 'redis')}/0"
     assert env["HOMELAB_CACHE__STORAGE_URI"] == redis  # replicas share the result cache
+    # replicas share the jobs through Redis (db 1), not SQLite on the shared volume
+    assert settings.jobs.broker == f"redis://redis:{service_port('redis', 'redis')}/1"
     annotations = manifest("Deployment", "frontend")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(settings.server.port)
 

@@ -2,12 +2,14 @@
 
 import { forgetKey, onUnauthorized, storedKey, storeKey } from "./api.js";
 import { $, setText } from "./dom.js";
+import { refreshJobs, setUpJobs } from "./jobs.js";
 import { configuredModels, modelsChanged, refreshModels, setUpAddForm } from "./models.js";
 import { refreshStatus } from "./status.js";
 import { fillModelSelects, setUpTryIt } from "./tryit.js";
 
 const STATUS_EVERY_MS = 2000;
 const MODELS_EVERY_MS = 5000;
+const JOBS_EVERY_MS = 2000;
 let waitingForKey = false;
 
 function showTab(name) {
@@ -49,7 +51,7 @@ function setUpAuth() {
 }
 
 async function refreshAll() {
-  await Promise.all([pollStatus(), pollModels()]);
+  await Promise.all([pollStatus(), pollModels(), pollJobs()]);
 }
 
 function connection(error) {
@@ -90,15 +92,33 @@ async function pollModels() {
   timers.models = setTimeout(pollModels, MODELS_EVERY_MS);
 }
 
+async function pollJobs() {
+  clearTimeout(timers.jobs);
+  // Only while the Jobs tab is open: the list is per key and may be long.
+  if (!waitingForKey && !document.hidden && !$("#panel-jobs").hidden) {
+    try {
+      await refreshJobs();
+    } catch (error) {
+      if (error.status !== 401) setText("#jobs-error", error.message);
+    }
+  }
+  clearTimeout(timers.jobs);
+  timers.jobs = setTimeout(pollJobs, JOBS_EVERY_MS);
+}
+
 function start() {
   for (const tab of document.querySelectorAll("[role=tab]")) {
-    tab.addEventListener("click", () => showTab(tab.dataset.panel));
+    tab.addEventListener("click", () => {
+      showTab(tab.dataset.panel);
+      if (tab.dataset.panel === "jobs") pollJobs();
+    });
   }
   const wanted = location.hash.slice(1);
-  showTab(["status", "models", "try"].includes(wanted) ? wanted : "status");
+  showTab(["status", "models", "jobs", "try"].includes(wanted) ? wanted : "status");
   setUpAuth();
   setUpAddForm();
   setUpTryIt();
+  setUpJobs();
   modelsChanged(() => fillModelSelects(configuredModels));
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) refreshAll();

@@ -32,6 +32,9 @@ export async function refreshStatus() {
     "#st-budget",
     status.memory_budget_bytes ? `of ${bytes(status.memory_budget_bytes)} budget` : "no budget set",
   );
+  const jobs = status.jobs;
+  setText("#st-jobs", jobs ? jobs.queued : "off");
+  setText("#st-jobs-detail", jobs ? `${jobs.running} running · ${jobs.workers} workers here` : "jobs.enabled: false");
   const gpu = status.gpu;
   setText("#st-gpu", gpu.available ? bytes(gpu.memory_used_bytes) : "none");
   setText("#st-gpu-detail", gpu.available ? `of ${bytes(gpu.memory_total_bytes)}` : "CPU only");
