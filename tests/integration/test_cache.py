@@ -5,6 +5,7 @@ revision, metrics and status. Frontends of their own (the session API runs with 
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,9 +33,22 @@ def fresh(count: int) -> list[str]:
 
 
 def inferences(triton: EmbeddedTriton, model: str) -> int:
-    """Inputs Triton has run through `model` (a batch of n counts n)."""
-    stats = httpx.get(f"http://{triton.http_url}/v2/models/{model}/stats", timeout=10).json()
-    return sum(int(s["inference_count"]) for s in stats["model_stats"])
+    """Inputs Triton has run through `model` (a batch of n counts n), once the count settles:
+    the Python backend reports an execution's statistics just after its responses go out."""
+
+    def count() -> int:
+        url = f"http://{triton.http_url}/v2/models/{model}/stats"
+        stats = httpx.get(url, timeout=10).json()
+        return sum(int(s["inference_count"]) for s in stats["model_stats"])
+
+    value, deadline = count(), time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        latest = count()
+        if latest == value:
+            return value
+        value = latest
+    return value
 
 
 def embed(client: httpx.Client, texts: list[str], **headers: str) -> httpx.Response:
