@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,8 +19,22 @@ from frontend.tasks.ocr_layout import layout
 logger = logging.getLogger(__name__)
 
 # Small inputs stay at their size; big ones are scaled down so the longer side is at most
-# this (the package default scales the *shorter* side up to 736: ~10x slower on small images).
+# this (the package default scales the *shorter* side up to 736: ~10x slower on small images;
+# and under limit_type "max" it silently raises the limit to 1500/2000 for larger images:
+# the dense 3000x2000 page was detected at 2000 px, 0.6 s of CPU instead of 0.08).
 DETECT_MAX_SIDE = 960
+# Small print on a big image (a 2400 px scan of 16 px print, a phone photo of a receipt)
+# shrinks below what the detector separates at DETECT_MAX_SIDE (neighbouring lines merge:
+# CER 0.2-0.99). The detector's text kernels (the thresholded map's line-like connected
+# components, before unclipping) measure the print at that scale: when their median height is
+# below SMALL_KERNEL_PX (dense page: 7 px, 16 px print on 2400x1600: 6 px), or nothing is
+# found, detection runs again at the size that makes it RETRY_KERNEL_PX, up to RETRY_MAX_SIDE.
+SMALL_KERNEL_PX = 6.5
+RETRY_KERNEL_PX = 10.0
+RETRY_MAX_SIDE = 2400
+# Line boxes grow by this (package: 1.6): a taller crop is narrower once scaled to 48 px
+# high, and recognition costs in proportion to that width (-8% CPU on the test pages, same text).
+UNCLIP_RATIO = 2.0
 # The package first shrinks any image whose longer side passes 2000 px, and then cuts the line
 # crops for recognition from that shrunken copy: on a dense 3000x2000 page that blurred small
 # print (CER 0.062 -> 0.001 without it). Detection is limited by DETECT_MAX_SIDE anyway, and
@@ -33,6 +48,22 @@ REC_BATCH = 1
 # package's 0.9; still CER 0.15 at 0.99): off by default; when enabled, a flip needs this.
 CLS_THRESHOLD = 0.99
 TROCR_MAX_NEW_TOKENS = 64
+# Recognition input: crops scaled to 48 px high; the package pads narrower ones to 320 px
+# wide (a short table cell cost as much as a 320 px line), here only to this width.
+REC_HEIGHT = 48
+REC_MIN_WIDTH = 48
+# The Chinese recogniser sometimes writes a lone digit or letter in its full-width form
+# ("castle \uff12" in the invoice table): those (not full-width punctuation) are mapped to ASCII.
+FULLWIDTH_ALNUM = str.maketrans(
+    {
+        code: code - 0xFEE0
+        for first, last in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
+        for code in range(first, last + 1)
+    }
+)
+# The package's bundled PP-OCRv4 mobile models (rapidocr_onnxruntime/models/).
+DET_MODEL = "ch_PP-OCRv4_det_infer.onnx"
+REC_MODEL = "ch_PP-OCRv4_rec_infer.onnx"
 
 
 @dataclass
@@ -112,6 +143,50 @@ def _whole_image_box(image: np.ndarray) -> list[list[float]]:
     return [[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]]
 
 
+class _Detector:
+    """The package's TextDetector at DETECT_MAX_SIDE, again larger for small print."""
+
+    def __init__(self, detector: Any, preprocess: Any):
+        self.detector = detector
+        self._preprocess = preprocess
+        self._postprocess = detector.postprocess_op
+        detector.postprocess_op = self._measured_postprocess
+        self.kernel_height = 0.0  # median text kernel height at the last detection's scale
+        self.sides: list[int] = []  # detection sizes used for the last image (for tests)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.detector, name)
+
+    def __call__(self, image: np.ndarray) -> tuple[Any, float]:
+        longer = max(image.shape[:2])
+        self.sides = [min(longer, DETECT_MAX_SIDE)]
+        boxes, elapsed = self._detect(image, DETECT_MAX_SIDE)
+        found = boxes is not None and len(boxes) > 0
+        if longer <= DETECT_MAX_SIDE or (found and self.kernel_height >= SMALL_KERNEL_PX):
+            return boxes, elapsed
+        wanted = DETECT_MAX_SIDE * RETRY_KERNEL_PX / max(self.kernel_height, 1.0)
+        side = int(min(longer, RETRY_MAX_SIDE, wanted if found else longer))
+        if side <= DETECT_MAX_SIDE:
+            return boxes, elapsed
+        self.sides.append(side)
+        return self._detect(image, side)
+
+    def _detect(self, image: np.ndarray, side: int) -> tuple[Any, float]:
+        preprocess = self._preprocess(side, "max", self.detector.mean, self.detector.std)
+        self.detector.get_preprocess = lambda _longer_side: preprocess
+        return self.detector(image)
+
+    def _measured_postprocess(self, pred: np.ndarray, shape: tuple[int, int]) -> Any:
+        import cv2
+
+        mask = (pred[0, 0] > self._postprocess.thresh).astype(np.uint8)
+        _count, _labels, stats, _centres = cv2.connectedComponentsWithStats(mask, connectivity=4)
+        heights, widths = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_WIDTH]
+        lines = heights[widths >= heights]
+        self.kernel_height = float(np.median(lines)) if len(lines) else 0.0
+        return self._postprocess(pred, shape)
+
+
 class RapidOcrEngine:
     """PP-OCRv4 detection + recognition from rapidocr-onnxruntime's bundled ONNX models."""
 
@@ -123,8 +198,10 @@ class RapidOcrEngine:
         rec_batch_num: int = REC_BATCH,
     ):
         from rapidocr_onnxruntime import RapidOCR
+        from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
 
         use_cuda = device.startswith("cuda")
+        self.threads = max(1, threads)
         self.engine = RapidOCR(
             det_limit_type="max",
             det_limit_side_len=DETECT_MAX_SIDE,
@@ -139,6 +216,33 @@ class RapidOcrEngine:
             cls_use_cuda=use_cuda,
             rec_use_cuda=use_cuda,
         )
+        det, rec = self.engine.text_det, self.engine.text_rec
+        if not use_cuda:
+            det.infer.session = self._fused_session(DET_MODEL)
+            rec.session.session = self._fused_session(REC_MODEL)
+        det.postprocess_op.unclip_ratio = UNCLIP_RATIO
+        rec.rec_image_shape = [3, REC_HEIGHT, REC_MIN_WIDTH]
+        self.detector = _Detector(det, DetPreProcess)
+        self.engine.text_det = self.detector
+
+    def _fused_session(self, name: str) -> Any:
+        import onnxruntime as ort
+        import rapidocr_onnxruntime
+
+        from frontend.tasks.ocr_onnx import fused_model_bytes
+
+        path = Path(rapidocr_onnxruntime.__file__).parent / "models" / name
+        options = ort.SessionOptions()
+        options.log_severity_level = 4
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        # Spinning worker threads burn a core each while idle between the many small runs
+        # (one per text line), which instances next to each other on few cores need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(
+            fused_model_bytes(str(path)), options, providers=["CPUExecutionProvider"]
+        )
 
     def read(self, images: list[np.ndarray]) -> list[OcrResult]:
         # The detector's output sizes differ per image, so images go through one at a time.
@@ -149,7 +253,7 @@ class RapidOcrEngine:
         found, _elapsed = self.engine(bgr)
         lines = [
             OcrLine(
-                text=str(text),
+                text=str(text).translate(FULLWIDTH_ALNUM),
                 confidence=float(np.clip(score, 0.0, 1.0)),
                 box=[[float(x), float(y)] for x, y in box],
             )
