@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from tests.images import font
 
@@ -96,6 +96,20 @@ def table(rows: int = 8) -> tuple[np.ndarray, str]:
         placed += [(40, y, item), (500, y, qty), (800, y, price)]
     image = _page((1000, 80 + 50 * rows), placed, 30)
     return np.asarray(image), "\n".join(" ".join(row) for row in cells)
+
+
+def small_print(rows: int = 16) -> tuple[np.ndarray, str]:
+    """12 px print on a 1600 px wide page (7 px once scaled to the 960 px detection size)."""
+    lines = sentences(rows, 8, 9)
+    placed = [(60, 30 + 18 * i, t) for i, t in enumerate(lines)]
+    return np.asarray(_page((1600, 60 + 18 * rows), placed, 12)), "\n".join(lines)
+
+
+def blurred(radius: float = 1.5) -> tuple[np.ndarray, str]:
+    """The two-column page under a Gaussian blur (an out-of-focus scan)."""
+    image, truth = two_columns()
+    soft = Image.fromarray(image).filter(ImageFilter.GaussianBlur(radius))
+    return np.asarray(soft), truth
 
 
 def receipt() -> tuple[np.ndarray, str]:

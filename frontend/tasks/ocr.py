@@ -7,6 +7,7 @@ lines in reading order (blocks and columns in turn, rows along the page's skew; 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -143,6 +144,31 @@ def _whole_image_box(image: np.ndarray) -> list[list[float]]:
     return [[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]]
 
 
+def _blob(image: np.ndarray | None) -> np.ndarray | None:
+    """[1, 3, H, W] float32 of (pixel / 255 - 0.5) / 0.5, the models' normalisation, in one
+    pass (the package's numpy version goes through float64: 5% of the CPU of a page)."""
+    if image is None:
+        return None
+    import cv2
+
+    blob: np.ndarray = cv2.dnn.blobFromImage(image, 1 / 127.5, mean=(127.5, 127.5, 127.5))
+    return blob
+
+
+def _rec_input(image: np.ndarray, max_wh_ratio: float) -> np.ndarray:
+    """The package's TextRecognizer.resize_norm_img: the crop scaled to REC_HEIGHT high (at
+    most REC_HEIGHT * max_wh_ratio wide), normalised, zero-padded on the right."""
+    import cv2
+
+    height, width = image.shape[:2]
+    padded_width = int(REC_HEIGHT * max_wh_ratio)
+    resized_width = min(padded_width, math.ceil(REC_HEIGHT * width / height))
+    resized = cv2.resize(image, (resized_width, REC_HEIGHT))
+    out = np.zeros((3, REC_HEIGHT, padded_width), np.float32)
+    out[:, :, :resized_width] = _blob(resized)[0]  # type: ignore[index]
+    return out
+
+
 class _Detector:
     """The package's TextDetector at DETECT_MAX_SIDE, again larger for small print."""
 
@@ -172,8 +198,8 @@ class _Detector:
         return self._detect(image, side)
 
     def _detect(self, image: np.ndarray, side: int) -> tuple[Any, float]:
-        preprocess = self._preprocess(side, "max", self.detector.mean, self.detector.std)
-        self.detector.get_preprocess = lambda _longer_side: preprocess
+        resize = self._preprocess(side, "max", self.detector.mean, self.detector.std).resize
+        self.detector.get_preprocess = lambda _longer_side: lambda image: _blob(resize(image))
         return self.detector(image)
 
     def _measured_postprocess(self, pred: np.ndarray, shape: tuple[int, int]) -> Any:
@@ -222,6 +248,7 @@ class RapidOcrEngine:
             rec.session.session = self._fused_session(REC_MODEL)
         det.postprocess_op.unclip_ratio = UNCLIP_RATIO
         rec.rec_image_shape = [3, REC_HEIGHT, REC_MIN_WIDTH]
+        rec.resize_norm_img = _rec_input
         self.detector = _Detector(det, DetPreProcess)
         self.engine.text_det = self.detector
 
