@@ -1,4 +1,5 @@
-"""The PP-OCRv4 graph rewrite: fewer nodes, the same outputs (real bundled models)."""
+"""The PP-OCRv4 graph rewrite (fewer nodes, the same outputs) and the int8 recogniser, on the
+real bundled models."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from frontend.tasks.ocr import DET_MODEL, REC_MODEL
+from frontend.tasks import ocr
+from frontend.tasks.ocr import DET_MODEL, REC_MODEL, RapidOcrEngine, load_ocr_engine
 from frontend.tasks.ocr_onnx import HARDSWISH_OPSET, fuse, fused_model_bytes
+from tests import ocr_pages
 
 
 def model_path(name: str) -> str:
@@ -51,3 +54,34 @@ def test_fuse_rewrites_every_block() -> None:
     opset = next(op.version for op in model.opset_import if op.domain in ("", "ai.onnx"))
     assert opset == HARDSWISH_OPSET
     onnx.checker.check_model(model)
+
+
+def test_int8_recogniser_by_default_fp32_with_engine_onnx(rapid_pair: tuple) -> None:
+    int8, fp32 = rapid_pair
+    assert int8.precision == "int8" and fp32.precision == "fp32"
+    image, truth = ocr_pages.two_columns()
+    [quantized], [full] = int8.read([image]), fp32.read([image])
+    assert quantized.text == full.text and ocr_pages.cer(quantized.text, truth) <= 0.01
+
+
+def test_int8_recogniser_that_misreads_the_probe_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No misread allowed at all (not even 0 of 24 lines): the quantized model is refused, a
+    # marker keeps later loads from quantizing again, and recognition stays fp32.
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setattr(ocr, "INT8_PROBE_MISREAD", -1)
+    engine = load_ocr_engine("rapidocr/PP-OCRv4")
+    assert isinstance(engine, RapidOcrEngine) and engine.precision == "fp32"
+    [marker] = (tmp_path / "rapidocr").glob("*.refused")
+    assert (tmp_path / "rapidocr" / marker.name.replace(".refused", ".onnx")).exists()
+    monkeypatch.setattr(ocr, "INT8_PROBE_MISREAD", 24)
+    assert load_ocr_engine("rapidocr/PP-OCRv4").precision == "fp32"  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module")
+def rapid_pair() -> tuple[RapidOcrEngine, RapidOcrEngine]:
+    int8 = load_ocr_engine("rapidocr/PP-OCRv4")
+    fp32 = load_ocr_engine("rapidocr/PP-OCRv4", engine="onnx")
+    assert isinstance(int8, RapidOcrEngine) and isinstance(fp32, RapidOcrEngine)
+    return int8, fp32
