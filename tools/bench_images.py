@@ -128,6 +128,9 @@ def shipped_ocr_entry() -> dict[str, Any]:
         "hf_model": "rapidocr/PP-OCRv4",
         "instances": entry.get("instances", 1),
         "threads": entry.get("threads", 1),
+        # Shipped OCR unloads after 5 idle seconds; the in-process rounds would make the API
+        # rounds time reloads instead of serving.
+        "keep_alive_seconds": 600,
     }
 
 

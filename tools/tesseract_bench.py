@@ -15,6 +15,7 @@ import os
 import resource
 import shutil
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,13 @@ class EngineResult:
     rates: dict[int, float] = field(default_factory=dict)
     cpu_per_image: dict[int, float] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    # seconds per page at concurrency 1 (the fastest of its passes)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, clients: int, name: str, began: float) -> None:
+        if clients == 1:
+            took = time.perf_counter() - began
+            self.seconds[name] = min(self.seconds.get(name, took), took)
 
     def cers(self, pages: list[Page]) -> dict[str, float]:
         return {p.name: ocr_pages.cer(self.texts.get(p.name, ""), p.truth) for p in pages}
@@ -112,10 +120,11 @@ async def run_tesseract(
 
     for clients in concurrencies:
 
-        async def call(i: int) -> int:
-            page = i % len(pages)
+        async def call(i: int, clients: int = clients) -> int:
+            page, began = i % len(pages), time.perf_counter()
             text = await _tesseract(binary, paths[page])
             result.texts.setdefault(pages[page].name, text)
+            result.timed(clients, pages[page].name, began)
             return 1
 
         cpu = children_cpu_seconds()
@@ -135,13 +144,14 @@ async def run_api(
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for clients in concurrencies:
 
-            async def call(i: int) -> int:
-                page = i % len(pages)
+            async def call(i: int, clients: int = clients) -> int:
+                page, began = i % len(pages), time.perf_counter()
                 async with session.post(f"{url}/api/ocr", json=bodies[page]) as r:
                     if r.status != 200:
                         raise RuntimeError(f"HTTP {r.status}: {(await r.text())[:300]}")
                     answer = await r.json()
                 result.texts.setdefault(pages[page].name, answer.get("text") or "")
+                result.timed(clients, pages[page].name, began)
                 return 1
 
             cpu = tree_cpu_seconds(pid) if pid is not None else 0.0
@@ -180,6 +190,13 @@ def report(
         else:
             cells = "- | -"
         print(f"| CPU s per image, concurrency {clients} | {mine:.2f} | {cells} |")
+    for page in pages:
+        if page.name not in ours.seconds:
+            continue
+        mine = ours.seconds[page.name]
+        theirs_s = tesseract.seconds.get(page.name) if tesseract is not None else None
+        cells = f"{theirs_s:.2f} | {mine / theirs_s:.2f}x" if theirs_s else "- | -"
+        print(f"| seconds, {page.name} (concurrency 1) | {mine:.2f} | {cells} |")
     our_cer = ours.cers(pages)
     their_cer = tesseract.cers(pages) if tesseract is not None else {}
     for page in pages:

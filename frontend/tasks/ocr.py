@@ -270,11 +270,11 @@ class RapidOcrEngine:
         self.precision = "cuda" if use_cuda else "fp32"
         if not use_cuda:
             det.infer.session = self._session(_fused(DET_MODEL))
-            rec.session.session = self._session(_fused(REC_MODEL))
-            if engine in ("auto", "onnx-int8"):
-                int8 = self._int8_recogniser()
-                if int8 is not None:
-                    rec.session.session, self.precision = int8, "int8"
+            int8 = self._int8_recogniser() if engine in ("auto", "onnx-int8") else None
+            if int8 is not None:
+                rec.session.session, self.precision = int8, "int8"
+            else:
+                rec.session.session = self._session(_fused(REC_MODEL))
         self.detector = _Detector(det, DetPreProcess)
         self.engine.text_det = self.detector
 
@@ -295,15 +295,16 @@ class RapidOcrEngine:
             return None
         rec = self.engine.text_rec
         if not target.exists():
+            fused = _fused(REC_MODEL)
             lines = calibration_lines(INT8_CALIBRATION_LINES, seed=0)
             inputs = [_rec_input(line, line.shape[1] / line.shape[0])[None] for line in lines]
-            quantize_int8(_fused(REC_MODEL), inputs, target)
+            quantize_int8(fused, inputs, target)
             session = self._session(target.read_bytes())
             probe = calibration_lines(INT8_PROBE_LINES, seed=1)
+            rec.session.session = self._session(fused)
             expected, _ = rec(probe)
-            fp32, rec.session.session = rec.session.session, session
+            rec.session.session = session
             found, _ = rec(probe)
-            rec.session.session = fp32
             misread = [
                 (a, b)
                 for (a, *_), (b, *_) in zip(expected, found, strict=True)
