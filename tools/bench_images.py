@@ -36,11 +36,9 @@ from tools.benchlib import closed_loop, running_service
 from tools.build_test_models import build_test_models
 from tools.tesseract_bench import (
     INSTALL_HINT,
-    EngineResult,
+    compare,
     document_pages,
     report,
-    run_api,
-    run_tesseract,
     tesseract_binary,
 )
 
@@ -181,15 +179,12 @@ def main() -> int:
             )
         if not args.tesseract_only:
             batched, sequential = asyncio.run(caption_timings(url, captions, 5))
+        binary = None if args.no_tesseract else tesseract_binary()
+        if binary is None and not args.no_tesseract:
+            print(f"tesseract not found, skipping its column; install it with: {INSTALL_HINT}")
         doc_pages = document_pages()
-        ours = asyncio.run(run_api(url, doc_pages, args.concurrency, args.passes, service.pid))
-    binary = None if args.no_tesseract else tesseract_binary()
-    if binary is None and not args.no_tesseract:
-        print(f"tesseract not found, skipping its column; install it with: {INSTALL_HINT}")
-    theirs: EngineResult | None = None
-    if binary is not None:  # after the service stopped, so nothing else competes for the CPU
-        theirs = asyncio.run(
-            run_tesseract(binary, doc_pages, work / "tesseract", args.concurrency, args.passes)
+        ours, theirs = asyncio.run(
+            compare(url, service.pid, binary, doc_pages, work, args.concurrency, args.passes)
         )
 
     entry = models["ocr"][0]

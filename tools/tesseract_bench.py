@@ -3,8 +3,9 @@
 Tesseract runs as one `tesseract IMAGE stdout --psm 3` process per image with
 OMP_THREAD_LIMIT=1 (single-threaded), as many processes at once as the API has clients.
 Both sides start from the same PNG bytes; each page has its true text (tests/ocr_pages.py),
-so both get a character error rate. The `tesseract` binary is optional: without it the
-comparison prints how to install it and reports only our column.
+so both get a character error rate. The two take turns (`compare`), one pass over the pages
+at a time, so both meet the same neighbours on a shared machine. The `tesseract` binary is
+optional: without it the comparison prints how to install it and reports only our column.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ class EngineResult:
     texts: dict[str, str] = field(default_factory=dict)
     # seconds per page at concurrency 1 (the fastest of its passes)
     seconds: dict[str, float] = field(default_factory=dict)
+    # totals over the runs so far, per concurrency: calls, wall seconds, CPU seconds
+    totals: dict[int, tuple[int, float, float]] = field(default_factory=dict)
+
+    def record(self, clients: int, calls: int, seconds: float, cpu: float | None) -> None:
+        done, took, used = self.totals.get(clients, (0, 0.0, 0.0))
+        done, took, used = done + calls, took + seconds, used + (cpu or 0.0)
+        self.totals[clients] = (done, took, used)
+        self.rates[clients] = done / took
+        if cpu is not None:
+            self.cpu_per_image[clients] = used / done
 
     def timed(self, clients: int, name: str, began: float) -> None:
         if clients == 1:
@@ -109,14 +120,20 @@ async def _tesseract(binary: str, path: Path) -> str:
 
 
 async def run_tesseract(
-    binary: str, pages: list[Page], work: Path, concurrencies: list[int], passes: int
+    binary: str,
+    pages: list[Page],
+    work: Path,
+    concurrencies: list[int],
+    passes: int,
+    result: EngineResult | None = None,
 ) -> EngineResult:
+    """`result`: add to these figures (interleaved runs), else a new one."""
     work.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, page in enumerate(pages):
         paths.append(work / f"page{i}.png")
         paths[-1].write_bytes(page.png)
-    result = EngineResult()
+    result = EngineResult() if result is None else result
 
     for clients in concurrencies:
 
@@ -129,17 +146,22 @@ async def run_tesseract(
 
         cpu = children_cpu_seconds()
         load = await closed_loop(clients, None, call, calls=passes * len(pages))
-        result.rates[clients] = load.rate
-        result.cpu_per_image[clients] = (children_cpu_seconds() - cpu) / load.calls
+        result.record(clients, load.calls, load.seconds, children_cpu_seconds() - cpu)
     return result
 
 
 async def run_api(
-    url: str, pages: list[Page], concurrencies: list[int], passes: int, pid: int | None = None
+    url: str,
+    pages: list[Page],
+    concurrencies: list[int],
+    passes: int,
+    pid: int | None = None,
+    result: EngineResult | None = None,
 ) -> EngineResult:
-    """`pid`: the service's process, whose tree's CPU time is counted (none if None)."""
+    """`pid`: the service's process, whose tree's CPU time is counted (none if None);
+    `result`: add to these figures (interleaved runs), else a new one."""
     bodies = [{"image": base64.b64encode(p.png).decode()} for p in pages]
-    result = EngineResult()
+    result = EngineResult() if result is None else result
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for clients in concurrencies:
@@ -156,10 +178,33 @@ async def run_api(
 
             cpu = tree_cpu_seconds(pid) if pid is not None else 0.0
             load = await closed_loop(clients, None, call, calls=passes * len(pages))
-            result.rates[clients] = load.rate
-            if pid is not None:
-                result.cpu_per_image[clients] = (tree_cpu_seconds(pid) - cpu) / load.calls
+            used = tree_cpu_seconds(pid) - cpu if pid is not None else None
+            result.record(clients, load.calls, load.seconds, used)
     return result
+
+
+async def compare(
+    url: str,
+    pid: int,
+    binary: str | None,
+    pages: list[Page],
+    work: Path,
+    concurrencies: list[int],
+    passes: int,
+) -> tuple[EngineResult, EngineResult | None]:
+    """`/api/ocr` and Tesseract interleaved: one pass over the pages each, per concurrency,
+    taking turns at going first, so that both meet the same neighbours on a shared machine
+    (run one after the other, one side got a busy minute and the other a quiet one)."""
+    ours, theirs = EngineResult(), EngineResult() if binary is not None else None
+    for turn in range(passes):
+        for clients in concurrencies:
+            runs = [run_api(url, pages, [clients], 1, pid, ours)]
+            if binary is not None:
+                work_dir = work / "tesseract"
+                runs.append(run_tesseract(binary, pages, work_dir, [clients], 1, theirs))
+            for run in runs if turn % 2 == 0 else runs[::-1]:
+                await run
+    return ours, theirs
 
 
 def report(
