@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # Small inputs stay at their size; big ones are scaled down so the longer side is at most
 # this (the package default scales the *shorter* side up to 736: ~10x slower on small images;
 # and under limit_type "max" it silently raises the limit to 1500/2000 for larger images:
-# the dense 3000x2000 page was detected at 2000 px, 0.6 s of CPU instead of 0.08).
+# the dense 3000x2000 page was detected at 2000 px: 0.6 s of CPU, 0.08 s at 960).
 DETECT_MAX_SIDE = 960
 # Small print on a big image (a 2400 px scan of 16 px print, a phone photo of a receipt)
 # shrinks below what the detector separates at DETECT_MAX_SIDE (neighbouring lines merge:
@@ -43,9 +43,10 @@ UNCLIP_RATIO = 2.0
 # print (CER 0.062 -> 0.001 without it). Detection is limited by DETECT_MAX_SIDE anyway, and
 # recognition scales every crop to 48 px high, so a larger source costs only the crop copies.
 CROP_MAX_SIDE = 4096
-# One line per recognition run: batches are padded to their widest line and ONNX Runtime runs
-# without a memory arena here, so 6 lines at once cost 1.7-3x the CPU of 6 runs of one
-# (dense page: 7.5-10 s -> 4.4 s CPU), with the same text.
+# One line per recognition run: batches are padded to their widest line, and even 4 lines of
+# one width cost 1.5-1.7x the CPU per line of single runs (a 2000 px line: 82 vs 127-137 ms,
+# with or without ONNX Runtime's memory arena); dense page 7.5-10 s -> 4.4 s CPU before the
+# other changes, with the same text.
 REC_BATCH = 1
 # The 0/180 degree classifier turned correct lines of a dense page upside down (2 of 40 at the
 # package's 0.9; still CER 0.15 at 0.99): off by default; when enabled, a flip needs this.
