@@ -271,13 +271,20 @@ class RapidOcrEngine:
         self.precision = "cuda" if use_cuda else "fp32"
         if not use_cuda:
             det.infer.session = self._session(_fused(DET_MODEL))
-            int8 = self._int8_recogniser() if engine in ("auto", "onnx-int8") else None
+            int8 = self._try_int8_recogniser() if engine in ("auto", "onnx-int8") else None
             if int8 is not None:
                 rec.session.session, self.precision = int8, "int8"
             else:
                 rec.session.session = self._session(_fused(REC_MODEL))
         self.detector = _Detector(det, DetPreProcess)
         self.engine.text_det = self.detector
+
+    def _try_int8_recogniser(self) -> Any:
+        try:
+            return self._int8_recogniser()
+        except Exception as error:  # a read-only models dir, a quantizer failure: stay fp32
+            logger.warning("int8 recogniser unavailable, recognition stays fp32: %r", error)
+            return None
 
     def _int8_recogniser(self) -> Any:
         """The int8 recogniser from the cache, quantized (~5-15 s, once) when absent; None if

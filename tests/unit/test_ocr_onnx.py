@@ -85,3 +85,13 @@ def rapid_pair() -> tuple[RapidOcrEngine, RapidOcrEngine]:
     fp32 = load_ocr_engine("rapidocr/PP-OCRv4", engine="onnx")
     assert isinstance(int8, RapidOcrEngine) and isinstance(fp32, RapidOcrEngine)
     return int8, fp32
+
+
+def test_unwritable_cache_keeps_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    monkeypatch.setenv("HF_HOME", str(blocked))  # HF_HOME/rapidocr cannot be created
+    engine = load_ocr_engine("rapidocr/PP-OCRv4")
+    assert isinstance(engine, RapidOcrEngine) and engine.precision == "fp32"
+    [result] = engine.read([ocr_pages.table()[0]])
+    assert ocr_pages.cer(result.text, ocr_pages.table()[1]) <= 0.02
