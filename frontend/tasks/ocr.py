@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -234,6 +235,48 @@ class _Detector:
         return self._postprocess(pred, shape)
 
 
+class _Recogniser:
+    """The package's TextRecognizer over a page's lines, `workers` lines at a time.
+
+    Each line is its own run of the recognition model, too small for ONNX Runtime's threads
+    to share well (they meet at each of its hundreds of nodes); whole lines on 1-thread runs
+    in parallel do. Best of 6, 2 threads, whole page: dense 0.89 s on one thread, 0.69 with a
+    2-thread session, 0.53 with 2 workers; two columns 0.20 / 0.18 / 0.13."""
+
+    def __init__(self, recognizer: Any, workers: int):
+        self.recognizer = recognizer
+        self.workers = max(1, workers)
+        self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.recognizer, name)
+
+    def __call__(self, crops: list[np.ndarray], *args: Any) -> tuple[list[Any], float]:
+        if self._pool is None or len(crops) < 2:
+            return self.recognizer(crops, *args)
+        # Longest first, each to the least loaded worker (cost ~ width at a fixed height).
+        loads = [0.0] * self.workers
+        shares: list[list[int]] = [[] for _ in range(self.workers)]
+        costs = [crop.shape[1] / max(1, crop.shape[0]) for crop in crops]
+        for index in sorted(range(len(crops)), key=lambda i: -costs[i]):
+            worker = loads.index(min(loads))
+            loads[worker] += costs[index] + 1.0  # + a run's fixed cost
+            shares[worker].append(index)
+        runs = [
+            self._pool.submit(self.recognizer, [crops[i] for i in share], *args)
+            for share in shares
+            if share
+        ]
+        found: list[Any] = [None] * len(crops)
+        elapsed = 0.0
+        for share, run in zip([share for share in shares if share], runs, strict=True):
+            results, seconds = run.result()
+            elapsed += seconds
+            for index, result in zip(share, results, strict=True):
+                found[index] = result
+        return found, elapsed
+
+
 class RapidOcrEngine:
     """PP-OCRv4 detection + recognition from rapidocr-onnxruntime's bundled ONNX models."""
 
@@ -275,9 +318,10 @@ class RapidOcrEngine:
             if int8 is not None:
                 rec.session.session, self.precision = int8, "int8"
             else:
-                rec.session.session = self._session(_fused(REC_MODEL))
+                rec.session.session = self._session(_fused(REC_MODEL), threads=1)
         self.detector = _Detector(det, DetPreProcess)
         self.engine.text_det = self.detector
+        self.engine.text_rec = _Recogniser(rec, 1 if use_cuda else self.threads)
 
     def _try_int8_recogniser(self) -> Any:
         try:
@@ -307,9 +351,9 @@ class RapidOcrEngine:
             lines = calibration_lines(INT8_CALIBRATION_LINES, seed=0)
             inputs = [_rec_input(line, line.shape[1] / line.shape[0])[None] for line in lines]
             quantize_int8(fused, inputs, target)
-            session = self._session(target.read_bytes())
+            session = self._session(target.read_bytes(), threads=1)
             probe = calibration_lines(INT8_PROBE_LINES, seed=1)
-            rec.session.session = self._session(fused)
+            rec.session.session = self._session(fused, threads=1)
             expected, _ = rec(probe)
             rec.session.session = session
             found, _ = rec(probe)
@@ -323,15 +367,15 @@ class RapidOcrEngine:
                 refused.write_text(repr(misread))
                 return None
             return session
-        return self._session(target.read_bytes())
+        return self._session(target.read_bytes(), threads=1)
 
-    def _session(self, model: bytes) -> Any:
+    def _session(self, model: bytes, threads: int | None = None) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 4
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads or self.threads
         options.inter_op_num_threads = 1
         # Spinning worker threads burn a core each while idle between the many small runs
         # (one per text line), which instances next to each other on few cores need.

@@ -95,3 +95,14 @@ def test_unwritable_cache_keeps_fp32(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert isinstance(engine, RapidOcrEngine) and engine.precision == "fp32"
     [result] = engine.read([ocr_pages.table()[0]])
     assert ocr_pages.cer(result.text, ocr_pages.table()[1]) <= 0.02
+
+
+def test_lines_recognised_in_parallel_keep_their_order(rapid_pair: tuple) -> None:
+    # threads=2: a page's lines are shared out to 2 workers (longest first) and put back.
+    int8, _ = rapid_pair
+    parallel = load_ocr_engine("rapidocr/PP-OCRv4", threads=2)
+    image, truth = ocr_pages.receipt()
+    [alone], [shared] = int8.read([image]), parallel.read([image])
+    assert [line.text for line in shared.lines] == [line.text for line in alone.lines]
+    assert [line.box for line in shared.lines] == [line.box for line in alone.lines]
+    assert ocr_pages.cer(shared.text, truth) <= 0.01
