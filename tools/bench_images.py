@@ -4,9 +4,11 @@ of 8 images vs 8 sequential requests) with the tiny BLIP.
 
     python -m tools.bench_images [--seconds 8] [--rounds 3] [--clients 4]
                                  [--passes 2] [--concurrency 1 4] [--no-tesseract]
+                                 [--tesseract-only]
 
 Builds the tiny test models into a temporary data dir, starts `homelab-ai serve` with
-RapidOCR (2 single-thread instances) and the tiny BLIP, and prints images/s and ratios.
+RapidOCR (instances x threads as config.yaml ships it) and the tiny BLIP, and prints
+images/s and ratios; `--tesseract-only` runs just the /api/ocr vs Tesseract comparison.
 Both OCR paths start from the same encoded PNGs, so both include decoding. The Tesseract
 comparison (tools/tesseract_bench.py) needs the optional `tesseract` binary; without it that
 column is skipped with an install hint.
@@ -23,22 +25,25 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
+import yaml
 from PIL import Image, ImageDraw, ImageFont
 
 from tools.benchlib import closed_loop, running_service
 from tools.build_test_models import build_test_models
 from tools.tesseract_bench import (
     INSTALL_HINT,
-    EngineResult,
+    compare,
     document_pages,
     report,
-    run_api,
-    run_tesseract,
     tesseract_binary,
 )
+
+# This checkout: the service and Triton's model stubs run its code, not an installed copy's.
+REPO = Path(__file__).resolve().parents[1]
 
 LINES = [
     ["Hello Triton 2026"],
@@ -111,6 +116,22 @@ async def caption_timings(url: str, images: list[str], repeats: int) -> tuple[fl
     return statistics.median(batched), statistics.median(sequential)
 
 
+def shipped_ocr_entry() -> dict[str, Any]:
+    """The built-in OCR model as config.yaml ships it (instances x threads), so the bench
+    measures what a fresh install runs."""
+    shipped = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    [entry] = [e for e in shipped["models"]["ocr"] if e["hf_model"] == "rapidocr/PP-OCRv4"]
+    return {
+        "id": "rapidocr",
+        "hf_model": "rapidocr/PP-OCRv4",
+        "instances": entry.get("instances", 1),
+        "threads": entry.get("threads", 1),
+        # Shipped OCR unloads after 5 idle seconds; the in-process rounds would make the API
+        # rounds time reloads instead of serving.
+        "keep_alive_seconds": 600,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -121,11 +142,16 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--no-tesseract", action="store_true", help="skip the Tesseract column")
+    parser.add_argument(
+        "--tesseract-only",
+        action="store_true",
+        help="only the /api/ocr vs Tesseract comparison (no in-process rounds, no captions)",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-images-"))
     data_dir = work / "data"
-    ids = build_test_models(data_dir)
+    ids = {} if args.tesseract_only else build_test_models(data_dir)
     pages = documents()
     rng = np.random.default_rng(0)
     noise = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(8)]
@@ -134,36 +160,38 @@ def main() -> int:
         buffer = io.BytesIO()
         Image.fromarray(array).save(buffer, format="PNG")
         captions.append(base64.b64encode(buffer.getvalue()).decode())
-    models = {
-        "ocr": [{"id": "rapidocr", "hf_model": "rapidocr/PP-OCRv4", "instances": 2}],
-        "image_caption": [
-            {"id": "tiny-blip", "hf_model": ids["caption"], "max_new_tokens": 20},
-        ],
-    }
+    models: dict[str, list[dict[str, Any]]] = {"ocr": [shipped_ocr_entry()]}
+    if not args.tesseract_only:
+        caption = {"id": "tiny-blip", "hf_model": ids["caption"], "max_new_tokens": 20}
+        models["image_caption"] = [caption]
     rates: dict[str, list[float]] = {"in-process 1 thread": [], "in-process 2 threads": []}
     rates["api"] = []
-    with running_service(work, data_dir, models) as (url, _service):
+    with running_service(work, data_dir, models, stub_code=REPO) as (url, service):
         asyncio.run(ocr_api(url, pages, 1, 1))  # loads RapidOCR
-        asyncio.run(caption_timings(url, captions[:1], 1))  # loads BLIP
-        for round_ in range(args.rounds):
+        if not args.tesseract_only:
+            asyncio.run(caption_timings(url, captions[:1], 1))  # loads BLIP
+        for round_ in range(0 if args.tesseract_only else args.rounds):
             rates["in-process 1 thread"].append(ocr_in_process(pages, args.seconds, 1))
             rates["in-process 2 threads"].append(ocr_in_process(pages, args.seconds, 2))
             rates["api"].append(asyncio.run(ocr_api(url, pages, args.clients, args.seconds)))
             print(
                 f"round {round_ + 1}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in rates.items())
             )
-        batched, sequential = asyncio.run(caption_timings(url, captions, 5))
+        if not args.tesseract_only:
+            batched, sequential = asyncio.run(caption_timings(url, captions, 5))
+        binary = None if args.no_tesseract else tesseract_binary()
+        if binary is None and not args.no_tesseract:
+            print(f"tesseract not found, skipping its column; install it with: {INSTALL_HINT}")
         doc_pages = document_pages()
-        ours = asyncio.run(run_api(url, doc_pages, args.concurrency, args.passes))
-    binary = None if args.no_tesseract else tesseract_binary()
-    if binary is None and not args.no_tesseract:
-        print(f"tesseract not found, skipping its column; install it with: {INSTALL_HINT}")
-    theirs: EngineResult | None = None
-    if binary is not None:  # after the service stopped, so nothing else competes for the CPU
-        theirs = asyncio.run(
-            run_tesseract(binary, doc_pages, work / "tesseract", args.concurrency, args.passes)
+        ours, theirs = asyncio.run(
+            compare(url, service.pid, binary, doc_pages, work, args.concurrency, args.passes)
         )
 
+    entry = models["ocr"][0]
+    print(f"\n/api/ocr: RapidOCR, {entry['instances']} instance(s) x {entry['threads']} thread(s)")
+    if args.tesseract_only:
+        report(doc_pages, ours, theirs, args.passes)
+        return 0
     median = {k: statistics.median(v) for k, v in rates.items()}
     best = max(median["in-process 1 thread"], median["in-process 2 threads"])
     print(f"\nOCR, RapidOCR PP-OCRv4, {len(pages)} rendered documents; medians of {args.rounds}")

@@ -3,8 +3,9 @@
 Tesseract runs as one `tesseract IMAGE stdout --psm 3` process per image with
 OMP_THREAD_LIMIT=1 (single-threaded), as many processes at once as the API has clients.
 Both sides start from the same PNG bytes; each page has its true text (tests/ocr_pages.py),
-so both get a character error rate. The `tesseract` binary is optional: without it the
-comparison prints how to install it and reports only our column.
+so both get a character error rate. The two take turns (`compare`), one pass over the pages
+at a time, so both meet the same neighbours on a shared machine. The `tesseract` binary is
+optional: without it the comparison prints how to install it and reports only our column.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import resource
 import shutil
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import numpy as np
+import psutil
 from PIL import Image
 
 from tests import ocr_pages
@@ -37,25 +40,61 @@ class Page:
 
 @dataclass
 class EngineResult:
-    """images/s per concurrency and the text each page came back with (from the first run)."""
+    """images/s and CPU seconds per image for each concurrency, and the text each page came
+    back with (from the first run). CPU seconds are counted over the engine's own processes
+    (Tesseract's, or the service's whole process tree), so they hold up on a shared machine
+    where images/s swings with the neighbours' load."""
 
     rates: dict[int, float] = field(default_factory=dict)
+    cpu_per_image: dict[int, float] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    # seconds per page at concurrency 1 (the fastest of its passes)
+    seconds: dict[str, float] = field(default_factory=dict)
+    # totals over the runs so far, per concurrency: calls, wall seconds, CPU seconds
+    totals: dict[int, tuple[int, float, float]] = field(default_factory=dict)
+
+    def record(self, clients: int, calls: int, seconds: float, cpu: float | None) -> None:
+        done, took, used = self.totals.get(clients, (0, 0.0, 0.0))
+        done, took, used = done + calls, took + seconds, used + (cpu or 0.0)
+        self.totals[clients] = (done, took, used)
+        self.rates[clients] = done / took
+        if cpu is not None:
+            self.cpu_per_image[clients] = used / done
+
+    def timed(self, clients: int, name: str, began: float) -> None:
+        if clients == 1:
+            took = time.perf_counter() - began
+            self.seconds[name] = min(self.seconds.get(name, took), took)
 
     def cers(self, pages: list[Page]) -> dict[str, float]:
         return {p.name: ocr_pages.cer(self.texts.get(p.name, ""), p.truth) for p in pages}
 
 
 def document_pages() -> list[Page]:
-    """The ocr_pages set: two columns, rotated -5/+5 degrees, dense 3000x2000, invoice table."""
-    made: list[tuple[str, tuple[np.ndarray, str]]] = [
-        ("two columns", ocr_pages.two_columns()),
-        ("rotated -5", ocr_pages.rotated(-5)),
-        ("rotated +5", ocr_pages.rotated(5)),
-        ("dense 3000x2000", ocr_pages.dense()),
-        ("invoice table", ocr_pages.table()),
+    """The ocr_pages issue set: two columns, skewed -3/+3/-7/+7 degrees, a dense 3000x2000
+    page, an invoice table, a receipt and a screenshot."""
+    return [
+        Page(name, encode(Image.fromarray(array)), truth)
+        for name, (array, truth) in ocr_pages.issue_set()
     ]
-    return [Page(name, encode(Image.fromarray(array)), truth) for name, (array, truth) in made]
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its live descendants."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def tesseract_binary() -> str | None:
@@ -81,49 +120,91 @@ async def _tesseract(binary: str, path: Path) -> str:
 
 
 async def run_tesseract(
-    binary: str, pages: list[Page], work: Path, concurrencies: list[int], passes: int
+    binary: str,
+    pages: list[Page],
+    work: Path,
+    concurrencies: list[int],
+    passes: int,
+    result: EngineResult | None = None,
 ) -> EngineResult:
+    """`result`: add to these figures (interleaved runs), else a new one."""
     work.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, page in enumerate(pages):
         paths.append(work / f"page{i}.png")
         paths[-1].write_bytes(page.png)
-    result = EngineResult()
+    result = EngineResult() if result is None else result
 
     for clients in concurrencies:
 
-        async def call(i: int) -> int:
-            page = i % len(pages)
+        async def call(i: int, clients: int = clients) -> int:
+            page, began = i % len(pages), time.perf_counter()
             text = await _tesseract(binary, paths[page])
             result.texts.setdefault(pages[page].name, text)
+            result.timed(clients, pages[page].name, began)
             return 1
 
+        cpu = children_cpu_seconds()
         load = await closed_loop(clients, None, call, calls=passes * len(pages))
-        result.rates[clients] = load.rate
+        result.record(clients, load.calls, load.seconds, children_cpu_seconds() - cpu)
     return result
 
 
 async def run_api(
-    url: str, pages: list[Page], concurrencies: list[int], passes: int
+    url: str,
+    pages: list[Page],
+    concurrencies: list[int],
+    passes: int,
+    pid: int | None = None,
+    result: EngineResult | None = None,
 ) -> EngineResult:
+    """`pid`: the service's process, whose tree's CPU time is counted (none if None);
+    `result`: add to these figures (interleaved runs), else a new one."""
     bodies = [{"image": base64.b64encode(p.png).decode()} for p in pages]
-    result = EngineResult()
+    result = EngineResult() if result is None else result
     timeout = aiohttp.ClientTimeout(total=600)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for clients in concurrencies:
 
-            async def call(i: int) -> int:
-                page = i % len(pages)
+            async def call(i: int, clients: int = clients) -> int:
+                page, began = i % len(pages), time.perf_counter()
                 async with session.post(f"{url}/api/ocr", json=bodies[page]) as r:
                     if r.status != 200:
                         raise RuntimeError(f"HTTP {r.status}: {(await r.text())[:300]}")
                     answer = await r.json()
                 result.texts.setdefault(pages[page].name, answer.get("text") or "")
+                result.timed(clients, pages[page].name, began)
                 return 1
 
+            cpu = tree_cpu_seconds(pid) if pid is not None else 0.0
             load = await closed_loop(clients, None, call, calls=passes * len(pages))
-            result.rates[clients] = load.rate
+            used = tree_cpu_seconds(pid) - cpu if pid is not None else None
+            result.record(clients, load.calls, load.seconds, used)
     return result
+
+
+async def compare(
+    url: str,
+    pid: int,
+    binary: str | None,
+    pages: list[Page],
+    work: Path,
+    concurrencies: list[int],
+    passes: int,
+) -> tuple[EngineResult, EngineResult | None]:
+    """`/api/ocr` and Tesseract interleaved: one pass over the pages each, per concurrency,
+    taking turns at going first, so that both meet the same neighbours on a shared machine
+    (run one after the other, one side got a busy minute and the other a quiet one)."""
+    ours, theirs = EngineResult(), EngineResult() if binary is not None else None
+    for turn in range(passes):
+        for clients in concurrencies:
+            runs = [run_api(url, pages, [clients], 1, pid, ours)]
+            if binary is not None:
+                work_dir = work / "tesseract"
+                runs.append(run_tesseract(binary, pages, work_dir, [clients], 1, theirs))
+            for run in runs if turn % 2 == 0 else runs[::-1]:
+                await run
+    return ours, theirs
 
 
 def report(
@@ -146,6 +227,21 @@ def report(
         else:
             cells = "- | -"
         print(f"| images/s, concurrency {clients} | {mine:.2f} | {cells} |")
+    for clients in ours.cpu_per_image:
+        mine = ours.cpu_per_image[clients]
+        if tesseract is not None and clients in tesseract.cpu_per_image:
+            theirs = tesseract.cpu_per_image[clients]
+            cells = f"{theirs:.2f} | {mine / theirs:.2f}x"
+        else:
+            cells = "- | -"
+        print(f"| CPU s per image, concurrency {clients} | {mine:.2f} | {cells} |")
+    for page in pages:
+        if page.name not in ours.seconds:
+            continue
+        mine = ours.seconds[page.name]
+        theirs_s = tesseract.seconds.get(page.name) if tesseract is not None else None
+        cells = f"{theirs_s:.2f} | {mine / theirs_s:.2f}x" if theirs_s else "- | -"
+        print(f"| seconds, {page.name} (concurrency 1) | {mine:.2f} | {cells} |")
     our_cer = ours.cers(pages)
     their_cer = tesseract.cers(pages) if tesseract is not None else {}
     for page in pages:

@@ -2,8 +2,9 @@
 
 Lines are turned into the page's own frame (the median angle of the long boxes undone), then
 cut recursively: at a column gutter first (an x-gap that no line crosses, with prose-length
-lines on both sides, so table columns stay together and tables read row by row), else at wide
-y-gaps. Each leaf is one block; its lines are grouped into rows by vertical overlap.
+lines on both sides, or on one side beside short lines off its rows such as a sidebar; table
+columns stay together and tables read row by row), else at wide y-gaps. Each leaf is one
+block; its lines are grouped into rows by vertical overlap.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ MAX_SKEW_DEGREES = 15.0
 # width is at least PROSE_WIDTH line heights (table cells and receipt fields are shorter).
 GUTTER_HEIGHTS = 1.0
 PROSE_WIDTH = 6.0
+# A gutter with prose on one side only (a sidebar or a menu beside text) also cuts, unless
+# the short lines sit on the prose rows like table cells: at least ROW_ALIGNED of them
+# centred within ALIGN_HEIGHTS line heights of a line across the gutter.
+ROW_ALIGNED = 0.8
+ALIGN_HEIGHTS = 0.25
 # Blocks stacked vertically are separated by a gap of at least this many line heights.
 BLOCK_GAP_HEIGHTS = 1.0
 
@@ -61,17 +67,33 @@ def _gaps(starts: np.ndarray, ends: np.ndarray) -> list[tuple[float, float]]:
     return gaps
 
 
+def _row_aligned(short: np.ndarray, other: np.ndarray, height: float) -> bool:
+    """Whether the `short` side's lines sit on the `other` side's rows (table cells)."""
+    centre, across = (short[:, 1] + short[:, 3]) / 2, (other[:, 1] + other[:, 3]) / 2
+    distance = np.abs(centre[:, None] - across[None, :]).min(axis=1)
+    return bool(np.mean(distance <= ALIGN_HEIGHTS * height) >= ROW_ALIGNED)
+
+
 def _column_cut(bounds: np.ndarray, height: float) -> float | None:
-    """The x of the widest gutter with prose on both sides, if any."""
+    """The x of the widest gutter with prose on both sides, or on one side beside lines that
+    are not on its rows (a sidebar), if any."""
     best: tuple[float, float] | None = None
+    widths = bounds[:, 2] - bounds[:, 0]
     for start, end in _gaps(bounds[:, 0], bounds[:, 2]):
         if end - start < GUTTER_HEIGHTS * height:
             continue
         middle = (start + end) / 2
-        widths = bounds[:, 2] - bounds[:, 0]
-        left, right = widths[bounds[:, 2] <= middle], widths[bounds[:, 0] >= middle]
-        prose = min(np.median(left), np.median(right)) >= PROSE_WIDTH * height
-        if prose and min(len(left), len(right)) >= 2 and (best is None or end - start > best[0]):
+        on_left, on_right = bounds[:, 2] <= middle, bounds[:, 0] >= middle
+        if min(on_left.sum(), on_right.sum()) < 2:
+            continue
+        prose_left = np.median(widths[on_left]) >= PROSE_WIDTH * height
+        prose_right = np.median(widths[on_right]) >= PROSE_WIDTH * height
+        if prose_left != prose_right:
+            short, other = (on_right, on_left) if prose_left else (on_left, on_right)
+            cuts = not _row_aligned(bounds[short], bounds[other], height)
+        else:
+            cuts = bool(prose_left)
+        if cuts and (best is None or end - start > best[0]):
             best = (end - start, middle)
     return None if best is None else best[1]
 
