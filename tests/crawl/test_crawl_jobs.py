@@ -6,16 +6,19 @@ jobs: /v2/crawl and /v2/batch/scrape."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from firecrawl import Firecrawl
 from firecrawl.v2.types import ScrapeOptions
 
 from frontend.core.config import SecuritySection
-from frontend.core.security import Security, hash_key
+from frontend.core.security import ANONYMOUS, Security, hash_key
+from frontend.jobs.store import Job
 from tests.crawl.conftest import CrawlApi
 from tests.crawl.site import Listener
 from tests.crawl.tree import FAILED, Tree
@@ -215,3 +218,31 @@ def test_firecrawl_refusals_come_before_the_job(keyed: CrawlApi, trap: Listener)
         assert response.status_code == 400 and response.json()["code"] == "INVALID_REQUEST"
         assert http.get("/v2/crawl/0123abcd").status_code == 404
     assert trap.hits == 0
+
+
+def test_a_crawl_job_cut_by_a_crash_starts_again_from_scratch(api: CrawlApi, tree: Tree) -> None:
+    """A job left `running` by a dead worker (its lease expired), with pages it had stored:
+    recovery re-queues it, and the re-run clears those pages before crawling again."""
+    jobs = api.app.state.jobs
+    body = {"url": tree.url("/s/2"), "max_depth": 0, "page": {"wait_for_js": False}}
+    dead = Job(
+        id=uuid.uuid4().hex,
+        owner=ANONYMOUS,
+        endpoint="/api/crawl/site",
+        status="running",
+        created_at=time.time(),
+        lease_until=time.time() - 1,
+        worker="gone:1:dead",
+        meta={"content_type": "application/json", "query": "", "runs": 1,
+              "progress": {"done": 7, "failed": 0, "queued": 3, "total": 10}},
+    )  # fmt: skip
+    jobs.store.create(dead, orjson.dumps(body))
+    for n in range(7):
+        jobs.store.append_item(dead.id, orjson.dumps({"url": f"stale-{n}"}))
+    jobs.sweep()
+    with api.client() as http:
+        job = http.get(f"/api/jobs/{dead.id}?wait=60").json()
+        assert job["status"] == "succeeded" and job["runs"] == 2, job
+        items = http.get(f"/api/jobs/{dead.id}/items").json()
+    assert [item["url"] for item in items["items"]] == [tree.url("/s/2")]
+    assert job["progress"] == {"done": 1, "failed": 0, "queued": 0, "total": 1}
