@@ -62,7 +62,9 @@ finish (not in the order given):
 - `{"type": "summary", "status": "completed", "done", "failed", "queued", "elapsed_ms"}`, last.
 
 Bad input (too many URLs, a URL that is not http(s), bad options) is refused before the stream
-starts, with the error envelope; an address the policy refuses fails only its own page."""
+starts, with the error envelope; an address the policy refuses fails only its own page. As a
+job (`Prefer: respond-async`), the pages are kept as the job's items (`GET
+/api/jobs/{id}/items`) and the summary is its result."""
 
 
 def check_batch(service: CrawlService, body: BatchCrawlRequest) -> None:

@@ -49,3 +49,11 @@ def test_crawls_panel_starts_a_crawl_and_opens_its_pages(admin: AdminPage, tree:
     assert admin.page.locator("#sitecrawl-cancel").is_hidden()
     assert admin.text("#sitecrawl-title").startswith("Crawl ")
     admin.snap("crawls")
+    # The Jobs tab lists the crawl; its Pages button opens it here again.
+    job_id = admin.text("#sitecrawl-message").removeprefix("Started job ")
+    admin.tab("jobs")
+    admin.page.click(f"#jobs-table tr[data-job='{job_id}'] button:has-text('Pages')")
+    admin.page.wait_for_selector("#panel-crawls", state="visible")
+    admin.page.wait_for_selector("#sitecrawl-page-card", state="hidden")  # a fresh view
+    admin.wait_text("#sitecrawl-progress", lambda text: text.startswith("succeeded"))
+    assert admin.page.locator("#sitecrawl-pages tbody tr").count() == 3

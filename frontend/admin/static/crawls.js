@@ -92,6 +92,12 @@ function follow(job) {
   poll();
 }
 
+/** Shows a crawl job (from the Jobs tab's Pages button) in this panel. */
+export async function openCrawl(id) {
+  $("#tab-crawls").click();
+  follow(await api(`/api/jobs/${encodeURIComponent(id)}`));
+}
+
 export function setUpCrawls() {
   const form = $("#sitecrawl-form");
   form.addEventListener("submit", (event) => {
