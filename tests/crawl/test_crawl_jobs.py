@@ -246,3 +246,23 @@ def test_a_crawl_job_cut_by_a_crash_starts_again_from_scratch(api: CrawlApi, tre
         items = http.get(f"/api/jobs/{dead.id}/items").json()
     assert [item["url"] for item in items["items"]] == [tree.url("/s/2")]
     assert job["progress"] == {"done": 1, "failed": 0, "queued": 0, "total": 1}
+
+
+def test_pages_over_the_result_cap_stop_the_crawl_and_fail_the_job(
+    keyed: CrawlApi, tree: Tree
+) -> None:
+    config = keyed.app.state.jobs.config
+    before = config.max_result_bytes
+    config.max_result_bytes = 1_200  # a few pages of the tree (each ~300 bytes)
+    try:
+        with client(keyed) as http:
+            job_id = start(http, "/api/crawl/site", {"url": tree.url("/"), **SMALL_CRAWL})
+            job = http.get(f"/api/jobs/{job_id}?wait=60").json()
+            items = http.get(f"/api/jobs/{job_id}/items").json()
+    finally:
+        config.max_result_bytes = before
+    assert job["status"] == "failed" and job["error"]["code"] == "RESULT_TOO_LARGE", job
+    assert job["http_status"] == 413 and "jobs.max_result_bytes" in job["error"]["message"]
+    kept = sum(len(orjson.dumps(item)) for item in items["items"])
+    assert 1 <= items["total"] < 7 and kept <= 1_200  # the pages that fitted are kept
+    assert items["next"] is None
