@@ -198,6 +198,7 @@ def test_firecrawl_sdk_start_status_cancel(keyed: CrawlApi, tree: Tree) -> None:
     assert sdk.cancel_crawl(started.id) is True
     assert sdk.get_crawl_status(started.id).status == "cancelled"
     assert sdk.cancel_crawl(started.id) is False  # already finished: 409
+    assert sdk.get_crawl_errors(started.id).errors == []  # cancelled before any failure
 
 
 def test_firecrawl_sdk_batch_scrape(keyed: CrawlApi, tree: Tree) -> None:
@@ -208,6 +209,26 @@ def test_firecrawl_sdk_batch_scrape(keyed: CrawlApi, tree: Tree) -> None:
     sources = sorted(document.metadata_typed.source_url or "" for document in job.data)
     assert sources == urls
     assert all(d.markdown and "Orphan" in d.markdown for d in job.data)
+
+
+def test_firecrawl_sdk_batch_errors(keyed: CrawlApi, tree: Tree, trap: Listener) -> None:
+    sdk = Firecrawl(api_key=KEY, api_url=keyed.url)
+    refused = f"http://127.0.0.1:{trap.port}/secret"
+    started = sdk.start_batch_scrape([tree.url("/orphan/5"), refused], formats=["markdown"])
+    assert started.url == f"{keyed.url}/v2/batch/scrape/{started.id}"
+    deadline = time.monotonic() + 60
+    while (status := sdk.get_batch_scrape_status(started.id)).status == "scraping":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert status.status == "completed" and status.completed == 1 and status.total == 2
+    assert [d.metadata_typed.source_url for d in status.data] == [tree.url("/orphan/5")]
+    errors = sdk.get_batch_scrape_errors(started.id)
+    assert [(e.url, e.code) for e in errors.errors] == [(refused, "INVALID_REQUEST")]
+    assert "refused" in errors.errors[0].error and errors.robots_blocked == []
+    with client(keyed) as http:  # a batch is not a crawl, nor the reverse
+        assert http.get(f"/v2/crawl/{started.id}").status_code == 404
+        assert http.get(f"/v2/crawl/{started.id}/errors").status_code == 404
+    assert trap.hits == 0
 
 
 def test_firecrawl_refusals_come_before_the_job(keyed: CrawlApi, trap: Listener) -> None:
