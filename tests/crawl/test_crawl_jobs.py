@@ -19,9 +19,11 @@ from firecrawl.v2.types import ScrapeOptions
 from frontend.core.config import SecuritySection
 from frontend.core.security import ANONYMOUS, Security, hash_key
 from frontend.jobs.store import Job
-from tests.crawl.conftest import CrawlApi
+from frontend.triton.embedded import free_port
+from tests.crawl.conftest import CRAWL, CrawlApi, start_api
 from tests.crawl.site import Listener
 from tests.crawl.tree import FAILED, Tree
+from tests.faults.test_redis_outage import RedisServer
 
 KEY = "hlai_sitejobs-test-key-0123456789"
 OTHER = "hlai_sitejobs-other-key-012345678"
@@ -287,3 +289,23 @@ def test_pages_over_the_result_cap_stop_the_crawl_and_fail_the_job(
     kept = sum(len(orjson.dumps(item)) for item in items["items"])
     assert 1 <= items["total"] < 7 and kept <= 1_200  # the pages that fitted are kept
     assert items["next"] is None
+
+
+def test_a_crawl_job_on_redis_keeps_its_pages_there(tree: Tree) -> None:
+    redis = RedisServer(free_port())
+    redis.start()
+    api = start_api(CRAWL, jobs={"broker": redis.url, "items_page_size": PAGE_SIZE})
+    try:
+        with api.client() as http:
+            body = {"url": tree.url("/s/1"), **SMALL_CRAWL}
+            job_id = start(http, "/api/crawl/site", body)
+            job = http.get(f"/api/jobs/{job_id}?wait=60").json()
+            assert job["status"] == "succeeded", job
+            items = all_items(http, job_id)
+        assert len(items) == job["result"]["done"] == 2 + tree.pages  # section, pages, home
+        stored = api.app.state.jobs.store
+        assert type(stored).__name__ == "RedisJobStore"
+        assert stored.item_count(job_id) == len(items)
+    finally:
+        api.stop()
+        redis.close()
