@@ -23,6 +23,7 @@ from frontend.cache.openapi import document_cache
 from frontend.cache.service import ResultCache
 from frontend.compat.firecrawl import router as firecrawl_router
 from frontend.compat.firecrawl_errors import FirecrawlErrorMiddleware, document_firecrawl_errors
+from frontend.compat.firecrawl_jobs import router as firecrawl_jobs_router
 from frontend.compat.ollama import router as ollama_router
 from frontend.compat.openai import router as openai_router
 from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
@@ -35,6 +36,7 @@ from frontend.core.observability import Metrics, ObservabilityMiddleware, route_
 from frontend.core.openapi import complete_openapi
 from frontend.core.security import Security, SecurityMiddleware
 from frontend.core.shutdown import Drain, DrainMiddleware
+from frontend.crawl.batch import router as batch_router
 from frontend.crawl.policy import Resolver, system_resolver
 from frontend.crawl.routes import router as crawl_router
 from frontend.crawl.service import CrawlService
@@ -78,7 +80,9 @@ ROUTERS = [
     models_router,
     downloads_router,
     crawl_router,
+    batch_router,
     firecrawl_router,
+    firecrawl_jobs_router,
     jobs_router,
     admin_router,
 ]

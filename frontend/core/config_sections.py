@@ -176,6 +176,7 @@ class CrawlSection(Section):
     max_sitemap_urls: int = Field(default=50_000, ge=0, le=1_000_000)
     max_sitemaps: int = Field(default=20, ge=0, le=1_000)
     max_map_urls: int = Field(default=5_000, ge=1, le=100_000)
+    max_batch_urls: int = Field(default=1_000, ge=1, le=100_000)  # POST /api/crawl/batch
     allow_private_networks: bool = False
     allowed_hosts: list[str] = Field(default_factory=list)
 
@@ -277,6 +278,9 @@ class JobsSection(Section):
     result_ttl_seconds: float = Field(default=86_400, gt=0)  # finished jobs are kept this long
     max_result_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_jobs_listed: int = Field(default=100, ge=1, le=10_000)  # page size cap of GET /api/jobs
+    # Page size cap of a streaming job's items (GET /api/jobs/{id}/items, Firecrawl's
+    # GET /v2/crawl/{id} and /v2/batch/scrape/{id}: their `next` links the following page).
+    items_page_size: int = Field(default=100, ge=1, le=10_000)
     # Webhooks: HMAC-SHA256 of the body with this secret in X-Homelab-Signature (a key's own
     # webhook_secret wins); without any secret, jobs that name a webhook are refused.
     webhook_secret: str | None = Field(default=None, min_length=16, max_length=256)

@@ -77,7 +77,9 @@ SITE_DESCRIPTION = """Crawls a site from `url` and streams the result as NDJSON
   "error_rate"|"time_limit"|"cancelled", "done", "failed", "queued", "skipped_robots",
   "duplicates", "blocked_requests", "elapsed_ms"}`, last.
 
-Bad input is refused before the stream starts, with the error envelope."""
+Bad input is refused before the stream starts, with the error envelope. As a job
+(`Prefer: respond-async`), the pages are kept as the job's items as they finish
+(`GET /api/jobs/{id}/items`), its progress is the last page line's and its result the summary."""
 
 
 def _line(kind: str, payload: dict[str, Any]) -> bytes:

@@ -315,24 +315,7 @@ class SiteCrawl:
     async def _load(self, url: str) -> dict[str, Any]:
         options = self.request.page.model_dump()
         options["links"] = True  # the frontier needs them
-        page = CrawlRequest(url=url, **options)
-        for _ in range(_BUSY_RETRIES):
-            try:
-                started = time.monotonic()
-                result = await self.service.crawl(page)
-                result["fetch_time_ms"] = round((time.monotonic() - started) * 1000, 2)
-                return result
-            except ResourceExhausted:
-                await asyncio.sleep(_BUSY_WAIT_SECONDS)  # other crawls hold the slots
-            except APIError as exc:
-                error: dict[str, Any] = {"code": exc.code, "message": exc.message}
-                if exc.details:
-                    error["details"] = exc.details
-                return {"status_code": exc.status, "error": error}
-        return {
-            "status_code": 503,
-            "error": {"code": "RESOURCE_EXHAUSTED", "message": "the crawl slots stayed busy"},
-        }
+        return await load_page(self.service, CrawlRequest(url=url, **options))
 
     def _follow(self, result: dict[str, Any], depth: int) -> None:
         if self.request.sitemap == "only" or depth >= self.request.max_depth:
@@ -341,3 +324,25 @@ class SiteCrawl:
             url = link["url"] if isinstance(link, dict) else str(link)
             if self._wanted(url):
                 self._enqueue(url, depth + 1)
+
+
+async def load_page(service: CrawlService, page: CrawlRequest) -> dict[str, Any]:
+    """One page of a site crawl or batch: its result, or `status_code` and `error` (waits
+    while other crawls hold every slot, rather than failing the page)."""
+    for _ in range(_BUSY_RETRIES):
+        try:
+            started = time.monotonic()
+            result = await service.crawl(page)
+            result["fetch_time_ms"] = round((time.monotonic() - started) * 1000, 2)
+            return result
+        except ResourceExhausted:
+            await asyncio.sleep(_BUSY_WAIT_SECONDS)  # other crawls hold the slots
+        except APIError as exc:
+            error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+            if exc.details:
+                error["details"] = exc.details
+            return {"status_code": exc.status, "error": error}
+    return {
+        "status_code": 503,
+        "error": {"code": "RESOURCE_EXHAUSTED", "message": "the crawl slots stayed busy"},
+    }

@@ -24,6 +24,9 @@ class RedisJobStore:
     def _key(self, job_id: str) -> str:
         return f"{self._prefix}:job:{job_id}"
 
+    def _items_key(self, job_id: str) -> str:
+        return f"{self._prefix}:items:{job_id}"
+
     def _status_key(self, status: str) -> str:
         return f"{self._prefix}:status:{status}"
 
@@ -144,11 +147,24 @@ class RedisJobStore:
     def delete(self, job_id: str) -> None:
         job = self.get(job_id)
         pipe = self._redis.pipeline()
-        pipe.delete(self._key(job_id))
+        pipe.delete(self._key(job_id), self._items_key(job_id))
         pipe.zrem(f"{self._prefix}:all", job_id)
         if job is not None:
             pipe.srem(self._status_key(job.status), job_id)
         pipe.execute()
+
+    def append_item(self, job_id: str, item: bytes) -> None:
+        self._redis.rpush(self._items_key(job_id), item)
+
+    def items(self, job_id: str, offset: int, limit: int) -> list[bytes]:
+        end = offset + limit - 1
+        return [bytes(v) for v in self._redis.lrange(self._items_key(job_id), offset, end)]
+
+    def item_count(self, job_id: str) -> int:
+        return int(self._redis.llen(self._items_key(job_id)))
+
+    def clear_items(self, job_id: str) -> None:
+        self._redis.delete(self._items_key(job_id))
 
     def close(self) -> None:
         self._redis.close()

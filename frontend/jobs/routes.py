@@ -13,7 +13,7 @@ from frontend.core.errors import Conflict, NotFound, Unavailable, json_response
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import error_responses
 from frontend.core.security import ANONYMOUS
-from frontend.jobs.schemas import JobList, JobRequest, JobStatus, JobView
+from frontend.jobs.schemas import JobItems, JobList, JobRequest, JobStatus, JobView
 from frontend.jobs.service import JobService
 from frontend.jobs.store import FINISHED, Job
 from frontend.jobs.views import summary, view
@@ -135,3 +135,44 @@ async def get_job(
 async def cancel_job(job_id: str, request: Request, jobs: JobsDep) -> Response:
     job = await jobs.cancel(owner_of(request), job_id)
     return _job_response(job, None)
+
+
+def items_page(
+    jobs: JobService, job: Job, offset: int, limit: int
+) -> tuple[list[bytes], int, int | None]:
+    """(items, total, the next offset or None when the job finished and this is the last)."""
+    items = jobs.store.items(job.id, offset, limit)
+    total = jobs.store.item_count(job.id)
+    following = offset + len(items)
+    if following >= total and job.status in FINISHED:
+        return items, total, None
+    return items, total, following
+
+
+@router.get(
+    "/jobs/{job_id}/items",
+    response_model=JobItems,
+    responses=error_responses(NotFound, 503),
+    summary="A crawl job's pages, as they finish (paginated; `next` while more may come)",
+)
+async def job_items(
+    job_id: str,
+    request: Request,
+    jobs: JobsDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> Response:
+    job = await jobs.owned(owner_of(request), job_id)
+    limit = min(limit, jobs.config.items_page_size)
+    items, total, following = await asyncio.to_thread(items_page, jobs, job, offset, limit)
+    payload: dict[str, Any] = {
+        "items": [orjson.Fragment(item) for item in items],
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "status": job.status,
+        "next": None
+        if following is None
+        else f"/api/jobs/{job.id}/items?offset={following}&limit={limit}",
+    }
+    return Response(orjson.dumps(payload), 200, media_type="application/json")

@@ -21,8 +21,9 @@ class JobRequest(BaseModel):
 
     endpoint: StrictStr = Field(
         max_length=100,
-        description="The endpoint to run: /api/embed, /api/caption, /api/ocr, /api/crawl or "
-        "/api/rerank",
+        description="The endpoint to run: /api/embed, /api/caption, /api/ocr, /api/crawl, "
+        "/api/rerank, /api/crawl/site or /api/crawl/batch (these two stream their pages into "
+        "the job's items)",
     )
     body: dict[str, Any] = Field(description="Its JSON request body, as the synchronous call")
     webhook: StrictStr | None = Field(
@@ -34,8 +35,10 @@ class JobRequest(BaseModel):
 
 
 class Progress(BaseModel):
-    done: int
-    total: int
+    done: int = Field(description="Parts done (a crawl job: pages loaded)")
+    total: int = Field(description="Parts known (a crawl job: pages loaded, failed and waiting)")
+    failed: int | None = Field(default=None, description="A crawl job: pages that failed")
+    queued: int | None = Field(default=None, description="A crawl job: URLs waiting")
 
 
 class Timings(BaseModel):
@@ -85,3 +88,18 @@ class JobList(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class JobItems(BaseModel):
+    items: list[dict[str, Any]] = Field(
+        description="A crawl job's pages in the order they finished, as POST /api/crawl "
+        "returns each (plus `depth`; a failed page has `url`, `status_code` and `error`)"
+    )
+    total: int = Field(description="Items stored so far")
+    offset: int
+    limit: int
+    status: JobStatus
+    next: str | None = Field(
+        description="The next page's URL; while the job runs, it is there even when no more "
+        "items are stored yet; null once the job has finished and this was the last page"
+    )

@@ -22,13 +22,15 @@ from frontend.crawl.policy import CrawlPolicy, Resolver
 from frontend.jobs import webhooks
 from frontend.jobs.delivery import WebhookSender
 from frontend.jobs.dispatch import dispatch
+from frontend.jobs.items import RESULT_TOO_LARGE, STREAM_ENDPOINTS, ItemSink
 from frontend.jobs.queue import Workers, make_huey
 from frontend.jobs.store import FINISHED, Job, now, open_store
 
 logger = logging.getLogger(__name__)
 # The endpoints a job may run (a route added here runs as a job with no other change).
-JOB_ENDPOINTS = ("/api/embed", "/api/caption", "/api/ocr", "/api/crawl", "/api/rerank")
-RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
+JOB_ENDPOINTS = (
+    "/api/embed", "/api/caption", "/api/ocr", "/api/crawl", "/api/rerank", *STREAM_ENDPOINTS
+)  # fmt: skip
 _NOT_STORED = "the result could not be stored (the log has the details)"
 _STOP_WAIT_SECONDS = 10
 _FINISHED_PASS_SECONDS = 30  # expiry and webhook resumption look at every finished job
@@ -139,7 +141,9 @@ class JobService:
         query: str,
         body: bytes,
         webhook: str | None,
+        extra: dict[str, Any] | None = None,
     ) -> Job:
+        """`extra`: meta kept with the job for the API that shows it (Firecrawl's formats)."""
         if endpoint not in JOB_ENDPOINTS:
             raise InvalidRequest(
                 f"endpoint: '{endpoint[:100]}' cannot run as a job",
@@ -163,6 +167,7 @@ class JobService:
             status="queued",
             created_at=moment,
             meta={
+                **(extra or {}),
                 "content_type": content_type,
                 "query": query,
                 "key_name": key_name,
@@ -210,7 +215,14 @@ class JobService:
         runs = int(job.meta.get("runs", 0)) + 1
         self.store.patch(job_id, {"started_at": started, "runs": runs, "finished_at": None})
         body = self.store.body(job_id) or b""
-        future = asyncio.run_coroutine_threadsafe(dispatch(self.app, job, body), self.loop)
+        sink: ItemSink | None = None
+        if job.endpoint in STREAM_ENDPOINTS:
+            # A re-run (its worker died) starts the crawl again from scratch.
+            self.store.clear_items(job_id)
+            sink = ItemSink(self.store, job_id, self.worker_id, self.config.max_result_bytes)
+        future = asyncio.run_coroutine_threadsafe(
+            dispatch(self.app, job, body, sink, sink.stop if sink else None), self.loop
+        )
         self._abandon.add(future)
         try:
             outcome = self._wait(job_id, future, lease)
@@ -218,7 +230,10 @@ class JobService:
             self._abandon.discard(future)
         if outcome is None:
             return
-        self._finish(job, started, *outcome)
+        if sink is not None:
+            self._finish(job, started, *sink.outcome(*outcome), progress=sink.progress)
+        else:
+            self._finish(job, started, *outcome)
 
     def _wait(
         self, job_id: str, future: concurrent.futures.Future[tuple[int, bytes]], lease: float
@@ -253,12 +268,19 @@ class JobService:
             return False
         return True
 
-    def _finish(self, job: Job, started: float, status: int, content: bytes) -> None:
+    def _finish(
+        self,
+        job: Job,
+        started: float,
+        status: int,
+        content: bytes,
+        progress: dict[str, int] | None = None,
+    ) -> None:
         finished = now()
         meta: dict[str, Any] = {
             "http_status": status,
             "finished_at": finished,
-            "progress": {"done": 1, "total": 1},
+            "progress": progress or {"done": 1, "total": 1},
         }
         if 200 <= status < 300 and len(content) <= self.config.max_result_bytes:
             stored = self._store_result(job.id, content)

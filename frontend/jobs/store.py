@@ -4,7 +4,9 @@ A record is written before the client gets its 202 and changes state only throug
 compare-and-set transitions (queued -> running -> succeeded/failed, or -> cancelled), so two
 workers that both see one job (a message re-enqueued by recovery) never both run it.
 `meta` holds what only the job's own worker writes (progress, timings, the error, webhook
-attempts); the result is a separate blob (the JSON body the synchronous call returned).
+attempts); the result is a separate blob (the JSON body the synchronous call returned). A
+streaming job (a site crawl) also appends items (one per page, in order) as they finish: rows
+keyed (job_id, seq) here, a Redis list there; they go with the job when it is deleted.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class JobStore(Protocol):
     def ids(self, status: str) -> list[str]: ...
     def counts(self) -> dict[str, int]: ...
     def delete(self, job_id: str) -> None: ...
+    def append_item(self, job_id: str, item: bytes) -> None: ...
+    def items(self, job_id: str, offset: int, limit: int) -> list[bytes]: ...
+    def item_count(self, job_id: str) -> int: ...
+    def clear_items(self, job_id: str) -> None: ...
     def close(self) -> None: ...
 
 
@@ -84,6 +90,10 @@ class SqliteJobStore:
         )
         self._db.execute("create index if not exists jobs_owner on jobs (owner, created_at)")
         self._db.execute("create index if not exists jobs_status on jobs (status)")
+        self._db.execute(
+            "create table if not exists job_items (job_id text not null, seq integer not null, "
+            "item blob not null, primary key (job_id, seq))"
+        )
         self._lock = threading.Lock()
 
     def _run(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -183,6 +193,31 @@ class SqliteJobStore:
 
     def delete(self, job_id: str) -> None:
         self._run("delete from jobs where id = ?", job_id)
+        self.clear_items(job_id)
+
+    def append_item(self, job_id: str, item: bytes) -> None:
+        self._run(
+            "insert into job_items (job_id, seq, item) values (?, (select coalesce(max(seq), -1) "
+            "+ 1 from job_items where job_id = ?), ?)",
+            job_id,
+            job_id,
+            item,
+        )
+
+    def items(self, job_id: str, offset: int, limit: int) -> list[bytes]:
+        rows = self._run(
+            "select item from job_items where job_id = ? order by seq limit ? offset ?",
+            job_id,
+            limit,
+            offset,
+        )
+        return [bytes(row[0]) for row in rows]
+
+    def item_count(self, job_id: str) -> int:
+        return int(self._run("select count(*) from job_items where job_id = ?", job_id)[0][0])
+
+    def clear_items(self, job_id: str) -> None:
+        self._run("delete from job_items where job_id = ?", job_id)
 
     def close(self) -> None:
         with self._lock:

@@ -88,10 +88,12 @@ class CrawlApi:
         return process_group(pid) if pid else []
 
 
-def start_api(crawl: dict[str, Any], resolver: Resolver = system_resolver) -> CrawlApi:
+def start_api(
+    crawl: dict[str, Any], resolver: Resolver = system_resolver, **sections: Any
+) -> CrawlApi:
     data_dir = Path(tempfile.mkdtemp(prefix="homelab-crawl-"))
     no_triton = {"url": f"127.0.0.1:{free_port()}"}
-    settings = load_settings(None, data_dir=data_dir, crawl=crawl, triton=no_triton)
+    settings = load_settings(None, data_dir=data_dir, crawl=crawl, triton=no_triton, **sections)
     app = create_app(settings, crawl_resolver=resolver)
     server, thread, url = serve_app(app)
     return CrawlApi(url, app, server, thread, data_dir)

@@ -15,6 +15,9 @@ from tests.crawl.site import SITE_HOST, QuietServer, redirect, send
 ORPHANS = 10  # reachable only through the sitemap index named in robots.txt
 SLOW_SECONDS = 1.5
 FAILED = ("/loop/a", "/go-trap")  # a redirect loop; a redirect to a refused address
+# /markup (linked from nowhere): a title and text that are markup once unescaped (the admin
+# page must show them as text)
+MARKUP_TITLE = '<img src=x onerror="window.__xss=1"> Markup'
 
 
 def page(title: str, links: list[str], body: str = "") -> str:
@@ -128,6 +131,9 @@ class Tree:
             send(h, 200, page(f"Page {s}.{p}", links))
         elif len(parts) == 2 and parts[0] == "orphan":
             send(h, 200, page(f"Orphan {parts[1]}", ["/"]))
+        elif path == "/markup":
+            escaped = MARKUP_TITLE.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            send(h, 200, page(escaped.replace('"', "&quot;"), ["/s/0", "/s/1"]))
         elif path == "/search":
             send(h, 200, page("Search", ["/"]))
         elif path == "/slow":

@@ -97,6 +97,24 @@ def test_body_result_and_partial_updates(store: JobStore) -> None:
     assert store.get("p") is None and store.ids("queued") == []
 
 
+def test_items_append_in_order_page_clear_and_go_with_the_job(store: JobStore) -> None:
+    store.create(job("a"), b"{}")
+    store.create(job("b"), b"{}")
+    for n in range(5):
+        store.append_item("a", b'{"n": %d}' % n)
+    store.append_item("b", b'{"other": 1}')
+    assert store.item_count("a") == 5 and store.item_count("b") == 1
+    assert store.items("a", 0, 2) == [b'{"n": 0}', b'{"n": 1}']
+    assert store.items("a", 3, 10) == [b'{"n": 3}', b'{"n": 4}']
+    assert store.items("a", 5, 10) == []
+    store.clear_items("a")  # a re-run starts from scratch
+    assert store.item_count("a") == 0
+    store.append_item("a", b'{"again": 0}')
+    assert store.items("a", 0, 10) == [b'{"again": 0}']
+    store.delete("b")
+    assert store.item_count("b") == 0 and store.items("b", 0, 10) == []
+
+
 def test_the_signature_is_an_hmac_sha256_of_the_exact_body() -> None:
     body = b'{"id":"x","status":"succeeded"}'
     expected = hmac.new(b"secret-0123456789", body, hashlib.sha256).hexdigest()

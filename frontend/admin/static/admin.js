@@ -1,6 +1,7 @@
 // The admin page: tabs, the API key prompt, and the live refresh of status and models.
 
 import { forgetKey, onUnauthorized, storedKey, storeKey } from "./api.js";
+import { setUpCrawls } from "./crawls.js";
 import { $, setText } from "./dom.js";
 import { refreshJobs, setUpJobs } from "./jobs.js";
 import { configuredModels, modelsChanged, refreshModels, setUpAddForm } from "./models.js";
@@ -114,11 +115,12 @@ function start() {
     });
   }
   const wanted = location.hash.slice(1);
-  showTab(["status", "models", "jobs", "try"].includes(wanted) ? wanted : "status");
+  showTab(["status", "models", "jobs", "crawls", "try"].includes(wanted) ? wanted : "status");
   setUpAuth();
   setUpAddForm();
   setUpTryIt();
   setUpJobs();
+  setUpCrawls();
   modelsChanged(() => fillModelSelects(configuredModels));
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) refreshAll();

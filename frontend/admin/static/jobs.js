@@ -1,9 +1,11 @@
 // The Jobs panel: this key's jobs (GET /api/jobs), their progress, cancel, and a result view.
 
 import { api } from "./api.js";
+import { openCrawl } from "./crawls.js";
 import { $, busy, el, setText } from "./dom.js";
 
 const ACTIVE = new Set(["queued", "running"]);
+const CRAWLS = new Set(["/api/crawl/site", "/api/crawl/batch"]);
 
 function progress(job) {
   const p = job.progress;
@@ -30,6 +32,11 @@ function row(job) {
   const view = el("button", { type: "button", className: "quiet" }, "Result");
   view.addEventListener("click", () => busy(view, $("#jobs-error"), () => showJob(job.id)));
   actions.append(view);
+  if (CRAWLS.has(job.endpoint)) {
+    const pages = el("button", { type: "button", className: "quiet" }, "Pages");
+    pages.addEventListener("click", () => busy(pages, $("#jobs-error"), () => openCrawl(job.id)));
+    actions.append(pages);
+  }
   if (ACTIVE.has(job.status)) {
     const cancel = el("button", { type: "button", className: "quiet danger" }, "Cancel");
     cancel.addEventListener("click", () =>

@@ -1,0 +1,274 @@
+"""Firecrawl-compatible crawls and batch scrapes as jobs: POST /v2/crawl (a site crawl job,
+POST /api/crawl/site) and POST /v2/batch/scrape (a batch job, POST /api/crawl/batch), their
+status with the pages as Firecrawl documents (paginated: `next`), cancel and errors. A job
+belongs to the API key that started it: another key gets 404, in Firecrawl's shape."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
+
+from frontend.compat.firecrawl_schemas import CrawlBody, ScrapeOptionsBody, to_document
+from frontend.core.errors import NotFound, json_response
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.core.openapi import error_responses
+from frontend.crawl.batch import BatchCrawlRequest, check_batch
+from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
+from frontend.crawl.schemas import PageOptions
+from frontend.crawl.site import SiteCrawl
+from frontend.crawl.urls import normalize
+from frontend.jobs.routes import JobsDep, items_page, owner_of
+from frontend.jobs.service import JobService
+from frontend.jobs.store import Job
+
+router = APIRouter(route_class=StrictJSONRoute, prefix="/v2", tags=["firecrawl"])
+SITE, BATCH = "/api/crawl/site", "/api/crawl/batch"
+_STATUS = {
+    "queued": "scraping",
+    "running": "scraping",
+    "succeeded": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+_ERRORS_PAGE = 1_000
+
+
+class Started(BaseModel):
+    success: Literal[True]
+    id: str
+    url: str = Field(description="Where to poll its status")
+    invalidURLs: list[str] | None = Field(default=None, description="Batches: URLs dropped")
+
+
+class JobStatusResult(BaseModel):
+    success: Literal[True]
+    status: Literal["scraping", "completed", "failed", "cancelled"]
+    total: int = Field(description="Pages known: loaded, failed and waiting")
+    completed: int = Field(description="Pages loaded")
+    creditsUsed: int
+    expiresAt: str
+    next: str | None = Field(description="The next page of `data`; null on the last one")
+    data: list[dict[str, Any]] = Field(description="Firecrawl documents, as /v2/scrape's")
+
+
+class Cancelled(BaseModel):
+    success: Literal[True]
+    status: Literal["cancelled"]
+
+
+class ErrorsResult(BaseModel):
+    errors: list[dict[str, Any]] = Field(description="[{id, timestamp, url, code, error}]")
+    robotsBlocked: list[str]
+
+
+STATUS_RESPONSES = error_responses(NotFound, 503)
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _owner_key(request: Request) -> str | None:
+    return getattr(request.state, "api_key_name", None)
+
+
+async def _create(
+    jobs: JobService, request: Request, endpoint: str, body: bytes, formats: set[str]
+) -> Job:
+    return await jobs.create(
+        owner=owner_of(request),
+        key_name=_owner_key(request),
+        endpoint=endpoint,
+        content_type="application/json",
+        query="",
+        body=body,
+        webhook=None,
+        extra={"firecrawl": {"formats": sorted(formats)}},
+    )
+
+
+async def _noop(_: dict[str, Any]) -> None:
+    return None
+
+
+@router.post(
+    "/crawl",
+    response_model=Started,
+    responses={**CRAWL_RESPONSES, **error_responses(503)},
+    summary="Firecrawl v2 crawl: start a site crawl job",
+)
+async def start_crawl(
+    body: CrawlBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
+) -> Response:
+    site = body.site_request(service.settings.max_timeout_ms)
+    await SiteCrawl(service, site, _noop).prepare()  # refusals now, not in the job
+    wanted, _ = body.scrapeOptions.formats_wanted()
+    job = await _create(jobs, request, SITE, site.model_dump_json().encode(), wanted)
+    url = f"{_base(request)}/v2/crawl/{job.id}"
+    return json_response({"success": True, "id": job.id, "url": url})
+
+
+class BatchBody(ScrapeOptionsBody):
+    urls: list[StrictStr] = Field(min_length=1)
+    ignoreInvalidURLs: StrictBool = True
+    maxConcurrency: StrictInt | None = Field(default=None, ge=1, le=64)
+
+
+@router.post(
+    "/batch/scrape",
+    response_model=Started,
+    responses={**CRAWL_RESPONSES, **error_responses(503)},
+    summary="Firecrawl v2 batch scrape: start a job loading a list of pages",
+)
+async def start_batch(
+    body: BatchBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
+) -> Response:
+    urls, invalid = list(body.urls), []
+    if body.ignoreInvalidURLs:
+        invalid = [url for url in urls if len(url) > 4096 or normalize(url.strip()) is None]
+        urls = [url for url in urls if url not in invalid]
+    page = PageOptions(**body.page_fields(service.settings.max_timeout_ms))
+    batch = BatchCrawlRequest(urls=urls or body.urls, concurrency=body.maxConcurrency, page=page)
+    check_batch(service, batch)
+    wanted, _ = body.formats_wanted()
+    job = await _create(jobs, request, BATCH, batch.model_dump_json().encode(), wanted)
+    url = f"{_base(request)}/v2/batch/scrape/{job.id}"
+    return json_response({"success": True, "id": job.id, "url": url, "invalidURLs": invalid})
+
+
+async def _job(jobs: JobService, request: Request, job_id: str, endpoint: str) -> Job:
+    job = await jobs.owned(owner_of(request), job_id)
+    if job.endpoint != endpoint or "firecrawl" not in job.meta:
+        raise NotFound(f"no job '{job_id[:64]}'")
+    return job
+
+
+def _expires(jobs: JobService, job: Job) -> str:
+    moment = float(job.meta.get("finished_at") or job.created_at) + jobs.config.result_ttl_seconds
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def _status(
+    jobs: JobService, request: Request, job_id: str, endpoint: str, path: str, skip: int
+) -> Response:
+    job = await _job(jobs, request, job_id, endpoint)
+    size = jobs.config.items_page_size
+    items, _, following = await asyncio.to_thread(items_page, jobs, job, skip, size)
+    wanted = set(job.meta["firecrawl"].get("formats") or ())
+    data = []
+    for number, raw in enumerate(items, start=skip):
+        item = orjson.loads(raw)
+        if "error" not in item:
+            source = str(item.get("source_url") or item["url"])
+            data.append(to_document(item, source, wanted, f"{job.id}-{number}"))
+    progress = job.meta.get("progress") or {}
+    done = int(progress.get("done") or 0) if "failed" in progress else 0
+    payload = {
+        "success": True,
+        "status": _STATUS[job.status],
+        "total": int(progress.get("total") or 0) if "failed" in progress else 0,
+        "completed": done,
+        "creditsUsed": done,
+        "expiresAt": _expires(jobs, job),
+        "next": None if following is None else f"{_base(request)}{path}?skip={following}",
+        "data": data,
+    }
+    return json_response(payload)
+
+
+async def _cancel(jobs: JobService, request: Request, job_id: str, endpoint: str) -> Response:
+    await _job(jobs, request, job_id, endpoint)
+    await jobs.cancel(owner_of(request), job_id)
+    return json_response({"success": True, "status": "cancelled"})
+
+
+async def _errors(jobs: JobService, request: Request, job_id: str, endpoint: str) -> Response:
+    job = await _job(jobs, request, job_id, endpoint)
+    errors: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        items = await asyncio.to_thread(jobs.store.items, job.id, offset, _ERRORS_PAGE)
+        for number, raw in enumerate(items, start=offset):
+            item = orjson.loads(raw)
+            if "error" in item:
+                errors.append(
+                    {
+                        "id": f"{job.id}-{number}",
+                        "timestamp": None,
+                        "url": str(item.get("source_url") or item.get("url")),
+                        "code": item["error"].get("code"),
+                        "error": item["error"].get("message"),
+                    }
+                )
+        if len(items) < _ERRORS_PAGE:
+            break
+        offset += len(items)
+    return json_response({"errors": errors, "robotsBlocked": []})
+
+
+Skip = Annotated[int, Query(ge=0, description="Documents to skip (as `next` says)")]
+
+
+@router.get(
+    "/crawl/{job_id}",
+    response_model=JobStatusResult,
+    responses=STATUS_RESPONSES,
+    summary="Firecrawl v2 crawl status and pages",
+)
+async def crawl_status(job_id: str, request: Request, jobs: JobsDep, skip: Skip = 0) -> Response:
+    return await _status(jobs, request, job_id, SITE, f"/v2/crawl/{job_id}", skip)
+
+
+@router.delete(
+    "/crawl/{job_id}",
+    response_model=Cancelled,
+    responses=error_responses(NotFound, 409, 503),
+    summary="Firecrawl v2: cancel a crawl",
+)
+async def crawl_cancel(job_id: str, request: Request, jobs: JobsDep) -> Response:
+    return await _cancel(jobs, request, job_id, SITE)
+
+
+@router.get(
+    "/crawl/{job_id}/errors",
+    response_model=ErrorsResult,
+    responses=STATUS_RESPONSES,
+    summary="Firecrawl v2: a crawl's failed pages",
+)
+async def crawl_errors(job_id: str, request: Request, jobs: JobsDep) -> Response:
+    return await _errors(jobs, request, job_id, SITE)
+
+
+@router.get(
+    "/batch/scrape/{job_id}",
+    response_model=JobStatusResult,
+    responses=STATUS_RESPONSES,
+    summary="Firecrawl v2 batch scrape status and pages",
+)
+async def batch_status(job_id: str, request: Request, jobs: JobsDep, skip: Skip = 0) -> Response:
+    return await _status(jobs, request, job_id, BATCH, f"/v2/batch/scrape/{job_id}", skip)
+
+
+@router.delete(
+    "/batch/scrape/{job_id}",
+    response_model=Cancelled,
+    responses=error_responses(NotFound, 409, 503),
+    summary="Firecrawl v2: cancel a batch scrape",
+)
+async def batch_cancel(job_id: str, request: Request, jobs: JobsDep) -> Response:
+    return await _cancel(jobs, request, job_id, BATCH)
+
+
+@router.get(
+    "/batch/scrape/{job_id}/errors",
+    response_model=ErrorsResult,
+    responses=STATUS_RESPONSES,
+    summary="Firecrawl v2: a batch scrape's failed pages",
+)
+async def batch_errors(job_id: str, request: Request, jobs: JobsDep) -> Response:
+    return await _errors(jobs, request, job_id, BATCH)
