@@ -177,6 +177,34 @@ def _blob(image: np.ndarray | None) -> np.ndarray | None:
     return blob
 
 
+def _line_crops(image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
+    """The package's get_crop_img_list (each box straightened by a perspective warp, tall
+    ones turned upright) with bilinear instead of bicubic sampling: the crops are scaled to
+    48 px high next anyway, and bicubic cost 3.5x the CPU (dense page: 58 -> 17 ms, 5% of its
+    CPU), with the same text on the issue set."""
+    import cv2
+
+    crops = []
+    for box in boxes:
+        points = np.asarray(box, np.float32)
+        width = int(
+            max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3]))
+        )
+        height = int(
+            max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2]))
+        )
+        target = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+        crop = cv2.warpPerspective(
+            image,
+            cv2.getPerspectiveTransform(points, target),
+            (width, height),
+            borderMode=cv2.BORDER_REPLICATE,
+            flags=cv2.INTER_LINEAR,
+        )
+        crops.append(np.rot90(crop) if crop.shape[0] >= 1.5 * crop.shape[1] else crop)
+    return crops
+
+
 def _rec_input(image: np.ndarray, max_wh_ratio: float) -> np.ndarray:
     """The package's TextRecognizer.resize_norm_img: the crop scaled to REC_HEIGHT high (at
     most REC_HEIGHT * max_wh_ratio wide), normalised, zero-padded on the right."""
@@ -329,6 +357,7 @@ class RapidOcrEngine:
             else:
                 rec.session.session = self._session(_fused(REC_MODEL), threads=1)
         self.detector = _Detector(det, DetPreProcess)
+        self.engine.get_crop_img_list = _line_crops
         self.engine.text_det = self.detector
         self.engine.text_rec = _Recogniser(rec, 1 if use_cuda else self.threads)
 

@@ -17,6 +17,7 @@ from frontend.tasks.ocr import (
     OcrResult,
     RapidOcrEngine,
     TrOcrEngine,
+    _line_crops,
     load_ocr_engine,
     reading_order,
 )
@@ -177,6 +178,27 @@ def test_trocr_missing_model(models_home: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HF_HOME", str(models_home))
     with pytest.raises(ModelNotDownloaded):
         load_ocr_engine("microsoft/trocr-base-printed")
+
+
+def test_line_crops_straighten_boxes_and_turn_tall_ones_upright() -> None:
+    # A gradient image: each crop must hold exactly the pixels its box covers.
+    ys, xs = np.mgrid[0:100, 0:200]
+    image = np.stack([xs, ys, np.zeros_like(xs)], axis=2).astype(np.uint8)
+    wide = np.array([[20, 10], [120, 10], [120, 30], [20, 30]], np.float32)
+    tall = np.array([[150, 5], [160, 5], [160, 95], [150, 95]], np.float32)
+    flat, upright = _line_crops(image, [wide, tall])
+    assert flat.shape == (20, 100, 3)
+    assert np.array_equal(flat[:, :, 0], np.broadcast_to(np.arange(20, 120), (20, 100)))
+    assert np.array_equal(flat[:, 0, 1], np.arange(10, 30))
+    assert upright.shape == (10, 90, 3)  # 90 high, 10 wide: turned a quarter
+    # np.rot90, a quarter turn left: the box's top row (y = 5) is the first column, right to left.
+    assert np.array_equal(upright[:, 0, 1], np.full(10, 5))
+    assert np.array_equal(upright[:, 0, 0], np.arange(159, 149, -1))
+
+
+def test_rapidocr_cuts_crops_with_line_crops(rapid: OcrEngine) -> None:
+    assert isinstance(rapid, RapidOcrEngine)
+    assert rapid.engine.get_crop_img_list is _line_crops
 
 
 def test_result_is_plain_data() -> None:
