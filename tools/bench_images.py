@@ -4,10 +4,10 @@ of 8 images vs 8 sequential requests) with the tiny BLIP.
 
     python -m tools.bench_images [--seconds 8] [--rounds 3] [--clients 4]
                                  [--passes 2] [--concurrency 1 4] [--no-tesseract]
-                                 [--tesseract-only]
+                                 [--tesseract-only] [--layout INSTANCESxTHREADS]
 
 Builds the tiny test models into a temporary data dir, starts `homelab-ai serve` with
-RapidOCR (instances x threads as config.yaml ships it) and the tiny BLIP, and prints
+RapidOCR (instances x threads as config.yaml ships it, or --layout's) and the tiny BLIP, and prints
 images/s and ratios; `--tesseract-only` runs just the /api/ocr vs Tesseract comparison.
 Both OCR paths start from the same encoded PNGs, so both include decoding. The Tesseract
 comparison (tools/tesseract_bench.py) needs the optional `tesseract` binary; without it that
@@ -116,16 +116,29 @@ async def caption_timings(url: str, images: list[str], repeats: int) -> tuple[fl
     return statistics.median(batched), statistics.median(sequential)
 
 
-def shipped_ocr_entry() -> dict[str, Any]:
-    """The built-in OCR model as config.yaml ships it (instances x threads), so the bench
-    measures what a fresh install runs."""
+def layout(text: str) -> tuple[int, int]:
+    """--layout's "2x1": (instances, threads)."""
+    try:
+        instances, threads = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected INSTANCESxTHREADS, e.g. 2x1: {text!r}"
+        ) from None
+    if instances < 1 or threads < 1:
+        raise argparse.ArgumentTypeError(f"instances and threads must be >= 1: {text!r}")
+    return instances, threads
+
+
+def shipped_ocr_entry(override: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The built-in OCR model as config.yaml ships it (instances x threads, unless `override`
+    gives them), so the bench measures what a fresh install runs."""
     shipped = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     [entry] = [e for e in shipped["models"]["ocr"] if e["hf_model"] == "rapidocr/PP-OCRv4"]
     return {
         "id": "rapidocr",
         "hf_model": "rapidocr/PP-OCRv4",
-        "instances": entry.get("instances", 1),
-        "threads": entry.get("threads", 1),
+        "instances": override[0] if override else entry.get("instances", 1),
+        "threads": override[1] if override else entry.get("threads", 1),
         # Shipped OCR unloads after 5 idle seconds; the in-process rounds would make the API
         # rounds time reloads instead of serving.
         "keep_alive_seconds": 600,
@@ -147,6 +160,11 @@ def main() -> int:
         action="store_true",
         help="only the /api/ocr vs Tesseract comparison (no in-process rounds, no captions)",
     )
+    parser.add_argument(
+        "--layout",
+        type=layout,
+        help="RapidOCR's instances x threads instead of config.yaml's, e.g. 2x1 or 1x2",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-images-"))
@@ -160,7 +178,7 @@ def main() -> int:
         buffer = io.BytesIO()
         Image.fromarray(array).save(buffer, format="PNG")
         captions.append(base64.b64encode(buffer.getvalue()).decode())
-    models: dict[str, list[dict[str, Any]]] = {"ocr": [shipped_ocr_entry()]}
+    models: dict[str, list[dict[str, Any]]] = {"ocr": [shipped_ocr_entry(args.layout)]}
     if not args.tesseract_only:
         caption = {"id": "tiny-blip", "hf_model": ids["caption"], "max_new_tokens": 20}
         models["image_caption"] = [caption]
