@@ -22,6 +22,34 @@ from frontend.core.config import CrawlSection
 logger = logging.getLogger(__name__)
 
 DEBIAN_CHROMIUM = Path("/usr/lib/chromium/chromium")  # /usr/bin/chromium is a shell wrapper
+# Playwright's own --disable-features list (1.65): Chromium keeps only the last
+# --disable-features switch, so ours repeats it.
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync",
+    "DestroyProfileOnBrowserClose",
+    "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable",
+    "LensOverlay",
+    "MediaRouter",
+    "PaintHolding",
+    "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect",
+    "OptimizationHints",
+    "NetworkTimeServiceQuerying",
+    "AimEnabled",
+    "PreconnectToSearch",
+)
+# Headless Chromium opens every new page in a browser window with its omnibox popup, two
+# WebUI pages in renderers of their own, and starts a spare renderer next to the page's:
+# three extra renderer processes per crawl, about half of Chromium's CPU time per page
+# (tools/bench_crawl). A crawl only needs the page's own renderer.
+CRAWL_DISABLED_FEATURES = (
+    "WebUIOmniboxPopup",
+    "WebUIOmniboxFullPopup",
+    "WebUIOmniboxAimPopup",
+    "PreloadTopChromeWebUI",
+    "SpareRendererForSitePerProcess",
+)
 # Without these Chromium keeps calling Google services (updates, sync, field trials).
 CHROMIUM_FLAGS = (
     "--no-sandbox",
@@ -34,6 +62,7 @@ CHROMIUM_FLAGS = (
     "--mute-audio",
     # WebRTC must not send UDP around the filtering proxy.
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--disable-features=" + ",".join((*PLAYWRIGHT_DISABLED_FEATURES, *CRAWL_DISABLED_FEATURES)),
 )
 _MARKER = "--homelab-crawl-browser="
 _CLOSE_TIMEOUT = 5.0
