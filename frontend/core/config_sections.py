@@ -150,6 +150,9 @@ class CrawlSection(Section):
     chromium_path: Path | None = None  # None: Debian's chromium if installed, else Playwright's
     max_concurrent: int = Field(default=2, ge=1, le=64)
     max_queued: int = Field(default=16, ge=0, le=10_000)
+    # Fresh contexts (each with its proxy listener and a blank page) made ahead of the crawls
+    # that take them; 0: every crawl makes its own when it starts.
+    warm_contexts: int = Field(default=2, ge=0, le=64)
     default_timeout_ms: int = Field(default=15_000, ge=100)
     max_timeout_ms: int = Field(default=60_000, ge=100, le=600_000)
     js_wait_ms: int = Field(default=5_000, ge=0, le=600_000)

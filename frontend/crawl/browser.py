@@ -10,11 +10,12 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
-from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from frontend.core.config import CrawlSection
@@ -123,6 +124,28 @@ class _Instance:
                 os.killpg(self.pid, signal.SIGKILL)
 
 
+async def _close_quietly(context: BrowserContext) -> None:
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
+
+
+@dataclass
+class Prepared:
+    """A context made ahead of its crawl (never used by any crawl) with its blank first page."""
+
+    instance: _Instance
+    context: BrowserContext
+    page: Page
+
+    @property
+    def usable(self) -> bool:
+        return (
+            not self.instance.broken
+            and self.instance.browser.is_connected()
+            and not self.page.is_closed()
+        )
+
+
 class BrowserManager:
     """Owns the shared browser. `context()` hands out an isolated context per crawl."""
 
@@ -147,6 +170,10 @@ class BrowserManager:
         return self._instance.pid if self._instance else None
 
     @property
+    def current(self) -> _Instance | None:
+        return self._instance
+
+    @property
     def browser(self) -> Browser | None:
         return self._instance.browser if self._instance else None
 
@@ -162,22 +189,46 @@ class BrowserManager:
         async with self._lock:
             await self._drop(graceful=True)
 
+    async def prepare(self, **options: Any) -> Prepared:
+        """A fresh context with a blank page, made ahead for a later `context(prepared)`."""
+        instance = await self._ensure()
+        context = await instance.browser.new_context(**options)
+        try:
+            page = await context.new_page()
+        except BaseException:
+            await _close_quietly(context)
+            raise
+        return Prepared(instance, context, page)
+
+    async def discard(self, prepared: Prepared) -> None:
+        """Closes a prepared context no crawl will use."""
+        await _close_quietly(prepared.context)
+
     @contextlib.asynccontextmanager
-    async def context(self, **options: Any) -> AsyncIterator[BrowserContext]:
-        """A fresh browser context, closed afterwards. A browser that cannot close it, or that
-        stops answering while a crawl times out, is killed and replaced for the next crawl."""
+    async def context(
+        self, prepared: Prepared | None = None, **options: Any
+    ) -> AsyncIterator[BrowserContext]:
+        """A fresh browser context, closed afterwards: `prepared` when it is still usable in
+        the current browser, else a new one with `options`. A browser that cannot close it,
+        or that stops answering while a crawl times out, is killed and replaced for the next
+        crawl."""
         self._active += 1
         instance: _Instance | None = None
         context: BrowserContext | None = None
         try:
             instance = await self._ensure()
-            try:
-                context = await instance.browser.new_context(**options)
-            except PlaywrightError:
-                # It died since the last crawl (a crash not yet noticed): replace it once.
-                await self._replace(instance)
-                instance = await self._ensure()
-                context = await instance.browser.new_context(**options)
+            if prepared is not None and prepared.instance is instance and prepared.usable:
+                context = prepared.context
+            else:
+                if prepared is not None:
+                    await self.discard(prepared)
+                try:
+                    context = await instance.browser.new_context(**options)
+                except PlaywrightError:
+                    # It died since the last crawl (a crash not yet noticed): replace it once.
+                    await self._replace(instance)
+                    instance = await self._ensure()
+                    context = await instance.browser.new_context(**options)
             yield context
         except (TimeoutError, asyncio.CancelledError):
             if instance is not None and not await self._responsive(instance):
