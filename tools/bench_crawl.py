@@ -3,7 +3,7 @@
 installed; concurrency 1 and 4, text only and with a viewport screenshot.
 
     python -m tools.bench_crawl [--pages 40] [--rounds 2] [--wait-for-js]
-        [--crawl4ai-python /tmp/c4ai/bin/python]
+        [--crawl4ai-python /tmp/c4ai/bin/python] [--chromium /usr/lib/chromium/chromium]
 
 - ours: `homelab-ai serve` (no models; the crawl needs no Triton model) allowing the loopback
   article server through crawl.allowed_hosts; every crawl gets its own browser context and
@@ -162,12 +162,14 @@ asyncio.run(main())
 """
 
 
-def crawl4ai_rates(python: Path, site: str, plan: list[list[object]]) -> list[float] | None:
+def crawl4ai_rates(
+    python: Path, chromium: Path, site: str, plan: list[list[object]]
+) -> list[float] | None:
     """crawl4ai's pages/s for each step of `plan`; None when it cannot run here."""
     env = {"CRAWL4AI_NO_CLOUD_NOTICE": "1", "PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir()}
     try:
         done = subprocess.run(
-            [str(python), "-c", CRAWL4AI_SCRIPT, str(DEBIAN_CHROMIUM), site, json.dumps(plan)],
+            [str(python), "-c", CRAWL4AI_SCRIPT, str(chromium), site, json.dumps(plan)],
             capture_output=True,
             text=True,
             timeout=900,
@@ -199,6 +201,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--wait-for-js", action="store_true", help="ours with wait_for_js")
     parser.add_argument(
+        "--chromium",
+        type=Path,
+        default=DEBIAN_CHROMIUM,
+        help="the Chromium binary of all crawlers (ours through crawl.chromium_path), e.g. "
+        "/usr/lib/chromium/chromium-headless-shell",
+    )
+    parser.add_argument(
         "--crawl4ai-python",
         type=Path,
         default=Path("/tmp/c4ai/bin/python"),
@@ -210,7 +219,12 @@ def main() -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     site = f"http://127.0.0.1:{server.server_address[1]}"
     work = Path(tempfile.mkdtemp(prefix="bench-crawl-"))
-    crawl = {"allowed_hosts": ["127.0.0.1"], "max_concurrent": 4, "max_queued": 16}
+    crawl = {
+        "allowed_hosts": ["127.0.0.1"],
+        "max_concurrent": 4,
+        "max_queued": 16,
+        "chromium_path": str(args.chromium),
+    }
     try:
         with running_service(work, work / "data", {}, {"crawl": crawl}) as (url, _service):
             return asyncio.run(_run(args, url, site))
@@ -228,9 +242,9 @@ async def _run(args: argparse.Namespace, url: str, site: str) -> int:
     rates: dict[tuple[str, int, bool], list[float]] = {}
     pages = args.pages
     async with async_playwright() as playwright:
-        bare = await playwright.chromium.launch(executable_path=DEBIAN_CHROMIUM)
+        bare = await playwright.chromium.launch(executable_path=args.chromium)
         tuned = await playwright.chromium.launch(
-            executable_path=DEBIAN_CHROMIUM, args=list(CHROMIUM_FLAGS)
+            executable_path=args.chromium, args=list(CHROMIUM_FLAGS)
         )
         body = {"wait_for_js": args.wait_for_js}
         await crawl_rate(url, site, 4, 8, body)  # launches the browser
@@ -252,7 +266,9 @@ async def _run(args: argparse.Namespace, url: str, site: str) -> int:
             if use_c4ai:
                 plan: list[list[object]] = [[4, 8, False, 0]]  # warm-up
                 plan += [[c, pages, s, first] for c, s in SETTINGS]
-                c4ai = await asyncio.to_thread(crawl4ai_rates, args.crawl4ai_python, site, plan)
+                c4ai = await asyncio.to_thread(
+                    crawl4ai_rates, args.crawl4ai_python, args.chromium, site, plan
+                )
                 if c4ai is None:
                     use_c4ai = False
                     names.remove("crawl4ai")
@@ -273,7 +289,8 @@ async def _run(args: argparse.Namespace, url: str, site: str) -> int:
     median = {key: statistics.median(values) for key, values in rates.items()}
     print(
         f"\nArticle pages on loopback, pages/s (median of {args.rounds} rounds, {pages} pages "
-        f"each); ours with wait_for_js={args.wait_for_js}; ratios to the bare loop\n"
+        f"each); {args.chromium}; ours with wait_for_js={args.wait_for_js}; ratios to the "
+        "bare loop\n"
     )
     print("| setting | " + " | ".join(names) + " |")
     print("| --- |" + " --- |" * len(names))
