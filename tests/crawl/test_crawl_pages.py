@@ -143,8 +143,10 @@ def test_each_crawl_has_its_own_context(api: CrawlApi, site: Site) -> None:
     for _ in range(3):
         body = api.crawl(site.url("/state"), wait_for_js=False).json()
         assert body["text"] == "Found: no cookie, no storage"
-    echo = api.crawl(site.url("/echo"), wait_for_js=False, cookies={"session": "abc"}).json()
+    sent = {"cookies": {"session": "abc"}, "headers": {"X-Homelab-Test": "on a warm one"}}
+    echo = api.crawl(site.url("/echo"), wait_for_js=False, **sent).json()
     assert "Cookie: session=abc" in echo["text"]
+    assert "X-Homelab-Test: on a warm one" in echo["text"]
     echo = api.crawl(site.url("/echo"), wait_for_js=False).json()
-    assert "Cookie: -" in echo["text"]
-    assert warm.taken > taken  # the crawls took prepared contexts
+    assert "Cookie: -" in echo["text"] and "X-Homelab-Test: -" in echo["text"]
+    assert warm.taken >= taken + 2  # (most of) the crawls took prepared contexts
