@@ -129,6 +129,18 @@ async def _close_quietly(context: BrowserContext) -> None:
         await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
 
 
+async def _answers(prepared: Prepared) -> bool:
+    """Whether a prepared page still answers: its browser may have died since (a crash that
+    Playwright has not reported yet), and then the crawl needs a new browser."""
+    if not prepared.usable:
+        return False
+    try:
+        await asyncio.wait_for(prepared.context.cookies(), _PROBE_TIMEOUT)
+    except (PlaywrightError, TimeoutError):
+        return False
+    return True
+
+
 @dataclass
 class Prepared:
     """A context made ahead of its crawl (never used by any crawl) with its blank first page."""
@@ -217,11 +229,14 @@ class BrowserManager:
         context: BrowserContext | None = None
         try:
             instance = await self._ensure()
-            if prepared is not None and prepared.instance is instance and prepared.usable:
+            if prepared is not None and not (
+                prepared.instance is instance and await _answers(prepared)
+            ):
+                await self.discard(prepared)
+                prepared = None
+            if prepared is not None:
                 context = prepared.context
             else:
-                if prepared is not None:
-                    await self.discard(prepared)
                 try:
                     context = await instance.browser.new_context(**options)
                 except PlaywrightError:
