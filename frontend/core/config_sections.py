@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any
@@ -146,10 +147,19 @@ DEFAULT_USER_AGENT = (
 )
 
 
+def crawl_slots() -> int:
+    """Crawls at once unless configured: one per CPU core this process may use (2 to 8); a
+    crawl is mostly Chromium's CPU time, so more slots than cores only lengthen each crawl."""
+    return min(8, max(2, len(os.sched_getaffinity(0))))
+
+
 class CrawlSection(Section):
     chromium_path: Path | None = None  # None: Debian's chromium if installed, else Playwright's
-    max_concurrent: int = Field(default=2, ge=1, le=64)
+    max_concurrent: int = Field(default_factory=crawl_slots, ge=1, le=64)  # null: crawl_slots()
     max_queued: int = Field(default=16, ge=0, le=10_000)
+    # Fresh contexts (each with its proxy listener and a blank page) made ahead of the crawls
+    # that take them; 0: every crawl makes its own when it starts.
+    warm_contexts: int = Field(default=2, ge=0, le=64)
     default_timeout_ms: int = Field(default=15_000, ge=100)
     max_timeout_ms: int = Field(default=60_000, ge=100, le=600_000)
     js_wait_ms: int = Field(default=5_000, ge=0, le=600_000)
@@ -184,6 +194,11 @@ class CrawlSection(Section):
     def fetch_user_agent(self) -> str:
         """The User-Agent of robots.txt and sitemap fetches (never empty)."""
         return self.user_agent or DEFAULT_USER_AGENT
+
+    @field_validator("max_concurrent", mode="before")
+    @classmethod
+    def _default_slots(cls, value: object) -> object:
+        return crawl_slots() if value is None else value
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -10,11 +10,12 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
-from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from frontend.core.config import CrawlSection
@@ -22,6 +23,34 @@ from frontend.core.config import CrawlSection
 logger = logging.getLogger(__name__)
 
 DEBIAN_CHROMIUM = Path("/usr/lib/chromium/chromium")  # /usr/bin/chromium is a shell wrapper
+# Playwright's own --disable-features list (1.65): Chromium keeps only the last
+# --disable-features switch, so ours repeats it.
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AvoidUnnecessaryBeforeUnloadCheckSync",
+    "DestroyProfileOnBrowserClose",
+    "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable",
+    "LensOverlay",
+    "MediaRouter",
+    "PaintHolding",
+    "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect",
+    "OptimizationHints",
+    "NetworkTimeServiceQuerying",
+    "AimEnabled",
+    "PreconnectToSearch",
+)
+# Headless Chromium opens every new page in a browser window with its omnibox popup, two
+# WebUI pages in renderers of their own, and starts a spare renderer next to the page's:
+# three extra renderer processes per crawl, about half of Chromium's CPU time per page
+# (tools/bench_crawl). A crawl only needs the page's own renderer.
+CRAWL_DISABLED_FEATURES = (
+    "WebUIOmniboxPopup",
+    "WebUIOmniboxFullPopup",
+    "WebUIOmniboxAimPopup",
+    "PreloadTopChromeWebUI",
+    "SpareRendererForSitePerProcess",
+)
 # Without these Chromium keeps calling Google services (updates, sync, field trials).
 CHROMIUM_FLAGS = (
     "--no-sandbox",
@@ -34,6 +63,7 @@ CHROMIUM_FLAGS = (
     "--mute-audio",
     # WebRTC must not send UDP around the filtering proxy.
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--disable-features=" + ",".join((*PLAYWRIGHT_DISABLED_FEATURES, *CRAWL_DISABLED_FEATURES)),
 )
 _MARKER = "--homelab-crawl-browser="
 _CLOSE_TIMEOUT = 5.0
@@ -94,6 +124,40 @@ class _Instance:
                 os.killpg(self.pid, signal.SIGKILL)
 
 
+async def _close_quietly(context: BrowserContext) -> None:
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
+
+
+async def _answers(prepared: Prepared) -> bool:
+    """Whether a prepared page still answers: its browser may have died since (a crash that
+    Playwright has not reported yet), and then the crawl needs a new browser."""
+    if not prepared.usable:
+        return False
+    try:
+        await asyncio.wait_for(prepared.context.cookies(), _PROBE_TIMEOUT)
+    except (PlaywrightError, TimeoutError):
+        return False
+    return True
+
+
+@dataclass
+class Prepared:
+    """A context made ahead of its crawl (never used by any crawl) with its blank first page."""
+
+    instance: _Instance
+    context: BrowserContext
+    page: Page
+
+    @property
+    def usable(self) -> bool:
+        return (
+            not self.instance.broken
+            and self.instance.browser.is_connected()
+            and not self.page.is_closed()
+        )
+
+
 class BrowserManager:
     """Owns the shared browser. `context()` hands out an isolated context per crawl."""
 
@@ -118,6 +182,10 @@ class BrowserManager:
         return self._instance.pid if self._instance else None
 
     @property
+    def current(self) -> _Instance | None:
+        return self._instance
+
+    @property
     def browser(self) -> Browser | None:
         return self._instance.browser if self._instance else None
 
@@ -133,22 +201,49 @@ class BrowserManager:
         async with self._lock:
             await self._drop(graceful=True)
 
+    async def prepare(self, **options: Any) -> Prepared:
+        """A fresh context with a blank page, made ahead for a later `context(prepared)`."""
+        instance = await self._ensure()
+        context = await instance.browser.new_context(**options)
+        try:
+            page = await context.new_page()
+        except BaseException:
+            await _close_quietly(context)
+            raise
+        return Prepared(instance, context, page)
+
+    async def discard(self, prepared: Prepared) -> None:
+        """Closes a prepared context no crawl will use."""
+        await _close_quietly(prepared.context)
+
     @contextlib.asynccontextmanager
-    async def context(self, **options: Any) -> AsyncIterator[BrowserContext]:
-        """A fresh browser context, closed afterwards. A browser that cannot close it, or that
-        stops answering while a crawl times out, is killed and replaced for the next crawl."""
+    async def context(
+        self, prepared: Prepared | None = None, **options: Any
+    ) -> AsyncIterator[BrowserContext]:
+        """A fresh browser context, closed afterwards: `prepared` when it is still usable in
+        the current browser, else a new one with `options`. A browser that cannot close it,
+        or that stops answering while a crawl times out, is killed and replaced for the next
+        crawl."""
         self._active += 1
         instance: _Instance | None = None
         context: BrowserContext | None = None
         try:
             instance = await self._ensure()
-            try:
-                context = await instance.browser.new_context(**options)
-            except PlaywrightError:
-                # It died since the last crawl (a crash not yet noticed): replace it once.
-                await self._replace(instance)
-                instance = await self._ensure()
-                context = await instance.browser.new_context(**options)
+            if prepared is not None and not (
+                prepared.instance is instance and await _answers(prepared)
+            ):
+                await self.discard(prepared)
+                prepared = None
+            if prepared is not None:
+                context = prepared.context
+            else:
+                try:
+                    context = await instance.browser.new_context(**options)
+                except PlaywrightError:
+                    # It died since the last crawl (a crash not yet noticed): replace it once.
+                    await self._replace(instance)
+                    instance = await self._ensure()
+                    context = await instance.browser.new_context(**options)
             yield context
         except (TimeoutError, asyncio.CancelledError):
             if instance is not None and not await self._responsive(instance):

@@ -110,10 +110,23 @@ class NothingLoaded(Exception):
 
 @dataclass
 class Navigation:
-    """Main-frame documents in load order (redirect hops included) and failed ones."""
+    """Main-frame documents in load order (redirect hops included) and failed ones, and the
+    page's network activity (requests in flight, when one last started or ended)."""
 
     responses: list[Response] = field(default_factory=list)
     failed: list[Request] = field(default_factory=list)
+    in_flight: int = 0
+    last_activity: float = field(default_factory=time.monotonic)
+
+    def network_quiet(self, seconds: float) -> bool:
+        """No request in flight and none started or ended for `seconds`. A request whose end
+        Chromium never reports does not hold the wait for more than twice that."""
+        idle = time.monotonic() - self.last_activity
+        return idle >= seconds * (1 if self.in_flight <= 0 else 2)
+
+    def _activity(self, change: int) -> None:
+        self.in_flight += change
+        self.last_activity = time.monotonic()
 
 
 @dataclass
@@ -149,6 +162,9 @@ def _watch(page: Page) -> Navigation:
 
     page.on("response", on_response)
     page.on("requestfailed", on_failed)
+    page.on("request", lambda _: navigation._activity(1))
+    page.on("requestfinished", lambda _: navigation._activity(-1))
+    page.on("requestfailed", lambda _: navigation._activity(-1))
     return navigation
 
 
@@ -225,16 +241,27 @@ async def load(
         return navigation, True
     if wait_for_js:
         budget = min(float(js_wait_ms), deadline.left_ms(reserve))
-        started = time.monotonic()
-        with contextlib.suppress(PlaywrightTimeout):
-            await page.wait_for_load_state("networkidle", timeout=budget)
-        left = budget - (time.monotonic() - started) * 1000
-        if left > 0:
-            with contextlib.suppress(PlaywrightError):  # a navigation replaced the document
-                await page.evaluate(
-                    _DOM_QUIET_JS, {"quietMs": min(_DOM_QUIET_MS, left), "maxMs": left}
-                )
+        await _settle(page, navigation, time.monotonic() + budget / 1000)
     return navigation, False
+
+
+async def _settle(page: Page, navigation: Navigation, end: float) -> None:
+    """Until the DOM and the network have both been quiet for _DOM_QUIET_MS at once (or
+    `end`): the DOM's quiet window runs while the network's is counted, not after it."""
+    quiet = _DOM_QUIET_MS / 1000
+    while (left := (end - time.monotonic()) * 1000) > 0:
+        try:
+            await page.evaluate(_DOM_QUIET_JS, {"quietMs": min(_DOM_QUIET_MS, left), "maxMs": left})
+        except PlaywrightError:  # a navigation replaced the document: watch the new one
+            if browser_gone(page):
+                raise
+            await asyncio.sleep(0.05)
+            continue
+        if navigation.network_quiet(quiet):
+            return
+        while not navigation.network_quiet(quiet) and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        # the network went quiet after the DOM did: what it brought may still be rendering
 
 
 async def read(page: Page, deadline: Deadline, limits: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from frontend.core.config import CrawlSection
-from frontend.core.config_sections import CHROME_VERSION, DEFAULT_USER_AGENT
 from frontend.core.errors import APIError, InvalidRequest, ResourceExhausted, Unavailable
 from frontend.crawl import page as pages
 from frontend.crawl.browser import BrowserManager, BrowserUnavailable
@@ -22,6 +21,7 @@ from frontend.crawl.failures import classify_net_error, host_port, net_failure, 
 from frontend.crawl.policy import CrawlPolicy, Resolver, TargetRefused, system_resolver
 from frontend.crawl.proxy import MARKER_HEADER, ProxySession
 from frontend.crawl.schemas import CrawlRequest, PageOptions
+from frontend.crawl.warm import BYPASS_NOTHING, Warm, WarmContexts, context_options
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +29,6 @@ logger = logging.getLogger(__name__)
 _HANG_GRACE_SECONDS = 10.0
 _CONNECT_TIMEOUT = 10.0
 _DNS_TIMEOUT = 10.0
-_BYPASS_NOTHING = "<-loopback>"  # Chromium must send loopback traffic through the proxy too
-_MOBILE_VIEWPORT = {"width": 390, "height": 844}
-_MOBILE_USER_AGENT = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/{version} Mobile Safari/537.36"
-)
 
 
 class CrawlService:
@@ -45,15 +39,22 @@ class CrawlService:
         # Browser-wide default proxy: traffic outside a crawl's own context is filtered too.
         self._default_proxy = ProxySession(self.policy, resolver, 1 << 62, _CONNECT_TIMEOUT)
         self.browser = BrowserManager(settings)
+        self.warm = WarmContexts(
+            settings.warm_contexts,
+            self.browser,
+            self._new_session,
+            lambda session: context_options(settings, session),
+        )
         self._slots = asyncio.Semaphore(settings.max_concurrent)
         self._admitted = 0
 
     async def start(self) -> None:
         await self._default_proxy.start()
-        self.browser.launch_proxy = {"server": self._default_proxy.url, "bypass": _BYPASS_NOTHING}
+        self.browser.launch_proxy = {"server": self._default_proxy.url, "bypass": BYPASS_NOTHING}
         await self.browser.start()
 
     async def stop(self) -> None:
+        await self.warm.close()
         await self.browser.stop()
         await self._default_proxy.close()
 
@@ -105,17 +106,19 @@ class CrawlService:
         finally:
             self._admitted -= 1
 
+    def _new_session(self) -> ProxySession:
+        max_bytes = int(self.settings.max_transfer_mb * 1024 * 1024)
+        return ProxySession(self.policy, self.resolver, max_bytes, _CONNECT_TIMEOUT)
+
     async def _crawl(self, request: CrawlRequest, url: str, timeout_ms: int) -> dict[str, Any]:
-        session = ProxySession(
-            self.policy,
-            self.resolver,
-            int(self.settings.max_transfer_mb * 1024 * 1024),
-            _CONNECT_TIMEOUT,
-        )
-        await session.start()
+        # A context made ahead fits crawls with the default context options.
+        warm = None if request.mobile or request.user_agent else self.warm.take()
+        session = warm.session if warm is not None else self._new_session()
         try:
+            if warm is None:
+                await session.start()
             async with asyncio.timeout(timeout_ms / 1000 + _HANG_GRACE_SECONDS):
-                loaded = await self._in_browser(request, url, timeout_ms, session)
+                loaded = await self._in_browser(request, url, timeout_ms, session, warm)
         except (TimeoutError, PlaywrightTimeout):
             raise net_failure("timeout", host_port(url)[0]) from None
         except BrowserUnavailable:
@@ -128,26 +131,23 @@ class CrawlService:
         return await self._result(request, loaded, session)
 
     async def _in_browser(
-        self, request: CrawlRequest, url: str, timeout_ms: int, session: ProxySession
+        self,
+        request: CrawlRequest,
+        url: str,
+        timeout_ms: int,
+        session: ProxySession,
+        warm: Warm | None,
     ) -> pages.LoadedPage:
         settings = self.settings
         deadline = pages.Deadline(timeout_ms / 1000)
-        options: dict[str, Any] = {
-            "proxy": {"server": session.url, "bypass": _BYPASS_NOTHING},
-            "viewport": {"width": settings.viewport_width, "height": settings.viewport_height},
-            "ignore_https_errors": settings.ignore_tls_errors,
-            "accept_downloads": False,
-            "service_workers": "block",
-        }
-        if request.mobile:
-            options.update(viewport=_MOBILE_VIEWPORT, is_mobile=True, has_touch=True)
-            options["device_scale_factor"] = 2
-        user_agent = request.user_agent or self._user_agent(request.mobile)
-        if user_agent:
-            options["user_agent"] = user_agent
+        options = context_options(settings, session, request.mobile, request.user_agent)
         if request.headers:
             options["extra_http_headers"] = request.headers
-        async with self.browser.context(**options) as context:
+        prepared = warm.prepared if warm is not None else None
+        async with self.browser.context(prepared, **options) as context:
+            taken = prepared is not None and context is prepared.context
+            if taken and request.headers:
+                await context.set_extra_http_headers(request.headers)
             if request.cookies:
                 await context.add_cookies(
                     [{"name": k, "value": v, "url": url} for k, v in request.cookies.items()]
@@ -162,7 +162,7 @@ class CrawlService:
                         await route.fallback()
 
                 await context.route("**/*", block)
-            page = await context.new_page()
+            page = prepared.page if prepared is not None and taken else await context.new_page()
             bad = await pages.bad_selectors(page, request.selectors())
             if bad:
                 raise InvalidRequest(
@@ -206,12 +206,6 @@ class CrawlService:
                 loaded.pdf = await pages.pdf(page)
             self._check_documents(navigation, session)  # a refresh may have moved on since
             return loaded
-
-    def _user_agent(self, mobile: bool) -> str | None:
-        configured = self.settings.user_agent
-        if mobile and configured == DEFAULT_USER_AGENT:
-            return _MOBILE_USER_AGENT.format(version=CHROME_VERSION)
-        return configured
 
     def _navigation_error(self, net_error: str, url: str, session: ProxySession) -> APIError:
         host, port = host_port(url)

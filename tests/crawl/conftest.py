@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,18 @@ CRAWL = {
     "idle_close_seconds": 120,
 }
 PUBLIC_ADDRESS = "93.184.215.14"  # a global address no test ever connects to
+
+
+def only_warm_contexts_left(service: CrawlService, timeout: float = 10.0) -> bool:
+    """Whether, once the warm pool has refilled, the only browser contexts left are the pool's
+    (made ahead, never used by a crawl): every crawl's own context was closed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        browser = service.browser.browser
+        left = set(browser.contexts) if browser is not None else set()
+        if left <= set(service.warm.contexts()) or time.monotonic() > deadline:
+            return left <= set(service.warm.contexts())
+        time.sleep(0.1)
 
 
 class FakeDns:

@@ -56,6 +56,17 @@ JS_PAGE = f"""<!doctype html><html><head><title>Script page</title></head><body>
 }}, 500);</script></body></html>"""
 
 
+# Shows the cookies and storage the page found, then leaves some of its own behind: a crawl
+# that sees another crawl's state says so.
+STATE_PAGE = """<!doctype html><html><head><title>State</title></head><body><p id="seen"></p>
+<script>
+const seen = [document.cookie || "no cookie", localStorage.getItem("left") || "no storage"];
+document.getElementById("seen").textContent = "Found: " + seen.join(", ");
+document.cookie = "left=by-an-earlier-crawl; max-age=3600";
+localStorage.setItem("left", "by an earlier crawl");
+</script></body></html>"""
+
+
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -102,6 +113,8 @@ class Site:
             send(h, 200, article_html())
         elif path == "/js":
             send(h, 200, JS_PAGE)
+        elif path == "/state":
+            send(h, 200, STATE_PAGE)
         elif path == "/late":
             send(h, 200, LATE_PAGE)
         elif path == "/echo":

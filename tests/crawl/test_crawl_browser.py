@@ -3,6 +3,7 @@ idle close and shutdown, with the real Chromium processes checked."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psutil
 import pytest
 
 from frontend.crawl.browser import process_group
@@ -118,3 +120,26 @@ def test_shutdown_leaves_no_chromium(site: Site) -> None:
     running = start_api({"allowed_hosts": ["127.0.0.2"]})
     _crawl_ok(running, site)
     assert running.stop() == []
+
+
+def test_one_renderer_per_page(lifecycle_api: CrawlApi, site: Site) -> None:
+    """Chromium runs no browser-UI pages (omnibox popups) and no spare renderers: once the
+    crawl is done, the renderers left are the warm contexts' blank pages."""
+    pid = _crawl_ok(lifecycle_api, site)
+    pool = lifecycle_api.service.settings.warm_contexts
+
+    def renderers() -> list[list[str]]:
+        found = []
+        for member in process_group(pid):
+            with contextlib.suppress(psutil.Error):
+                argv = psutil.Process(member).cmdline()
+                if "--type=renderer" in argv:
+                    found.append(argv)
+        return found
+
+    warm = lifecycle_api.service.warm
+    assert _wait_for(lambda: len(warm.contexts()) == pool, 10)
+    time.sleep(1.0)  # the crawl's own renderer exits after its context closed
+    found = renderers()
+    assert len(found) == pool, [argv[1:3] for argv in found]
+    assert not any("--top-chrome-webui" in argv for argv in found)

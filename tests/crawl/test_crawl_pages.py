@@ -133,3 +133,20 @@ def test_full_page_screenshot_covers_the_page_up_to_the_cap(api: CrawlApi, site:
     assert _png_size(body["screenshot_base64"]) == (1280, 2500)
     body = api.crawl(site.url("/very-tall"), screenshot=True, full_page=True).json()
     assert _png_size(body["screenshot_base64"]) == (1280, 5000)
+
+
+def test_each_crawl_has_its_own_context(api: CrawlApi, site: Site) -> None:
+    """Contexts made ahead (crawl.warm_contexts) serve one crawl each: cookies and storage a
+    page leaves behind never reach the next crawl, nor do a request's cookies."""
+    warm = api.service.warm
+    taken = warm.taken
+    for _ in range(3):
+        body = api.crawl(site.url("/state"), wait_for_js=False).json()
+        assert body["text"] == "Found: no cookie, no storage"
+    sent = {"cookies": {"session": "abc"}, "headers": {"X-Homelab-Test": "on a warm one"}}
+    echo = api.crawl(site.url("/echo"), wait_for_js=False, **sent).json()
+    assert "Cookie: session=abc" in echo["text"]
+    assert "X-Homelab-Test: on a warm one" in echo["text"]
+    echo = api.crawl(site.url("/echo"), wait_for_js=False).json()
+    assert "Cookie: -" in echo["text"] and "X-Homelab-Test: -" in echo["text"]
+    assert warm.taken >= taken + 2  # (most of) the crawls took prepared contexts

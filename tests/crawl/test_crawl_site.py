@@ -12,7 +12,7 @@ import pytest
 
 from frontend.crawl.browser import process_group
 from frontend.models.stubs import resident_bytes
-from tests.crawl.conftest import CrawlApi
+from tests.crawl.conftest import CrawlApi, only_warm_contexts_left
 from tests.crawl.site import Listener
 from tests.crawl.tree import FAILED, Tree
 
@@ -213,7 +213,7 @@ def test_closing_the_stream_stops_the_crawl(api: CrawlApi, tree: Tree) -> None:
     settled = tree.hits.total()
     time.sleep(2.0)
     assert tree.hits.total() == settled  # nothing more was loaded
-    assert api.service.browser.browser is None or api.service.browser.browser.contexts == []
+    assert only_warm_contexts_left(api.service)
 
 
 def test_the_host_delay_spaces_page_loads(api: CrawlApi, tree: Tree) -> None:

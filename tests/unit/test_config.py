@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import uvicorn
 import yaml
 
 from frontend import cli
-from frontend.core.config import ConfigError, Settings, load_settings
+from frontend.core.config import ConfigError, CrawlSection, Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CONFIG = REPO_ROOT / "config.yaml"
@@ -48,6 +49,16 @@ def test_shipped_config_paths_derive_from_data_dir() -> None:
     assert settings.data_dir == Path("data")
     assert settings.models_dir == Path("data") / "models"
     assert settings.triton_repository_dir == Path("data") / "triton" / "repository"
+
+
+def test_crawl_slots_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """crawl.max_concurrent null (the shipped file) or unset: one crawl per usable core,
+    2 to 8; a number is kept."""
+    for cores, slots in ((1, 2), (4, 4), (64, 8)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert load_settings(SHIPPED_CONFIG).crawl.max_concurrent == slots
+        assert load_settings(None).crawl.max_concurrent == slots
+    assert CrawlSection(max_concurrent=3).max_concurrent == 3
 
 
 def test_no_file_gives_defaults() -> None:
