@@ -228,6 +228,8 @@ def test_a_new_model_revision_is_a_miss_once_loaded(
         finally:
             http.post("/api/models/minilm-revisions/unload")
             shutil.rmtree(repo_dir(hub, REVISION_MODEL), ignore_errors=True)
+            # the shared Triton's repository: later tests list its models
+            shutil.rmtree(settings.triton_repository_dir / "minilm-revisions", ignore_errors=True)
 
 
 def test_rerank_caches_each_query_document_pair(cached: httpx.Client, client: httpx.Client) -> None:
