@@ -120,7 +120,11 @@ def test_site_crawl_covers_the_tree_and_never_reaches_a_refused_address(
         f"last quarter max {max(pss[-quarter:]):.0f} MiB"
     )
     assert max(counts) <= 16
-    assert max(pss[-quarter:]) < max(pss[:quarter]) * 1.3 + 64
+    # Chromium grows while its first contexts and renderers start (warm contexts are made
+    # ahead): the baseline is the first half of the run, and the whole run stays under a cap.
+    half = max(1, len(pss) // 2)
+    assert max(pss[-quarter:]) < max(pss[:half]) * 1.3 + 64
+    assert max(pss) < 1024
 
 
 def test_robots_ignored_include_paths_and_the_page_limit(api: CrawlApi, tree: Tree) -> None:
