@@ -129,6 +129,27 @@ async def _close_quietly(context: BrowserContext) -> None:
         await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
 
 
+async def _new_context(instance: _Instance, options: dict[str, Any]) -> BrowserContext:
+    """A new context; when the caller is cancelled meanwhile, the context the browser still
+    makes is closed once it exists, rather than left open in the browser for good."""
+    task = asyncio.ensure_future(instance.browser.new_context(**options))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_close_when_made)
+        raise
+
+
+def _close_when_made(task: asyncio.Future[BrowserContext]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        closing = asyncio.ensure_future(_close_quietly(task.result()))
+        _CLOSING.add(closing)
+        closing.add_done_callback(_CLOSING.discard)
+
+
+_CLOSING: set[asyncio.Future[None]] = set()  # context closes in flight (not cancellable)
+
+
 async def _answers(prepared: Prepared) -> bool:
     """Whether a prepared page still answers: its browser may have died since (a crash that
     Playwright has not reported yet), and then the crawl needs a new browser."""
@@ -204,7 +225,7 @@ class BrowserManager:
     async def prepare(self, **options: Any) -> Prepared:
         """A fresh context with a blank page, made ahead for a later `context(prepared)`."""
         instance = await self._ensure()
-        context = await instance.browser.new_context(**options)
+        context = await _new_context(instance, options)
         try:
             page = await context.new_page()
         except BaseException:
@@ -238,12 +259,12 @@ class BrowserManager:
                 context = prepared.context
             else:
                 try:
-                    context = await instance.browser.new_context(**options)
+                    context = await _new_context(instance, options)
                 except PlaywrightError:
                     # It died since the last crawl (a crash not yet noticed): replace it once.
                     await self._replace(instance)
                     instance = await self._ensure()
-                    context = await instance.browser.new_context(**options)
+                    context = await _new_context(instance, options)
             yield context
         except (TimeoutError, asyncio.CancelledError):
             if instance is not None and not await self._responsive(instance):
@@ -252,13 +273,29 @@ class BrowserManager:
         finally:
             self._active -= 1
             self._last_used = time.monotonic()
-            if context is not None and instance is not None and not instance.broken:
-                try:
-                    await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
-                except (PlaywrightError, TimeoutError):
-                    instance.broken = not await self._responsive(instance)
-            if instance is not None and (instance.broken or not instance.browser.is_connected()):
-                await self._replace(instance)
+            # In a task of its own, awaited through a shield: a crawl cancelled by its client (a
+            # closed stream) may be cancelled again at each await, which must not leave the
+            # context open in the browser for good.
+            cleanup = asyncio.ensure_future(self._after_context(instance, context, prepared))
+            _CLOSING.add(cleanup)
+            cleanup.add_done_callback(_CLOSING.discard)
+            await asyncio.shield(cleanup)
+
+    async def _after_context(
+        self,
+        instance: _Instance | None,
+        context: BrowserContext | None,
+        prepared: Prepared | None,
+    ) -> None:
+        if context is None and prepared is not None:  # cancelled while checking it
+            await self.discard(prepared)
+        if context is not None and instance is not None and not instance.broken:
+            try:
+                await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
+            except (PlaywrightError, TimeoutError):
+                instance.broken = not await self._responsive(instance)
+        if instance is not None and (instance.broken or not instance.browser.is_connected()):
+            await self._replace(instance)
 
     async def _responsive(self, instance: _Instance) -> bool:
         if not instance.browser.is_connected():

@@ -109,9 +109,21 @@ def test_concurrent_requests_are_batched_by_triton(
     assert client.post("/api/embed", json={"texts": ["warm up"]}).status_code == 200
     admin = triton_admin(triton)
 
-    def counts() -> tuple[int, int]:
+    def read() -> tuple[int, int]:
         stats = admin.get_inference_statistics("minilm")["model_stats"][0]
         return int(stats["inference_stats"]["success"]["count"]), int(stats["execution_count"])
+
+    def counts() -> tuple[int, int]:
+        # The python backend reports an execution's statistics just after its responses go
+        # out: read them once they stop changing.
+        value = read()
+        for _ in range(20):
+            time.sleep(0.25)
+            latest = read()
+            if latest == value:
+                break
+            value = latest
+        return value
 
     requests_before, executions_before = counts()
     bodies: list[dict[str, object]] = [{"texts": [f"sentence number {i}"]} for i in range(16)]
