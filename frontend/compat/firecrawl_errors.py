@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from frontend.compat.openai_errors import ErrorRewriteMiddleware
 
 PREFIXES = ("/v2/scrape", "/v2/map", "/v2/crawl", "/v2/batch/")
 _CODES = {
@@ -48,37 +49,12 @@ def firecrawl_error(status: int, body: bytes) -> tuple[int, bytes]:
     return _STATUS.get(code, status), orjson.dumps(shaped)
 
 
-class FirecrawlErrorMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class FirecrawlErrorMiddleware(ErrorRewriteMiddleware):
+    def applies(self, path: str) -> bool:
+        return is_firecrawl_path(path)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_firecrawl_path(str(scope.get("path", ""))):
-            await self.app(scope, receive, send)
-            return
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def rewrite(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                start = message  # held until the whole (small) error body is here
-                return
-            if message["type"] != "http.response.body" or start is None:
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            status, body = firecrawl_error(start["status"], b"".join(chunks))
-            headers = [
-                (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
-            ]
-            headers.append((b"content-length", str(len(body)).encode()))
-            await send({**start, "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, rewrite)
+    def reshape(self, status: int, body: bytes) -> tuple[int, bytes]:
+        return firecrawl_error(status, body)
 
 
 class FirecrawlErrorEnvelope(BaseModel):

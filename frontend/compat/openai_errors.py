@@ -50,12 +50,21 @@ def openai_error(status: int, body: bytes) -> bytes:
     return orjson.dumps({"error": shaped})
 
 
-class OpenAIErrorMiddleware:
+class ErrorRewriteMiddleware:
+    """Answers the error responses (status >= 400) of the paths `applies` to in another API's
+    error shape: `reshape(status, body)` returns the status and body to send instead."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    def applies(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def reshape(self, status: int, body: bytes) -> tuple[int, bytes]:
+        raise NotImplementedError
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(PREFIX):
+        if scope["type"] != "http" or not self.applies(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
         start: Message | None = None
@@ -72,15 +81,23 @@ class OpenAIErrorMiddleware:
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            body = openai_error(start["status"], b"".join(chunks))
+            status, body = self.reshape(start["status"], b"".join(chunks))
             headers = [
                 (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
             ]
             headers.append((b"content-length", str(len(body)).encode()))
-            await send({**start, "headers": headers})
+            await send({**start, "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, rewrite)
+
+
+class OpenAIErrorMiddleware(ErrorRewriteMiddleware):
+    def applies(self, path: str) -> bool:
+        return path.startswith(PREFIX)
+
+    def reshape(self, status: int, body: bytes) -> tuple[int, bytes]:
+        return status, openai_error(status, body)
 
 
 class OpenAIErrorBody(BaseModel):

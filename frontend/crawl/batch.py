@@ -8,16 +8,14 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-import orjson
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from frontend.core.errors import InvalidRequest
 from frontend.core.jsonbody import StrictJSONRoute
-from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
+from frontend.crawl.routes import STREAM_RESPONSES, CrawlServiceDep, ndjson_line
 from frontend.crawl.schemas import CrawlRequest, PageOptions
 from frontend.crawl.service import CrawlService
 from frontend.crawl.site import load_page
@@ -83,16 +81,9 @@ def check_batch(service: CrawlService, body: BatchCrawlRequest) -> None:
     service.check_options(body.page)
 
 
-def _line(kind: str, payload: dict[str, Any]) -> bytes:
-    return orjson.dumps({"type": kind, **payload}) + b"\n"
-
-
 @router.post(
     "/crawl/batch",
-    responses={
-        **CRAWL_RESPONSES,
-        200: {"content": {"application/x-ndjson": {}}, "description": "NDJSON lines"},
-    },
+    responses=STREAM_RESPONSES,
     response_class=StreamingResponse,
     summary="Load a list of pages; stream them as NDJSON",
     description=BATCH_DESCRIPTION,
@@ -118,7 +109,7 @@ async def crawl_batch(body: BatchCrawlRequest, service: CrawlServiceDep) -> Stre
             else:
                 counts["done"] += 1
                 record = {**result, "index": index, "source_url": url}
-            await lines.put(_line("page", {"page": record, "progress": dict(counts)}))
+            await lines.put(ndjson_line("page", {"page": record, "progress": dict(counts)}))
 
     async def run() -> None:
         started = time.monotonic()
@@ -126,11 +117,11 @@ async def crawl_batch(body: BatchCrawlRequest, service: CrawlServiceDep) -> Stre
             await asyncio.gather(*(worker() for _ in range(workers)))
             elapsed = round((time.monotonic() - started) * 1000, 1)
             summary = {"status": "completed", **counts, "elapsed_ms": elapsed}
-            await lines.put(_line("summary", summary))
+            await lines.put(ndjson_line("summary", summary))
         except Exception:
             logger.exception("batch crawl failed")
             error = {"code": "INTERNAL_ERROR", "message": "the batch failed"}
-            await lines.put(_line("error", {"error": error, **counts}))
+            await lines.put(ndjson_line("error", {"error": error, **counts}))
         finally:
             await lines.put(None)
 

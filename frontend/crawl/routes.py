@@ -82,16 +82,21 @@ Bad input is refused before the stream starts, with the error envelope. As a job
 (`GET /api/jobs/{id}/items`), its progress is the last page line's and its result the summary."""
 
 
-def _line(kind: str, payload: dict[str, Any]) -> bytes:
+def ndjson_line(kind: str, payload: dict[str, Any]) -> bytes:
+    """One line of a crawl stream: {"type": kind, ...payload}."""
     return orjson.dumps({"type": kind, **payload}) + b"\n"
+
+
+# The streaming crawl routes (site, batch): NDJSON lines, or an error envelope before them.
+STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **CRAWL_RESPONSES,
+    200: {"content": {"application/x-ndjson": {}}, "description": "NDJSON lines"},
+}
 
 
 @router.post(
     "/crawl/site",
-    responses={
-        **CRAWL_RESPONSES,
-        200: {"content": {"application/x-ndjson": {}}, "description": "NDJSON lines"},
-    },
+    responses=STREAM_RESPONSES,
     response_class=StreamingResponse,
     summary="Crawl a site (links, sitemaps, robots.txt); stream its pages as NDJSON",
     description=SITE_DESCRIPTION,
@@ -100,7 +105,7 @@ async def crawl_site(body: SiteCrawlRequest, service: CrawlServiceDep) -> Stream
     lines: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
 
     async def on_page(page: dict[str, Any]) -> None:
-        await lines.put(_line("page", {"page": page, "progress": _counts(site.progress)}))
+        await lines.put(ndjson_line("page", {"page": page, "progress": _counts(site.progress)}))
 
     site = SiteCrawl(service, body, on_page)
     await site.prepare()  # refusals become the error envelope, before any line
@@ -108,11 +113,11 @@ async def crawl_site(body: SiteCrawlRequest, service: CrawlServiceDep) -> Stream
     async def run() -> None:
         try:
             summary = await site.run()
-            await lines.put(_line("summary", summary))
+            await lines.put(ndjson_line("summary", summary))
         except Exception:
             logger.exception("site crawl failed")
             error = {"code": "INTERNAL_ERROR", "message": "the site crawl failed"}
-            await lines.put(_line("error", {"error": error, **_counts(site.progress)}))
+            await lines.put(ndjson_line("error", {"error": error, **_counts(site.progress)}))
         finally:
             await lines.put(None)
 
