@@ -119,11 +119,13 @@ class SqliteJobStore:
         return _job(rows[0]) if rows else None
 
     def body(self, job_id: str) -> bytes | None:
-        rows = self._run("select body from jobs where id = ?", job_id)
-        return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
+        return self._blob("body", job_id)
 
     def result(self, job_id: str) -> bytes | None:
-        rows = self._run("select result from jobs where id = ?", job_id)
+        return self._blob("result", job_id)
+
+    def _blob(self, column: str, job_id: str) -> bytes | None:
+        rows = self._run(f"select {column} from jobs where id = ?", job_id)
         return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def transition(
