@@ -10,15 +10,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 
 from frontend.app import create_app
 from frontend.core.config import Settings
-from frontend.triton.embedded import EmbeddedTriton
+from frontend.triton.embedded import EmbeddedTriton, free_port
 from tests.integration.fixtures import RunningApi
 from tests.serving import serve_app
+
+if TYPE_CHECKING:
+    from tests.faults.test_redis_outage import RedisServer
 
 
 @contextmanager
@@ -103,3 +107,16 @@ class Traffic:
     def statuses(self) -> set[int]:
         with self._lock:
             return {status for _, status, _ in self.results}
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server of the test's own on a free loopback port, killed afterwards."""
+    from tests.faults.test_redis_outage import RedisServer  # that module imports this one
+
+    server = RedisServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -16,10 +16,8 @@ from frontend.cache.store import RETRY_SECONDS
 from frontend.core.config import CacheSection, Settings
 from frontend.triton.embedded import EmbeddedTriton
 from tests.faults.conftest import own_frontend
-from tests.faults.test_redis_outage import RedisServer, redis_server
+from tests.faults.test_redis_outage import RedisServer
 from tests.integration.fixtures import RunningApi
-
-__all__ = ["redis_server"]  # the fixture, imported for the tests below
 
 
 @pytest.fixture

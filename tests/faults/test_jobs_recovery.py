@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 import yaml
 
 from frontend.core.config import Settings
@@ -121,16 +120,6 @@ def test_sigkill_with_a_running_and_queued_jobs_then_restart_finishes_every_job(
                 assert done["status"] == "succeeded" and done["runs"] == 1, done
                 expected = http.post("/api/embed", json=body).json()["embeddings"]
                 np.testing.assert_allclose(done["result"]["embeddings"], expected, atol=1e-6)
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_two_frontends_and_two_workers_share_jobs_on_one_redis(

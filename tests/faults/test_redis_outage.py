@@ -17,7 +17,7 @@ import pytest
 
 from frontend.core.config import SecuritySection, Settings
 from frontend.core.security import hash_key
-from frontend.triton.embedded import EmbeddedTriton, free_port
+from frontend.triton.embedded import EmbeddedTriton
 from tests.faults.conftest import Traffic, own_frontend, wait_until
 from tests.integration.fixtures import RunningApi
 
@@ -63,16 +63,6 @@ class RedisServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
