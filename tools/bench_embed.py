@@ -11,9 +11,14 @@ one model instance runs), and the loaded footprint: PSS of the model's stubs and
 frontend. With --baseline-code DIR a second service, whose Triton stubs run DIR's task code
 (e.g. the main checkout), is measured in the same rounds: before/after in one run; with
 --layout 2x1 (instances x threads per instance) another layout of the same code is too.
+With --infinity PATH (the `infinity_emb` launcher of an Infinity install in a virtualenv of
+its own) Infinity serves the same snapshot on CPU, batch 32, and its OpenAI-style
+`POST /embeddings` is measured in the same rounds, loads, latency, CPU and memory figures as
+ours, after a check that its vectors agree with ours; --infinity-engines picks its engines
+(torch, optimum: ONNX Runtime on our export of the model).
 
     python -m tools.bench_embed [--seconds 5] [--rounds 3] [--baseline-code /work/main]
-                                [--layout 2x1 ...]
+                                [--layout 2x1 ...] [--infinity /opt/infinity/bin/infinity_emb]
 """
 
 from __future__ import annotations
@@ -21,25 +26,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import numpy as np
 
 from frontend.models.stubs import process_tree, resident_bytes, rss_bytes
+from frontend.triton.embedded import free_port
 from tools.benchlib import LoadResult, closed_loop, cpu_per_call, cpu_seconds, running_service
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCES = [f"The quick brown fox number {i} jumps over the lazy dog." for i in range(512)]
 LOADS = {"16 x 1": (16, 1), "64 x 1": (64, 1), "4 x 32": (4, 32)}
 ROOT = Path(__file__).resolve().parents[1]
+INFINITY_NAME = "minilm"  # the model's name in Infinity's API (--served-model-name)
+# Short texts, as the loads send, and last one past the model's 256 tokens: Infinity's optimum
+# engine truncates at 512 (max_position_embeddings), so only the short ones must agree
+AGREEMENT = [*SENTENCES[:3], "ok", "Emoji 🚀 and CJK 日本語のテキスト", "long " * 300]
 
 
 def prepare_data_dir(data_dir: Path) -> Path:
@@ -100,14 +112,22 @@ def in_process_child(
     return done / (time.perf_counter() - start)
 
 
-async def api_load(url: str, clients: int, per_request: int, seconds: float) -> LoadResult:
+def request(endpoint: str, texts: list[str]) -> dict[str, object]:
+    """The body embedding `texts`: for our POST /api/embed, or for Infinity's OpenAI-style
+    POST /embeddings."""
+    if endpoint.endswith("/embeddings"):
+        return {"model": INFINITY_NAME, "input": texts}
+    return {"texts": texts}
+
+
+async def api_load(endpoint: str, clients: int, per_request: int, seconds: float) -> LoadResult:
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def call(i: int) -> int:
             start = (i * per_request) % (len(SENTENCES) - per_request)
-            payload = {"texts": SENTENCES[start : start + per_request]}
-            async with session.post(f"{url}/api/embed", json=payload) as response:
+            payload = request(endpoint, SENTENCES[start : start + per_request])
+            async with session.post(endpoint, json=payload) as response:
                 await response.read()
                 if response.status != 200:
                     raise RuntimeError(f"HTTP {response.status}")
@@ -116,13 +136,109 @@ async def api_load(url: str, clients: int, per_request: int, seconds: float) -> 
         return await closed_loop(clients, seconds, call)
 
 
-async def long_batch(url: str) -> None:
+async def long_batch(endpoint: str) -> None:
     async with aiohttp.ClientSession() as session:
-        payload = {"texts": ["word " * 300] * 32}
-        async with session.post(f"{url}/api/embed", json=payload) as response:
+        payload = request(endpoint, ["word " * 300] * 32)
+        async with session.post(endpoint, json=payload) as response:
             await response.read()
             if response.status != 200:
                 raise RuntimeError(f"HTTP {response.status}")
+
+
+async def vectors(endpoint: str, texts: list[str]) -> np.ndarray:
+    """The service's embeddings of `texts`, one row each, scaled to unit length."""
+    payload = request(endpoint, texts)
+    async with aiohttp.ClientSession() as session, session.post(endpoint, json=payload) as response:
+        body = await response.json()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {body}")
+    rows = body["embeddings"] if "embeddings" in body else [d["embedding"] for d in body["data"]]
+    matrix = np.asarray(rows, dtype=np.float64)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+def infinity_model_dir(snapshot: Path, engine: str, work: Path) -> tuple[Path, str]:
+    """(working directory, --model-id) for Infinity's `engine` on the local snapshot.
+
+    torch: the snapshot itself. optimum: Infinity 0.0.78 finds no ONNX file in a folder
+    without one (the snapshot ships none), and with optimum 2 it passes the ONNX file's path,
+    where optimum matches a bare file name ("Could not find any ONNX files with target file
+    name /abs/model.onnx, only found: [model.onnx]"): so a folder of links to the snapshot's
+    files plus our ONNX export as model.onnx, run from inside it with --model-id "."."""
+    if engine != "optimum":
+        return work, str(snapshot)
+    from frontend.tasks.onnx_export import ensure_exported
+
+    folder = work / "infinity-optimum-model"
+    folder.mkdir(parents=True, exist_ok=True)
+    links = {entry.name: entry.resolve() for entry in snapshot.iterdir()}
+    links["model.onnx"] = ensure_exported(snapshot).model.resolve()
+    for name, target in links.items():
+        (folder / name).unlink(missing_ok=True)
+        (folder / name).symlink_to(target, target_is_directory=target.is_dir())
+    return folder, "."
+
+
+async def wait_infinity(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until Infinity answers GET /health (it loads and warms the model first)."""
+    deadline = time.perf_counter() + 600
+    async with aiohttp.ClientSession() as session:
+        while time.perf_counter() < deadline:
+            if process.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                raise RuntimeError("Infinity exited: " + " | ".join(tail))
+            try:
+                async with session.get(f"{url}/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"Infinity did not answer in 600 s; its log: {log}")
+
+
+@contextmanager
+def running_infinity(
+    launcher: Path, snapshot: Path, engine: str, work: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Infinity (`infinity_emb v2`) serving the snapshot with `engine` on CPU, batch 32, on a
+    free loopback port, offline; yield (its /embeddings URL, process). Its own session, so
+    its whole process group is stopped at the end."""
+    cwd, model_id = infinity_model_dir(snapshot, engine, work)
+    port = free_port()
+    command = [str(launcher), "v2", "--model-id", model_id, "--served-model-name", INFINITY_NAME]
+    command += ["--engine", engine, "--device", "cpu", "--batch-size", "32"]
+    # mean pooling, as the model's 1_Pooling says: with "auto" the optimum engine pools CLS
+    command += ["--pooling-method", "mean", "--no-vector-disk-cache", "--log-level", "warning"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
+    env["INFINITY_ANONYMOUS_USAGE_STATS"] = "0"
+    env["HF_HOME"] = str(work / "infinity-hf-home")  # its ONNX cache, not ~/.cache
+    log = work / f"infinity-{engine}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(wait_infinity(url, process, log))
+        yield f"{url}/embeddings", process
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(30)
+
+
+def infinity_cpu(pid: int) -> dict[str, float]:
+    """cpu_seconds for an Infinity service: one process tree, so all of it under 'infinity'."""
+    parts = cpu_seconds(pid)
+    own = parts.pop("load generator")
+    return {"infinity": sum(parts.values()), "load generator": own}
 
 
 def footprint_mib(service_pid: int) -> dict[str, float]:
@@ -134,6 +250,14 @@ def footprint_mib(service_pid: int) -> dict[str, float]:
         parts[label or "frontend"] += resident_bytes([pid]) / 2**20
     parts["frontend RSS"] = rss_bytes(service_pid) / 2**20
     return parts
+
+
+def infinity_footprint_mib(pid: int) -> dict[str, float]:
+    """PSS (MiB) of Infinity's process tree and its main process's RSS."""
+    return {
+        "infinity": resident_bytes(list(process_tree(pid))) / 2**20,
+        "infinity RSS": rss_bytes(pid) / 2**20,
+    }
 
 
 def main() -> int:
@@ -154,6 +278,19 @@ def main() -> int:
         nargs="+",
         metavar="IxT",
         help="also measure these instances x threads layouts (e.g. 2x1) in the same rounds",
+    )
+    parser.add_argument(
+        "--infinity",
+        type=Path,
+        metavar="LAUNCHER",
+        help="also measure Infinity (path to its infinity_emb, in a virtualenv of its own)",
+    )
+    parser.add_argument(
+        "--infinity-engines",
+        nargs="+",
+        choices=["torch", "optimum"],
+        default=["torch"],
+        help="Infinity's engines to measure (default: torch)",
     )
     parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,7 +318,25 @@ def main() -> int:
             url, process = stack.enter_context(
                 running_service(work / name, data_dir, models, stub_code=code)
             )
-            asyncio.run(api_load(url, 1, 1, 0.5))  # loads the model
+            asyncio.run(api_load(f"{url}/api/embed", 1, 1, 0.5))  # loads the model
+            urls[name], pids[name] = f"{url}/api/embed", process.pid
+        ours = asyncio.run(vectors(urls["after"], AGREEMENT)) if args.infinity else None
+        for engine in args.infinity_engines if args.infinity else []:
+            name = f"infinity ({engine})"
+            url, process = stack.enter_context(
+                running_infinity(args.infinity, snapshot, engine, work)
+            )
+            # the same work: its vectors must be ours (cosines of unit vectors)
+            cosines = np.sum(asyncio.run(vectors(url, AGREEMENT)) * ours, 1)
+            agreement = float(np.min(cosines[:-1]))
+            print(
+                f"{name}: cosine with ours: short texts min {agreement:.5f}, "
+                f"a 300-token text {cosines[-1]:.5f}",
+                flush=True,
+            )
+            if agreement < 0.999:
+                raise SystemExit(f"{name}: its vectors differ from ours (cosine {agreement:.4f})")
+            asyncio.run(api_load(url, 1, 1, 0.5))
             urls[name], pids[name] = url, process.pid
         rates: dict[str, list[float]] = {}
         for round_ in range(args.rounds):
@@ -191,21 +346,28 @@ def main() -> int:
             for name, url in urls.items():
                 for load, (clients, per_request) in LOADS.items():
                     result = asyncio.run(api_load(url, clients, per_request, args.seconds))
-                    rates.setdefault(f"{name}: /api/embed {load}", []).append(result.rate)
+                    path = urlsplit(url).path  # /api/embed, Infinity's /embeddings
+                    rates.setdefault(f"{name}: {path} {load}", []).append(result.rate)
             figures = ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items())
             print(f"round {round_ + 1}: {figures}", flush=True)
         p50 = {n: asyncio.run(api_load(u, 1, 1, args.seconds)).p50_ms for n, u in urls.items()}
         split = {}  # where the CPU goes, per request, for each service at each load
         for name, url in urls.items():
+            sample = infinity_cpu if name.startswith("infinity") else cpu_seconds
             for load, (clients, per_request) in {**LOADS, "1 x 1": (1, 1)}.items():
-                before = cpu_seconds(pids[name])
+                before = sample(pids[name])
                 result = asyncio.run(api_load(url, clients, per_request, args.seconds))
-                after = cpu_seconds(pids[name])
+                after = sample(pids[name])
                 split[f"{name}: {load}"] = cpu_per_call(before, after, result.calls)
-        memory = {name: footprint_mib(pid) for name, pid in pids.items()}
+
+        def footprint(name: str) -> dict[str, float]:
+            infinity = name.startswith("infinity")
+            return (infinity_footprint_mib if infinity else footprint_mib)(pids[name])
+
+        memory = {name: footprint(name) for name in pids}
         for url in urls.values():  # the arena's peak: one batch of 32 texts at 256 tokens
             asyncio.run(long_batch(url))
-        after_long = {name: footprint_mib(pid) for name, pid in pids.items()}
+        after_long = {name: footprint(name) for name in pids}
     batch1 = in_process(snapshot, "onnx", args.seconds, args.model_threads, 1)
     median = {k: float(np.median(v)) for k, v in rates.items()}
     ceiling = median["in-process onnx, batch 32"]
@@ -224,8 +386,16 @@ def main() -> int:
         print(f"  {name}: {line}")
     for name, parts in memory.items():
         print(f"{name}: memory MiB: " + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()))
-        long = after_long[name]
-        print(f"{name}: after one 32 x 256-token request: model stubs {long['model stubs']:.0f}")
+        part = "infinity" if name.startswith("infinity") else "model stubs"
+        long = after_long[name][part]
+        print(f"{name}: after one 32 x 256-token request: {part} {long:.0f}")
+    for engine in args.infinity_engines if args.infinity else []:
+        for load in LOADS:
+            ratio = (
+                median[f"after: /api/embed {load}"]
+                / median[f"infinity ({engine}): /embeddings {load}"]
+            )
+            print(f"ours / infinity ({engine}) at {load}: {ratio:.2f}x")
     return 0
 
 
