@@ -110,7 +110,9 @@ def running_service(
     `stub_code`: a checkout whose `frontend` package Triton's model stubs import instead of
     the installed one (before/after comparisons of task code in one run). The stubs run
     Python isolated (PYTHONPATH ignored) with their working directory, <data-dir>/triton,
-    first on sys.path, so a `frontend` link there wins over an editable install."""
+    first on sys.path, so a `frontend` link there wins over an editable install. The
+    frontend itself then runs from that checkout too (`python -m` puts its working
+    directory first on sys.path)."""
     if stub_code is not None:
         link = data_dir / "triton" / "frontend"
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,7 @@ def running_service(
     command = [sys.executable, "-m", "frontend.cli", "serve", "--config", str(config)]
     command += ["--data-dir", str(data_dir), "--port", str(port)]
     with open(work / "serve.log", "wb") as log:
-        service = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        service = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=stub_code)
         try:
             url = f"http://127.0.0.1:{port}"
             asyncio.run(wait_ready(url, 120))

@@ -13,6 +13,7 @@ from frontend.core.config import LimitsSection, ModelEntry, Task
 from frontend.core.errors import InvalidRequest
 from frontend.models.manifest import load_manifest
 from frontend.models.registry import ModelRegistry
+from frontend.triton.coalesce import Coalescer
 from frontend.triton.codecs import fp32_matrix, int_column, texts_input
 
 TASK = Task.TEXT_EMBEDDING
@@ -81,6 +82,8 @@ class EmbeddingService:
         self.registry = registry
         self.limits = limits
         self.cache = cache
+        # Concurrent requests for one model share Triton requests (frontend.triton.coalesce)
+        self.coalescer: Coalescer[str] = Coalescer()
 
     async def embed(
         self, texts: list[str], model: str | None, keep_alive: float | None = None
@@ -127,8 +130,20 @@ class EmbeddingService:
     async def _embed_chunk(
         self, entry: ModelEntry, texts: list[str], keep_alive: float | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        inputs = [texts_input(texts)]
-        outputs = ["EMBEDDING", "TOKENS"]
-        result = await self.registry.infer(entry, inputs, outputs, keep_alive=keep_alive)
-        vectors = fp32_matrix(result, "EMBEDDING", len(texts))
-        return vectors, int_column(result, "TOKENS", len(texts))
+        gateway = self.registry.gateway
+
+        async def send(batch: list[str]) -> tuple[np.ndarray, ...]:
+            outputs = ["EMBEDDING", "TOKENS"]
+            result = await gateway.infer(entry.id, [texts_input(batch)], outputs)
+            vectors = fp32_matrix(result, "EMBEDDING", len(batch))
+            return vectors, int_column(result, "TOKENS", len(batch))
+
+        # One more request in flight than the model runs at once keeps it busy; the rest
+        # wait in the frontend and leave together.
+        depth = entry.instances * len(gateway.replicas)
+
+        async def call() -> tuple[np.ndarray, ...]:
+            return await self.coalescer.run(entry.id, texts, send, depth, entry.max_batch_size)
+
+        vectors, tokens = await self.registry.run(entry, call, keep_alive)
+        return vectors, tokens

@@ -103,17 +103,23 @@ def test_client_request_id_is_echoed(client: httpx.Client) -> None:
     assert response.json()["request_id"] == "my-trace-42"
 
 
-def test_concurrent_requests_are_batched_by_triton(
+def test_concurrent_requests_share_triton_requests(
     api: RunningApi, client: httpx.Client, triton: EmbeddedTriton
 ) -> None:
-    assert client.post("/api/embed", json={"texts": ["warm up"]}).status_code == 200
+    """16 concurrent one-text requests reach Triton as fewer, larger requests (the frontend's
+    coalescer), run in fewer executions, and each caller still gets its own vector."""
+    alone = [
+        client.post("/api/embed", json={"texts": [f"sentence number {i}"]}).json()["embeddings"][0]
+        for i in range(16)
+    ]
     admin = triton_admin(triton)
 
-    def read() -> tuple[int, int]:
+    def read() -> tuple[int, int, int]:
         stats = admin.get_inference_statistics("minilm")["model_stats"][0]
-        return int(stats["inference_stats"]["success"]["count"]), int(stats["execution_count"])
+        requests = int(stats["inference_stats"]["success"]["count"])
+        return requests, int(stats["inference_count"]), int(stats["execution_count"])
 
-    def counts() -> tuple[int, int]:
+    def counts() -> tuple[int, int, int]:
         # The python backend reports an execution's statistics just after its responses go
         # out: read them once they stop changing.
         value = read()
@@ -125,14 +131,18 @@ def test_concurrent_requests_are_batched_by_triton(
             value = latest
         return value
 
-    requests_before, executions_before = counts()
+    requests_before, texts_before, executions_before = counts()
     bodies: list[dict[str, object]] = [{"texts": [f"sentence number {i}"]} for i in range(16)]
     responses = concurrent_posts(api, bodies)
     assert [r.status_code for r in responses] == [200] * 16
-    requests_after, executions_after = counts()
-    assert requests_after - requests_before == 16
+    requests_after, texts_after, executions_after = counts()
+    assert texts_after - texts_before == 16
+    requests = requests_after - requests_before
+    assert requests < 16, f"16 concurrent requests reached Triton as {requests}: none merged"
     executions = executions_after - executions_before
     assert executions < 16, f"16 requests took {executions} executions: no batching"
+    together = np.array([r.json()["embeddings"][0] for r in responses], dtype=np.float32)
+    np.testing.assert_allclose(together, np.array(alone, dtype=np.float32), atol=1e-5)
 
 
 def test_concurrent_first_requests_share_one_load(

@@ -1,0 +1,128 @@
+"""Merge concurrent inference calls for one model into fewer, larger Triton requests.
+
+Each Triton request costs a fixed amount on top of its items (a gRPC round trip, tensor
+encoding, the Python backend's per-request messaging and response objects in the stub):
+on two CPU cores sixteen one-sentence embedding requests spend about a quarter of their
+CPU there. A `Coalescer` sends a call at once while fewer than `depth` of its calls are in
+flight to that model; calls that arrive meanwhile wait and leave together, as one request,
+when an earlier one returns. There is no timer: a lone client never waits, and under load
+the batch grows with the queue (continuous batching, as Infinity and TEI do in-process).
+Triton's dynamic batcher still merges what several frontends send.
+
+Results are rows: `send(items)` returns arrays whose first dimension is `len(items)`, and
+each caller gets its own rows back. A failed merged call fails each of its callers with the
+same error (every error here is about the model or the server, not one caller's items:
+callers validate their items first); a cancelled caller's rows are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+Item = TypeVar("Item")
+Rows = tuple[np.ndarray, ...]
+Send = Callable[[list[Item]], Awaitable[Rows]]
+
+
+@dataclass
+class _Waiting(Generic[Item]):
+    items: list[Item]
+    future: asyncio.Future[Rows]
+
+
+@dataclass
+class _Lane(Generic[Item]):
+    """One model's (or one key's) calls: how many are in flight, and who waits."""
+
+    in_flight: int = 0
+    waiting: list[_Waiting[Item]] = field(default_factory=list)
+
+
+class Coalescer(Generic[Item]):
+    def __init__(self) -> None:
+        self._lanes: dict[Hashable, _Lane[Item]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.merged_calls = 0  # Triton requests that carried more than one caller's items
+
+    async def run(
+        self, key: Hashable, items: list[Item], send: Send[Item], depth: int, max_items: int
+    ) -> Rows:
+        """`send(items)`'s rows for these items, possibly sent together with other callers'
+        items of the same `key` (at most `max_items` per request, `depth` requests in flight).
+        `send` must be the same operation for every caller of one key."""
+        lane = self._lanes.setdefault(key, _Lane())
+        if lane.in_flight < depth and not lane.waiting:
+            lane.in_flight += 1
+            try:
+                return await send(items)
+            finally:
+                lane.in_flight -= 1
+                self._drain(key, lane, send, depth, max_items)
+        waiting = _Waiting(items, asyncio.get_running_loop().create_future())
+        lane.waiting.append(waiting)
+        try:
+            return await waiting.future
+        finally:
+            if waiting in lane.waiting:  # cancelled while waiting: leave the queue
+                lane.waiting.remove(waiting)
+                waiting.future.cancel()
+
+    def _drain(
+        self, key: Hashable, lane: _Lane[Item], send: Send[Item], depth: int, max_items: int
+    ) -> None:
+        """Send what waits, in arrival order, while the lane has room."""
+        while lane.in_flight < depth and lane.waiting:
+            group: list[_Waiting[Item]] = []
+            count = 0
+            while lane.waiting and (not group or count + len(lane.waiting[0].items) <= max_items):
+                waiting = lane.waiting.pop(0)
+                if not waiting.future.done():  # not cancelled
+                    group.append(waiting)
+                    count += len(waiting.items)
+            if not group:
+                continue
+            lane.in_flight += 1
+            task = asyncio.ensure_future(self._send_group(key, lane, group, send, depth, max_items))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if not lane.in_flight and not lane.waiting:
+            self._lanes.pop(key, None)
+
+    async def _send_group(
+        self,
+        key: Hashable,
+        lane: _Lane[Item],
+        group: Sequence[_Waiting[Item]],
+        send: Send[Item],
+        depth: int,
+        max_items: int,
+    ) -> None:
+        try:
+            if len(group) > 1:
+                self.merged_calls += 1
+            rows = await send([item for waiting in group for item in waiting.items])
+        except BaseException as exc:  # each caller sees the error as if it had sent alone
+            for waiting in group:
+                if waiting.future.done():
+                    continue
+                if isinstance(exc, Exception):
+                    waiting.future.set_exception(exc)
+                else:  # cancelled (shutdown): so are its callers
+                    waiting.future.cancel()
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            offset = 0
+            for waiting in group:
+                end = offset + len(waiting.items)
+                if not waiting.future.done():
+                    waiting.future.set_result(tuple(array[offset:end] for array in rows))
+                offset = end
+        finally:
+            lane.in_flight -= 1
+            self._drain(key, lane, send, depth, max_items)
