@@ -56,6 +56,11 @@ def torch_free_embedder(
     return embedder, cosine
 
 
+def _token_counts(mask: Any) -> np.ndarray:
+    """int32 tokens per text from a (CPU) attention mask."""
+    return np.asarray(mask.sum(dim=1), dtype=np.int32)
+
+
 class EmbeddingTask:
     def __init__(
         self,
@@ -103,6 +108,13 @@ class EmbeddingTask:
 
         self._torch = torch
         self.model = SentenceTransformer(str(snapshot), device=device, local_files_only=True)
+        # One forward reproduces encode() unless encode changes the input first
+        modules = {type(module).__name__ for module in self.model}
+        self._direct = (
+            self.model.default_prompt_name is None
+            and getattr(self.model, "truncate_dim", None) is None
+            and "Router" not in modules
+        )
         if fp16 and device.startswith("cuda"):
             self.model.half()
         # renamed in sentence-transformers 6; the old name still works but warns
@@ -146,11 +158,30 @@ class EmbeddingTask:
         return encoder
 
     def _embed_torch(self, texts: list[str]) -> np.ndarray:
+        return self._torch_counted(texts)[0]
+
+    def _torch_counted(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, tokens per text) from one tokenizer pass and one forward of the whole
+        batch: what `encode` computes for one batch, without its per-call bookkeeping (length
+        sorting, per-row lists; on a GPU that bookkeeping outweighs MiniLM's arithmetic).
+        `encode` keeps the models whose input it changes: default prompts, truncate_dim."""
+        if not self._direct:
+            with self._torch.inference_mode():
+                vectors = self.model.encode(
+                    texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False
+                )
+            mask = self.model.tokenize(texts)["attention_mask"]
+            return np.ascontiguousarray(vectors, dtype=np.float32), _token_counts(mask)
+        features = self.model.tokenize(texts)
+        tokens = _token_counts(features["attention_mask"])
+        device = self.model.device
+        features = {
+            k: v.to(device, non_blocking=True) if hasattr(v, "to") else v
+            for k, v in features.items()
+        }
         with self._torch.inference_mode():
-            vectors = self.model.encode(
-                texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+            vectors = self.model.forward(features)["sentence_embedding"].float().cpu().numpy()
+        return np.ascontiguousarray(vectors, dtype=np.float32), tokens
 
     def _embed_onnx(self, encoder: OnnxEncoder, texts: list[str]) -> np.ndarray:
         features: dict[str, Any] = self.model.preprocess(texts)
@@ -165,12 +196,13 @@ class EmbeddingTask:
         and Ollama APIs report)."""
         if self.fast is not None and texts:
             return self.fast.encode(texts)
-        vectors = self.embed(texts)
         if not texts:
-            return vectors, np.zeros(0, dtype=np.int32)
-        # torch paths: one more tokenizer pass (fast tokenizers: microseconds per text)
+            return self.embed(texts), np.zeros(0, dtype=np.int32)
+        if self.onnx is None:
+            return self._torch_counted(texts)
+        # hybrid: one more tokenizer pass (fast tokenizers: microseconds per text)
         mask = self.model.tokenize(texts)["attention_mask"]
-        return vectors, np.asarray(mask.sum(dim=1), dtype=np.int32)
+        return self.embed(texts), _token_counts(mask)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """float32 [len(texts), dimensions]; the caller groups every request of a batch here."""

@@ -79,3 +79,44 @@ def test_corrupt_export_falls_back_to_torch_or_fails_when_onnx_is_required(
     with pytest.raises(Exception, match=r"(?i)protobuf|onnx|load"):
         EmbeddingTask(MINILM_ID, engine="onnx")
     shutil.rmtree(home)
+
+
+def test_torch_engine_matches_encode_and_counts_tokens(hf_home: Path, minilm_source: Path) -> None:
+    """The torch engine's one-forward path gives encode()'s vectors and the tokens each text
+    kept (the long text is cut at max_seq_length, 256)."""
+    from sentence_transformers import SentenceTransformer
+
+    task = EmbeddingTask(MINILM_ID, engine="torch")
+    vectors, tokens = task.embed_counted(TEXTS)
+    reference = SentenceTransformer(str(minilm_source), device="cpu")
+    expected = reference.encode(TEXTS, convert_to_numpy=True)
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    mask = reference.tokenize(TEXTS)["attention_mask"]
+    assert tokens.tolist() == mask.sum(dim=1).tolist()
+    assert tokens.dtype == np.int32 and tokens[-1] == 256
+    np.testing.assert_allclose(task.embed(TEXTS[:2]), expected[:2], atol=1e-5)
+
+
+def test_torch_engine_keeps_a_default_prompt(
+    tmp_path: Path, minilm_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model whose config names a default prompt is embedded as encode() does: with it."""
+    import json
+
+    from sentence_transformers import SentenceTransformer
+
+    source = tmp_path / "prompted"
+    shutil.copytree(minilm_source, source)
+    config = source / "config_sentence_transformers.json"
+    settings = json.loads(config.read_text())
+    settings.update({"prompts": {"query": "query: "}, "default_prompt_name": "query"})
+    config.write_text(json.dumps(settings))
+    import_model(source, "test-org/prompted-minilm", tmp_path / "home" / "hub")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+
+    task = EmbeddingTask("test-org/prompted-minilm", engine="torch")
+    got, _ = task.embed_counted(TEXTS[:2])
+    with_prompt = SentenceTransformer(str(source), device="cpu").encode(TEXTS[:2])
+    np.testing.assert_allclose(got, with_prompt, atol=1e-5)
+    plain = SentenceTransformer(str(minilm_source), device="cpu").encode(TEXTS[:2])
+    assert np.abs(got - plain).max() > 1e-3  # the prompt changed the vectors
