@@ -4,9 +4,10 @@ Each Triton request costs a fixed amount on top of its items (a gRPC round trip,
 encoding, the Python backend's per-request messaging and response objects in the stub):
 on two CPU cores sixteen one-sentence embedding requests spend about a quarter of their
 CPU there. A `Coalescer` sends a call at once while fewer than `depth` of its calls are in
-flight to that model; calls that arrive meanwhile wait and leave together, as one request,
-when an earlier one returns. There is no timer: a lone client never waits, and under load
-the batch grows with the queue (continuous batching, as Infinity and TEI do in-process).
+flight to that model (a call to an idle model goes at once; calls arriving while others are
+in flight leave together on the event loop's next turn if there is room, else when an
+earlier request returns). There is no timer: a lone client never waits, and under load the
+batch grows with the queue (continuous batching, as Infinity and TEI do in-process).
 Triton's dynamic batcher still merges what several frontends send.
 
 Results are rows: `send(items)` returns arrays whose first dimension is `len(items)`, and
@@ -41,6 +42,7 @@ class _Lane(Generic[Item]):
 
     in_flight: int = 0
     waiting: list[_Waiting[Item]] = field(default_factory=list)
+    scheduled: bool = False  # a drain is due on the loop's next turn
 
 
 class Coalescer(Generic[Item]):
@@ -56,15 +58,21 @@ class Coalescer(Generic[Item]):
         items of the same `key` (at most `max_items` per request, `depth` requests in flight).
         `send` must be the same operation for every caller of one key."""
         lane = self._lanes.setdefault(key, _Lane())
-        if lane.in_flight < depth and not lane.waiting:
-            lane.in_flight += 1
+        if not lane.in_flight and not lane.waiting and not lane.scheduled:
+            lane.in_flight += 1  # the model is idle: no one to wait for
             try:
                 return await send(items)
             finally:
                 lane.in_flight -= 1
                 self._drain(key, lane, send, depth, max_items)
-        waiting = _Waiting(items, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(items, loop.create_future())
         lane.waiting.append(waiting)
+        if lane.in_flight < depth and not lane.scheduled:
+            # Room for another request: send it on the loop's next turn, with whatever else
+            # arrived in this one (callers woken by one answer come back together)
+            lane.scheduled = True
+            loop.call_soon(self._drain, key, lane, send, depth, max_items)
         try:
             return await waiting.future
         finally:
@@ -76,6 +84,7 @@ class Coalescer(Generic[Item]):
         self, key: Hashable, lane: _Lane[Item], send: Send[Item], depth: int, max_items: int
     ) -> None:
         """Send what waits, in arrival order, while the lane has room."""
+        lane.scheduled = False
         while lane.in_flight < depth and lane.waiting:
             group: list[_Waiting[Item]] = []
             count = 0
@@ -90,8 +99,8 @@ class Coalescer(Generic[Item]):
             task = asyncio.ensure_future(self._send_group(key, lane, group, send, depth, max_items))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        if not lane.in_flight and not lane.waiting:
-            self._lanes.pop(key, None)
+        if not lane.in_flight and not lane.waiting and self._lanes.get(key) is lane:
+            self._lanes.pop(key)
 
     async def _send_group(
         self,

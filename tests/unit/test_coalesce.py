@@ -84,16 +84,34 @@ def test_calls_arriving_while_one_is_in_flight_leave_together() -> None:
     asyncio.run(run())
 
 
-def test_depth_calls_go_at_once_and_keys_do_not_mix() -> None:
+def test_room_in_flight_is_used_and_keys_do_not_mix() -> None:
+    """With depth 2: a call to an idle model goes at once; one arriving while it runs goes
+    too (there is room), with whatever arrived in the same turn of the loop; later ones
+    wait for an answer. Another key has its own lane."""
+
     async def run() -> None:
         model, coalescer = Model(), Coalescer[str]()
-        calls = [coalescer.run("a", [f"t{i}"], model.send, 2, 32) for i in range(2)]
-        calls.append(coalescer.run("b", ["t9"], model.send, 2, 32))
-        tasks = [asyncio.ensure_future(c) for c in calls]
+        tasks = [asyncio.ensure_future(coalescer.run("a", ["t0"], model.send, 2, 32))]
         await settle()
-        assert model.calls == [["t0"], ["t1"], ["t9"]]
+        assert model.calls == [["t0"]]
+        tasks += [
+            asyncio.ensure_future(coalescer.run("a", [f"t{i}"], model.send, 2, 32)) for i in (1, 2)
+        ]
+        tasks.append(asyncio.ensure_future(coalescer.run("b", ["t9"], model.send, 2, 32)))
+        await settle()
+        assert sorted(model.calls) == [["t0"], ["t1", "t2"], ["t9"]]
+        tasks += [
+            asyncio.ensure_future(coalescer.run("a", [f"t{i}"], model.send, 2, 32)) for i in (3, 4)
+        ]
+        await settle()
+        assert len(model.calls) == 3  # lane "a" is full: they wait
+        await answer(model, 1)
+        await settle()
+        assert model.calls[3] == ["t3", "t4"]  # the answer to t0 made room
         await answer_all(model)
-        await asyncio.gather(*tasks)
+        results = await asyncio.gather(*tasks)
+        assert [r[0].tolist() for r in results] == [[0], [1], [2], [9], [3], [4]]
+        assert coalescer._lanes == {}
 
     asyncio.run(run())
 

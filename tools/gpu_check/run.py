@@ -25,6 +25,42 @@ from tools.gpu_check.models import gpu_settings, prepare_blip_base, prepare_mini
 from tools.gpu_check.speed import phase_speed
 
 
+async def run_embed_checks(
+    settings: Settings,
+    minilm: str,
+    args: argparse.Namespace,
+    gateway: TritonGateway,
+    triton: EmbeddedTriton,
+    report: Report,
+) -> None:
+    """--embed-only: issue #14's GPU point (tools.gpu_check.embed)."""
+    from tools.gpu_check.embed import (
+        layout_id,
+        phase_embed_memory,
+        phase_embed_speed,
+        phase_embed_unload,
+    )
+
+    repository = settings.triton_repository_dir.resolve()
+    names = [layout_id(n, args.instances[0]) for n in args.instances]
+    print("\n== embeddings on the GPU: layouts loaded ==", flush=True)
+    before = await phase_embed_memory(gateway, triton, repository, names, report)
+    if not args.skip_speed:
+        print("\n== embedding speed: Triton layouts against in-process ==", flush=True)
+        await phase_embed_speed(
+            gateway,
+            minilm,
+            args.instances,
+            args.max_batch,
+            args.seconds,
+            args.rounds,
+            args.procs,
+            report,
+        )
+    print("\n== unload ==", flush=True)
+    await phase_embed_unload(gateway, repository, names, before, report)
+
+
 async def run_checks(settings: Settings, minilm: str, args: argparse.Namespace) -> Report:
     report = Report()
     written = write_repository(settings, ModelCatalog(settings).all(enabled=False))
@@ -48,8 +84,11 @@ async def run_checks(settings: Settings, minilm: str, args: argparse.Namespace) 
         load_timeout=settings.triton.load_timeout_seconds,
     )
     try:
+        if args.embed_only:
+            await run_embed_checks(settings, minilm, args, gateway, triton, report)
+            return report
         print("\n== on the GPU, and memory back after unload ==", flush=True)
-        blip = snapshot_path(settings.models_dir / "hub", RANDOM_BLIP)
+        blip = snapshot_path(settings.models_dir / "hub", RANDOM_BLIP)  # (not --embed-only)
         assert blip is not None
         weights = (blip / "model.safetensors").stat().st_size  # saved in fp32
         await phase_gpu_and_memory(gateway, triton, repository, weights, report)
@@ -78,6 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write checks and figures here")
     parser.add_argument("--skip-speed", action="store_true", help="no throughput phase")
     parser.add_argument(
+        "--embed-only",
+        action="store_true",
+        help="only the embedding model: memory, and speed of each --instances layout",
+    )
+    parser.add_argument(
+        "--instances", type=int, nargs="+", default=[1, 2, 4], help="layouts (--embed-only)"
+    )
+    parser.add_argument("--max-batch", type=int, default=64, help="max_batch_size (--embed-only)")
+    parser.add_argument(
         "--stub-bin",
         type=Path,
         help="bin/ of the Python environment the Triton stubs run in (same Python version; "
@@ -101,16 +149,23 @@ def main(argv: list[str] | None = None) -> int:
     minilm, minilm_kind = prepare_minilm(hub, args.minilm_files)
     snapshot = snapshot_path(hub, minilm)
     assert snapshot is not None
-    blip = prepare_blip_base(hub, snapshot / "vocab.txt")
-    from tools.build_test_models import build_test_models
+    if args.embed_only:
+        from tools.gpu_check.embed import embed_settings
 
-    tiny_blip = build_test_models(data_dir, only="caption")["caption"]
-    print(
-        f"models ready in {time.perf_counter() - start:.0f} s: {minilm} ({minilm_kind}); "
-        f"{blip} (BLIP-base shape, random weights); {tiny_blip}",
-        flush=True,
-    )
-    settings = gpu_settings(data_dir, minilm, blip, tiny_blip)
+        blip = ""
+        settings = embed_settings(data_dir, minilm, args.instances, args.max_batch)
+        print(f"model ready in {time.perf_counter() - start:.0f} s: {minilm} ({minilm_kind})")
+    else:
+        blip = prepare_blip_base(hub, snapshot / "vocab.txt")
+        from tools.build_test_models import build_test_models
+
+        tiny_blip = build_test_models(data_dir, only="caption")["caption"]
+        print(
+            f"models ready in {time.perf_counter() - start:.0f} s: {minilm} ({minilm_kind}); "
+            f"{blip} (BLIP-base shape, random weights); {tiny_blip}",
+            flush=True,
+        )
+        settings = gpu_settings(data_dir, minilm, blip, tiny_blip)
     os.environ.update(triton_environment(settings))  # the in-process models read the same cache
     report = asyncio.run(run_checks(settings, minilm, args))
     summary = {"ok": report.ok, "checks": report.checks, "figures": report.figures}

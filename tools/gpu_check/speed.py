@@ -21,25 +21,29 @@ from tools.gpu_check.common import PROBE, SENTENCES, Report, test_images
 from tools.gpu_check.memory import load_all
 
 
-async def triton_load(gateway: TritonGateway, clients: int, seconds: float) -> float:
+async def triton_load(
+    gateway: TritonGateway, clients: int, seconds: float, model: str = "minilm"
+) -> float:
     """Sentences/s from `clients` concurrent requests of one sentence each."""
 
     async def call(i: int) -> int:
         text = SENTENCES[i % len(SENTENCES)]
-        await gateway.infer("minilm", [texts_input([text])], ["EMBEDDING"])
+        await gateway.infer(model, [texts_input([text])], ["EMBEDDING"])
         return 1
 
     return (await closed_loop(clients, seconds, call)).rate
 
 
-def client_process(url: str, clients: int, start_at: float, seconds: float) -> int:
+def client_process(
+    url: str, clients: int, start_at: float, seconds: float, model: str = "minilm"
+) -> int:
     """One load process: waits for `start_at` (time.time()) then runs its clients."""
 
     async def run() -> int:
         gateway = TritonGateway(url)
-        await gateway.infer("minilm", [texts_input(["warm up"])], ["EMBEDDING"])
+        await gateway.infer(model, [texts_input(["warm up"])], ["EMBEDDING"])
         await asyncio.sleep(max(0.0, start_at - time.time()))
-        rate = await triton_load(gateway, clients, seconds)
+        rate = await triton_load(gateway, clients, seconds, model)
         await gateway.close()
         return round(rate * seconds)
 
@@ -52,12 +56,17 @@ def worker_ready(_: int) -> int:
 
 
 def multi_process_load(
-    pool: ProcessPoolExecutor, workers: int, url: str, clients: int, seconds: float
+    pool: ProcessPoolExecutor,
+    workers: int,
+    url: str,
+    clients: int,
+    seconds: float,
+    model: str = "minilm",
 ) -> float:
     """Sentences/s from `clients` clients spread over `workers` processes, started together."""
     start_at = time.time() + 2.0
     futures = [
-        pool.submit(client_process, url, clients // workers, start_at, seconds)
+        pool.submit(client_process, url, clients // workers, start_at, seconds, model)
         for _ in range(workers)
     ]
     return sum(f.result() for f in futures) / seconds
