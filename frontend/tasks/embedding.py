@@ -160,6 +160,12 @@ class EmbeddingTask:
     def _embed_torch(self, texts: list[str]) -> np.ndarray:
         return self._torch_counted(texts)[0]
 
+    def _tokenize(self, texts: list[str]) -> dict[str, Any]:
+        """The model's features for `texts` (sentence-transformers 6.2 renamed tokenize)."""
+        preprocess = getattr(self.model, "preprocess", None) or self.model.tokenize
+        features: dict[str, Any] = preprocess(texts)
+        return features
+
     def _torch_counted(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(vectors, tokens per text) from one tokenizer pass and one forward of the whole
         batch: what `encode` computes for one batch, without its per-call bookkeeping (length
@@ -170,9 +176,9 @@ class EmbeddingTask:
                 vectors = self.model.encode(
                     texts, batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False
                 )
-            mask = self.model.tokenize(texts)["attention_mask"]
+            mask = self._tokenize(texts)["attention_mask"]
             return np.ascontiguousarray(vectors, dtype=np.float32), _token_counts(mask)
-        features = self.model.tokenize(texts)
+        features = self._tokenize(texts)
         tokens = _token_counts(features["attention_mask"])
         device = self.model.device
         features = {
@@ -201,7 +207,7 @@ class EmbeddingTask:
         if self.onnx is None:
             return self._torch_counted(texts)
         # hybrid: one more tokenizer pass (fast tokenizers: microseconds per text)
-        mask = self.model.tokenize(texts)["attention_mask"]
+        mask = self._tokenize(texts)["attention_mask"]
         return self.embed(texts), _token_counts(mask)
 
     def embed(self, texts: list[str]) -> np.ndarray:
