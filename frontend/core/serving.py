@@ -4,6 +4,7 @@ refuses new work while running requests finish; a second signal stops at once.""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from types import FrameType
@@ -26,6 +27,7 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)  # type: ignore[arg-type]
+        settle_heap()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.drain.draining or self._loop is None or self.drain_timeout <= 0:
@@ -50,3 +52,12 @@ class DrainingServer(uvicorn.Server):
         await asyncio.sleep(0.5)
         await self.drain.wait(max(0.0, self.drain_timeout - (time.monotonic() - started)))
         self.should_exit = True
+
+
+def settle_heap() -> None:
+    """Put what start-up built (modules, the app, its schemas: ~160k objects) out of the cyclic
+    GC's reach, as long-running servers do. Each full collection otherwise walked all of it:
+    ~90 ms of CPU every ~800 requests at 16 x 1 /api/embed, ~0.1 ms per request (measured).
+    Collect first, so start-up's own garbage is freed rather than kept for good."""
+    gc.collect()
+    gc.freeze()
