@@ -1,4 +1,4 @@
-"""The server's start-up puts its heap out of the cyclic GC's full collections."""
+"""The server tunes the cyclic GC once it has started."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from frontend.core.serving import settle_heap
+from frontend.core.serving import YOUNG_GC_THRESHOLD, settle_gc
 
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    threshold = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()  # the rest of the test run keeps a normal heap
+    gc.set_threshold(*threshold)
 
 
 def tracked(thing: object) -> bool:
@@ -22,11 +24,17 @@ def tracked(thing: object) -> bool:
     return any(candidate is thing for candidate in gc.get_objects())
 
 
-def test_settle_heap_puts_start_up_objects_out_of_the_collections(unfrozen: None) -> None:
+def test_settle_gc_puts_start_up_objects_out_of_the_collections(unfrozen: None) -> None:
     built_at_start = {"routes": ["/api/embed"]}
     assert tracked(built_at_start)
-    settle_heap()
+    settle_gc()
     assert not tracked(built_at_start)
     assert gc.get_freeze_count() > 0
     built_later = {"texts": ["hello"]}
     assert tracked(built_later)  # what requests allocate is still collected
+
+
+def test_settle_gc_collects_young_objects_less_often(unfrozen: None) -> None:
+    older = gc.get_threshold()[1:]
+    settle_gc()
+    assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, *older)
