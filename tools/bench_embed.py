@@ -42,7 +42,14 @@ import numpy as np
 
 from frontend.models.stubs import process_tree, resident_bytes, rss_bytes
 from frontend.triton.embedded import free_port
-from tools.benchlib import LoadResult, closed_loop, cpu_per_call, cpu_seconds, running_service
+from tools.benchlib import (
+    LoadResult,
+    closed_loop,
+    cpu_per_call,
+    cpu_seconds,
+    running_service,
+    wait_ready,
+)
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCES = [f"The quick brown fox number {i} jumps over the lazy dog." for i in range(512)]
@@ -179,24 +186,6 @@ def infinity_model_dir(snapshot: Path, engine: str, work: Path) -> tuple[Path, s
     return folder, "."
 
 
-async def wait_infinity(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    """Until Infinity answers GET /health (it loads and warms the model first)."""
-    deadline = time.perf_counter() + 600
-    async with aiohttp.ClientSession() as session:
-        while time.perf_counter() < deadline:
-            if process.poll() is not None:
-                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-                raise RuntimeError("Infinity exited: " + " | ".join(tail))
-            try:
-                async with session.get(f"{url}/health") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-    raise RuntimeError(f"Infinity did not answer in 600 s; its log: {log}")
-
-
 @contextmanager
 def running_infinity(
     launcher: Path, snapshot: Path, engine: str, work: Path
@@ -221,7 +210,8 @@ def running_infinity(
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_infinity(url, process, log))
+        # Infinity loads and warms the model before it answers
+        asyncio.run(wait_ready(url, 600, "/health", process, log))
         yield f"{url}/embeddings", process
     finally:
         with suppress(ProcessLookupError):

@@ -82,18 +82,29 @@ def grpc_url_from_log(log: Path) -> str:
     return text[text.rindex(marker) + len(marker) :].split('"')[0].strip()
 
 
-async def wait_ready(url: str, timeout: float) -> None:
+async def wait_ready(
+    url: str,
+    timeout: float,
+    path: str = "/ready",
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
+    """Until GET url+path answers 200; RuntimeError after `timeout` s, or at once when
+    `process` (the server) exits, with the end of its `log`."""
     deadline = time.perf_counter() + timeout
     async with aiohttp.ClientSession() as session:
         while time.perf_counter() < deadline:
+            if process is not None and process.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:] if log else []
+                raise RuntimeError(f"{url} exited: " + " | ".join(tail))
             try:
-                async with session.get(f"{url}/ready") as response:
+                async with session.get(f"{url}{path}") as response:
                     if response.status == 200:
                         return
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.2)
-    raise RuntimeError("service did not become ready")
+    raise RuntimeError(f"{url} did not answer {path} within {timeout:.0f} s; its log: {log}")
 
 
 @contextmanager
@@ -135,7 +146,7 @@ def running_service(
         service = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=frontend_code)
         try:
             url = f"http://127.0.0.1:{port}"
-            asyncio.run(wait_ready(url, 120))
+            asyncio.run(wait_ready(url, 120, process=service, log=work / "serve.log"))
             yield url, service
         finally:
             service.send_signal(signal.SIGINT)

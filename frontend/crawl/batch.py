@@ -4,10 +4,8 @@ NDJSON as they finish (as a site crawl streams, so a job stores the pages the sa
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
-from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
@@ -15,13 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from frontend.core.errors import InvalidRequest
 from frontend.core.jsonbody import StrictJSONRoute
-from frontend.crawl.routes import STREAM_RESPONSES, CrawlServiceDep, ndjson_line
+from frontend.crawl.routes import STREAM_RESPONSES, CrawlServiceDep, ndjson_line, ndjson_stream
 from frontend.crawl.schemas import CrawlRequest, PageOptions
 from frontend.crawl.service import CrawlService
 from frontend.crawl.site import load_page
 from frontend.crawl.urls import normalize
 
-logger = logging.getLogger(__name__)
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["crawl"])
 
 
@@ -111,28 +108,10 @@ async def crawl_batch(body: BatchCrawlRequest, service: CrawlServiceDep) -> Stre
                 record = {**result, "index": index, "source_url": url}
             await lines.put(ndjson_line("page", {"page": record, "progress": dict(counts)}))
 
-    async def run() -> None:
+    async def run() -> dict[str, Any]:
         started = time.monotonic()
-        try:
-            await asyncio.gather(*(worker() for _ in range(workers)))
-            elapsed = round((time.monotonic() - started) * 1000, 1)
-            summary = {"status": "completed", **counts, "elapsed_ms": elapsed}
-            await lines.put(ndjson_line("summary", summary))
-        except Exception:
-            logger.exception("batch crawl failed")
-            error = {"code": "INTERNAL_ERROR", "message": "the batch failed"}
-            await lines.put(ndjson_line("error", {"error": error, **counts}))
-        finally:
-            await lines.put(None)
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        elapsed = round((time.monotonic() - started) * 1000, 1)
+        return {"status": "completed", **counts, "elapsed_ms": elapsed}
 
-    async def stream() -> AsyncIterator[bytes]:
-        task = asyncio.create_task(run())
-        try:
-            while (line := await lines.get()) is not None:
-                yield line
-        finally:  # the client went away: stop loading
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return StreamingResponse(stream(), media_type="application/x-ndjson")
+    return ndjson_stream(lines, run, "batch", lambda: dict(counts))

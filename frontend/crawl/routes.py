@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -87,6 +87,43 @@ def ndjson_line(kind: str, payload: dict[str, Any]) -> bytes:
     return orjson.dumps({"type": kind, **payload}) + b"\n"
 
 
+def ndjson_stream(
+    lines: asyncio.Queue[bytes | None],
+    work: Callable[[], Awaitable[dict[str, Any]]],
+    what: str,
+    counts: Callable[[], dict[str, int]],
+    stop: Callable[[], None] | None = None,
+) -> StreamingResponse:
+    """Stream `lines` as NDJSON while `work` runs: it puts the page lines and returns the
+    summary line's payload. A failure becomes an error line with `counts()`; a client that
+    goes away calls `stop` and cancels the work."""
+
+    async def run() -> None:
+        try:
+            summary = await work()
+            await lines.put(ndjson_line("summary", summary))
+        except Exception:
+            logger.exception("%s failed", what)
+            error = {"code": "INTERNAL_ERROR", "message": f"the {what} failed"}
+            await lines.put(ndjson_line("error", {"error": error, **counts()}))
+        finally:
+            await lines.put(None)
+
+    async def stream() -> AsyncIterator[bytes]:
+        task = asyncio.create_task(run())
+        try:
+            while (line := await lines.get()) is not None:
+                yield line
+        finally:  # the client went away: stop the work
+            if stop is not None:
+                stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+
 # The streaming crawl routes (site, batch): NDJSON lines, or an error envelope before them.
 STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **CRAWL_RESPONSES,
@@ -109,30 +146,7 @@ async def crawl_site(body: SiteCrawlRequest, service: CrawlServiceDep) -> Stream
 
     site = SiteCrawl(service, body, on_page)
     await site.prepare()  # refusals become the error envelope, before any line
-
-    async def run() -> None:
-        try:
-            summary = await site.run()
-            await lines.put(ndjson_line("summary", summary))
-        except Exception:
-            logger.exception("site crawl failed")
-            error = {"code": "INTERNAL_ERROR", "message": "the site crawl failed"}
-            await lines.put(ndjson_line("error", {"error": error, **_counts(site.progress)}))
-        finally:
-            await lines.put(None)
-
-    async def stream() -> AsyncIterator[bytes]:
-        task = asyncio.create_task(run())
-        try:
-            while (line := await lines.get()) is not None:
-                yield line
-        finally:  # the client went away: stop crawling
-            site.cancel()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return StreamingResponse(stream(), media_type="application/x-ndjson")
+    return ndjson_stream(lines, site.run, "site crawl", lambda: _counts(site.progress), site.cancel)
 
 
 def _counts(progress: Progress) -> dict[str, int]:

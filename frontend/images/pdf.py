@@ -9,6 +9,8 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,49 +101,46 @@ def _load_page(document: pdfium.PdfDocument, number: int) -> pdfium.PdfPage:
         raise _page_error(number) from None
 
 
-def page_geometry(
-    document: pdfium.PdfDocument, number: int, dpi: int, max_pixels: int, max_side: int
-) -> PageGeometry:
+@contextmanager
+def _page(document: pdfium.PdfDocument, number: int) -> Iterator[pdfium.PdfPage]:
+    """The page (1-based), under the PDFium lock, closed afterwards; PDFium's errors on it
+    become the page's InvalidRequest."""
     with PDFIUM_LOCK:
         page = _load_page(document, number)
         try:
-            width_pt, height_pt = page.get_size()
+            yield page
+        except pdfium.PdfiumError:
+            raise _page_error(number) from None
         finally:
             page.close()
+
+
+def page_geometry(
+    document: pdfium.PdfDocument, number: int, dpi: int, max_pixels: int, max_side: int
+) -> PageGeometry:
+    with _page(document, number) as page:
+        width_pt, height_pt = page.get_size()
     return geometry(width_pt, height_pt, dpi, max_pixels, max_side)
 
 
 def render_page(document: pdfium.PdfDocument, number: int, size: PageGeometry) -> np.ndarray:
     """The page (1-based) as RGB uint8 [H, W, 3] at the geometry's scale, on white."""
-    with PDFIUM_LOCK:
-        page = _load_page(document, number)
+    with _page(document, number) as page:
+        bitmap = page.render(scale=size.scale, rev_byteorder=True, may_draw_forms=False)
         try:
-            bitmap = page.render(scale=size.scale, rev_byteorder=True, may_draw_forms=False)
-            try:
-                pixels = np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8)  # own the memory
-            finally:
-                bitmap.close()
-        except pdfium.PdfiumError:
-            raise _page_error(number) from None
+            return np.array(bitmap.to_numpy()[:, :, :3], dtype=np.uint8)  # own the memory
         finally:
-            page.close()
-    return pixels
+            bitmap.close()
 
 
 def text_layer(document: pdfium.PdfDocument, number: int, size: PageGeometry) -> list[TextLine]:
     """The page's text layer as lines with pixel boxes; empty when it has no text."""
-    with PDFIUM_LOCK:
-        page = _load_page(document, number)
+    with _page(document, number) as page:
+        textpage = page.get_textpage()
         try:
-            textpage = page.get_textpage()
-            try:
-                return _lines(page, textpage, size)
-            finally:
-                textpage.close()
-        except pdfium.PdfiumError:
-            raise _page_error(number) from None
+            return _lines(page, textpage, size)
         finally:
-            page.close()
+            textpage.close()
 
 
 def _lines(

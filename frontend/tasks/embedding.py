@@ -140,7 +140,7 @@ class EmbeddingTask:
         try:
             path = shipped_onnx(snapshot) or export_path(snapshot)
             if not path.exists():
-                features = self.model.preprocess(PROBE)
+                features = self._tokenize(PROBE)
                 export_encoder(self.model[0].auto_model, features, path)
             encoder = OnnxEncoder(path, threads)
             expected, got = self._embed_torch(PROBE), self._embed_onnx(encoder, PROBE)
@@ -190,7 +190,7 @@ class EmbeddingTask:
         return np.ascontiguousarray(vectors, dtype=np.float32), tokens
 
     def _embed_onnx(self, encoder: OnnxEncoder, texts: list[str]) -> np.ndarray:
-        features: dict[str, Any] = self.model.preprocess(texts)
+        features = self._tokenize(texts)
         features["token_embeddings"] = self._torch.from_numpy(encoder(features))
         with self._torch.inference_mode():
             for module in list(self.model)[1:]:  # pooling, dense, normalize, ...

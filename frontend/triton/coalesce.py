@@ -38,8 +38,12 @@ class _Waiting(Generic[Item]):
 
 @dataclass
 class _Lane(Generic[Item]):
-    """One model's (or one key's) calls: how many are in flight, and who waits."""
+    """One key's (model's) calls: how to send them, how many are in flight, and who waits."""
 
+    key: Hashable
+    send: Send[Item]
+    depth: int
+    max_items: int
     in_flight: int = 0
     waiting: list[_Waiting[Item]] = field(default_factory=list)
     scheduled: bool = False  # a drain is due on the loop's next turn
@@ -57,14 +61,18 @@ class Coalescer(Generic[Item]):
         """`send(items)`'s rows for these items, possibly sent together with other callers'
         items of the same `key` (at most `max_items` per request, `depth` requests in flight).
         `send` must be the same operation for every caller of one key."""
-        lane = self._lanes.setdefault(key, _Lane())
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = _Lane(key, send, depth, max_items)
+        else:  # the latest caller's settings (a reloaded config) apply from here on
+            lane.send, lane.depth, lane.max_items = send, depth, max_items
         if not lane.in_flight and not lane.waiting and not lane.scheduled:
             lane.in_flight += 1  # the model is idle: no one to wait for
             try:
                 return await send(items)
             finally:
                 lane.in_flight -= 1
-                self._drain(key, lane, send, depth, max_items)
+                self._drain(lane)
         loop = asyncio.get_running_loop()
         waiting = _Waiting(items, loop.create_future())
         lane.waiting.append(waiting)
@@ -72,7 +80,7 @@ class Coalescer(Generic[Item]):
             # Room for another request: send it on the loop's next turn, with whatever else
             # arrived in this one (callers woken by one answer come back together)
             lane.scheduled = True
-            loop.call_soon(self._drain, key, lane, send, depth, max_items)
+            loop.call_soon(self._drain, lane)
         try:
             return await waiting.future
         finally:
@@ -80,15 +88,15 @@ class Coalescer(Generic[Item]):
                 lane.waiting.remove(waiting)
                 waiting.future.cancel()
 
-    def _drain(
-        self, key: Hashable, lane: _Lane[Item], send: Send[Item], depth: int, max_items: int
-    ) -> None:
+    def _drain(self, lane: _Lane[Item]) -> None:
         """Send what waits, in arrival order, while the lane has room."""
         lane.scheduled = False
-        while lane.in_flight < depth and lane.waiting:
+        while lane.in_flight < lane.depth and lane.waiting:
             group: list[_Waiting[Item]] = []
             count = 0
-            while lane.waiting and (not group or count + len(lane.waiting[0].items) <= max_items):
+            while lane.waiting and (
+                not group or count + len(lane.waiting[0].items) <= lane.max_items
+            ):
                 waiting = lane.waiting.pop(0)
                 if not waiting.future.done():  # not cancelled
                     group.append(waiting)
@@ -96,25 +104,17 @@ class Coalescer(Generic[Item]):
             if not group:
                 continue
             lane.in_flight += 1
-            task = asyncio.ensure_future(self._send_group(key, lane, group, send, depth, max_items))
+            task = asyncio.ensure_future(self._send_group(lane, group))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        if not lane.in_flight and not lane.waiting and self._lanes.get(key) is lane:
-            self._lanes.pop(key)
+        if not lane.in_flight and not lane.waiting and self._lanes.get(lane.key) is lane:
+            self._lanes.pop(lane.key)
 
-    async def _send_group(
-        self,
-        key: Hashable,
-        lane: _Lane[Item],
-        group: Sequence[_Waiting[Item]],
-        send: Send[Item],
-        depth: int,
-        max_items: int,
-    ) -> None:
+    async def _send_group(self, lane: _Lane[Item], group: Sequence[_Waiting[Item]]) -> None:
         try:
             if len(group) > 1:
                 self.merged_calls += 1
-            rows = await send([item for waiting in group for item in waiting.items])
+            rows = await lane.send([item for waiting in group for item in waiting.items])
         except BaseException as exc:  # each caller sees the error as if it had sent alone
             for waiting in group:
                 if waiting.future.done():
@@ -134,4 +134,4 @@ class Coalescer(Generic[Item]):
                 offset = end
         finally:
             lane.in_flight -= 1
-            self._drain(key, lane, send, depth, max_items)
+            self._drain(lane)

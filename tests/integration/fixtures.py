@@ -209,14 +209,16 @@ def api(settings: Settings, triton: EmbeddedTriton) -> Iterator[RunningApi]:
     thread.join(30)
 
 
-def concurrent_posts(api: RunningApi, bodies: list[dict[str, Any]]) -> list[httpx.Response]:
-    """POST every body to /api/embed at the same moment, one client thread each."""
+def concurrent_posts(
+    api: RunningApi, bodies: list[dict[str, Any]], path: str = "/api/embed"
+) -> list[httpx.Response]:
+    """POST every body to `path` at the same moment, one client thread each."""
     barrier = threading.Barrier(len(bodies))
 
     def post(body: dict[str, Any]) -> httpx.Response:
         with api.client() as http:
             barrier.wait()
-            return http.post("/api/embed", json=body)
+            return http.post(path, json=body)
 
     with ThreadPoolExecutor(len(bodies)) as pool:
         return list(pool.map(post, bodies))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -15,7 +13,7 @@ from PIL import Image
 
 from frontend.triton.embedded import EmbeddedTriton
 from tests.images import b64, encode, render_text
-from tests.integration.conftest import RunningApi
+from tests.integration.conftest import RunningApi, concurrent_posts
 from tests.integration.test_embed_errors import assert_envelope
 from tests.pdfs import image_pdf, multipage_tiff, text_pdf
 
@@ -204,15 +202,7 @@ def test_concurrent_documents_share_pdfium_safely(api: RunningApi) -> None:
         {"image": b64(text_pdf(BORN_DIGITAL)), "page_images": True, "dpi": 36},
         {"image": b64(scans), "dpi": 72},
     ] * 3
-    barrier = threading.Barrier(len(bodies))
-
-    def post(body: dict[str, Any]) -> httpx.Response:
-        with api.client() as http:
-            barrier.wait()
-            return http.post("/api/ocr", json=body)
-
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        responses = list(pool.map(post, bodies))
+    responses = concurrent_posts(api, bodies, "/api/ocr")
     for response, body in zip(responses, bodies, strict=True):
         assert response.status_code == 200, response.text
         pages = response.json()["pages"]
