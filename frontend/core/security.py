@@ -22,6 +22,7 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frontend.core.config import SecuritySection
@@ -168,6 +169,10 @@ class RateLimiter:
         options: dict[str, Any] = {}
         if uri.startswith(("redis://", "rediss://", "redis+sentinel://")):
             options["implementation"] = "redispy"
+            # A pooled connection to a Redis that has since restarted fails on first use: try
+            # it once more on a fresh connection rather than serving that request unlimited.
+            # (Time-outs are not retried, so an unreachable Redis costs one time-out, not two.)
+            options["retry_on_error"] = [RedisConnectionError]
         storage = storage_from_string(f"async+{uri}", **options)
         assert isinstance(storage, Storage)
         self.storage = storage

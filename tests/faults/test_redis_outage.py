@@ -4,6 +4,7 @@ soon as it is back. A real redis-server on a free loopback port, signalled by it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -11,12 +12,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from ipaddress import ip_address
 
 import httpx
 import pytest
 
 from frontend.core.config import SecuritySection, Settings
-from frontend.core.security import hash_key
+from frontend.core.security import Caller, RateLimiter, hash_key
 from frontend.triton.embedded import EmbeddedTriton
 from tests.faults.conftest import Traffic, own_frontend, wait_until
 from tests.integration.fixtures import RunningApi
@@ -133,3 +135,34 @@ def test_rate_limits_fail_open_while_redis_is_down_and_apply_again_once_it_is_ba
         f"redis {sig.name}: {flow.count('up')} requests up, {flow.count('down')} in "
         f"{down_seconds:.2f} s down, {flow.count('back')} back; slowest while down {slowest:.3f} s"
     )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_a_redis_restart_between_requests_does_not_let_pooled_connections_fail_open(
+    redis_server: RedisServer, sig: signal.Signals
+) -> None:
+    """Connections pooled before a restart are dead; each one's first use after it must be
+    retried on a fresh connection and counted, not served unlimited."""
+    security = SecuritySection(
+        rate_limit={"per_ip": "100/minute", "storage_uri": redis_server.url}  # type: ignore[arg-type]
+    )
+    limiter = RateLimiter(security)
+    caller = Caller(ip_address("127.0.0.1"))
+
+    async def burst(count: int) -> list[str]:
+        """`count` concurrent checks, then one more: what each reported as remaining."""
+        checks = await asyncio.gather(*(limiter.check(caller) for _ in range(count)))
+        _, last = await limiter.check(caller)
+        remaining = [headers.get("X-RateLimit-Remaining", "unlimited") for _, headers in checks]
+        return [*remaining, last.get("X-RateLimit-Remaining", "unlimited")]
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        before = await burst(4)  # four pooled connections
+        redis_server.stop(sig)
+        redis_server.start()  # empty again: nothing was persisted
+        return before, await burst(4)
+
+    before, after = asyncio.run(scenario())
+    assert all(r.isdigit() for r in before) and before[-1] == "95", before
+    # Every request after the restart was counted (none served unlimited), from zero again.
+    assert all(r.isdigit() for r in after) and after[-1] == "95", after
