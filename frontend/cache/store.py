@@ -12,6 +12,8 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from frontend.core.redis_options import reconnecting
+
 logger = logging.getLogger(__name__)
 # Bookkeeping a dict entry costs besides its key and value, roughly (CPython, measured with
 # tracemalloc on 10k small entries: ~150 bytes): max_bytes stays an honest bound.
@@ -115,7 +117,7 @@ class RedisStore:
         self.timeout = timeout
         self.on_error = on_error
         self.client: aioredis.Redis = aioredis.Redis.from_url(
-            uri, socket_timeout=timeout, socket_connect_timeout=timeout
+            uri, socket_timeout=timeout, socket_connect_timeout=timeout, **reconnecting()
         )
         self._down_until = 0.0
         self._down = False

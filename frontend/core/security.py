@@ -22,11 +22,11 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
-from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frontend.core.config import SecuritySection
 from frontend.core.errors import FORBIDDEN, RATE_LIMIT_EXCEEDED, UNAUTHORIZED, envelope
+from frontend.core.redis_options import reconnecting
 
 logger = logging.getLogger(__name__)
 
@@ -169,10 +169,7 @@ class RateLimiter:
         options: dict[str, Any] = {}
         if uri.startswith(("redis://", "rediss://", "redis+sentinel://")):
             options["implementation"] = "redispy"
-            # A pooled connection to a Redis that has since restarted fails on first use: try
-            # it once more on a fresh connection rather than serving that request unlimited.
-            # (Time-outs are not retried, so an unreachable Redis costs one time-out, not two.)
-            options["retry_on_error"] = [RedisConnectionError]
+            options.update(reconnecting())  # a Redis restart must not serve requests unlimited
         storage = storage_from_string(f"async+{uri}", **options)
         assert isinstance(storage, Storage)
         self.storage = storage

@@ -17,6 +17,8 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer, Worker
 
+from frontend.core.redis_options import reconnecting
+
 logger = logging.getLogger(__name__)
 TASK_NAME = "homelab_ai.run_job"
 
@@ -27,7 +29,10 @@ def make_huey(broker: str | None, data_dir: Path) -> Huey:
         folder = data_dir / "jobs"
         folder.mkdir(parents=True, exist_ok=True)
         return SqliteHuey("homelab-ai", filename=str(folder / "queue.db"), results=False)
-    return RedisHuey("homelab-ai", url=broker, results=False, read_timeout=1)
+    import redis
+
+    pool = redis.ConnectionPool.from_url(broker, **reconnecting())
+    return RedisHuey("homelab-ai", connection_pool=pool, results=False, read_timeout=1)
 
 
 def _wakeable_consumer(wake: threading.Event) -> type[Consumer]:

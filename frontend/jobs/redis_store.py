@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from frontend.core.redis_options import reconnecting
 from frontend.jobs.store import STATUSES, Job
 
 
@@ -18,7 +19,7 @@ class RedisJobStore:
     def __init__(self, url: str, prefix: str = "homelab:jobs") -> None:
         import redis
 
-        self._redis: Any = redis.Redis.from_url(url)
+        self._redis: Any = redis.Redis.from_url(url, **reconnecting())
         self._prefix = prefix
 
     def _key(self, job_id: str) -> str:

@@ -77,3 +77,22 @@ def test_requests_succeed_uncached_while_redis_is_down_and_cache_again_after(
     time.sleep(RETRY_SECONDS + 0.1)
     assert post(api, texts).headers["X-Cache"] == "miss"
     assert post(api, texts).headers["X-Cache"] == "hit"
+
+
+def test_a_redis_restart_between_requests_costs_the_cache_nothing(
+    two_frontends: tuple[RunningApi, RunningApi], redis_server: RedisServer
+) -> None:
+    """The connection pooled before the restart is dead: the next command is retried on a
+    fresh one, so the entry is stored at once and no error is counted (no retry pause)."""
+    api, _ = two_frontends
+    texts = [f"redis restarts {uuid.uuid4().hex}"]
+    assert post(api, texts).headers["X-Cache"] == "miss"
+    redis_server.stop(signal.SIGKILL)
+    redis_server.start()  # empty again
+    assert post(api, texts).headers["X-Cache"] == "miss"
+    assert post(api, texts).headers["X-Cache"] == "hit"
+    with api.client() as http:
+        metrics = http.get("/metrics").text.splitlines()
+        (errors,) = [line for line in metrics if line.startswith("cache_errors_total ")]
+        assert float(errors.split()[1]) == 0
+        assert http.get("/api/status").json()["cache"]["available"] is True

@@ -165,3 +165,21 @@ def test_two_frontends_and_two_workers_share_jobs_on_one_redis(
             ran_on.add(done["worker"].rsplit(":", 2)[1])  # host:pid:id -> the worker's pid
         assert len(ran_on) == 2, f"all jobs ran on one worker: {ran_on}"
         assert a.get("/api/jobs").json()["total"] == b.get("/api/jobs").json()["total"] == 6
+
+
+def test_jobs_on_redis_are_taken_and_run_right_after_a_redis_restart(
+    settings: Settings, triton: EmbeddedTriton, redis_server: RedisServer
+) -> None:
+    """The job store's and the queue's pooled connections die with Redis: the first job after
+    the restart is still accepted (202, not an error) and run."""
+    jobs = settings.jobs.model_copy(update={"broker": redis_server.url, "workers": 1})
+    with own_frontend(settings, triton, jobs=jobs) as api, api.client() as http:
+        for round_ in ("before", "after"):
+            if round_ == "after":
+                redis_server.stop(signal.SIGKILL)
+                redis_server.start()  # empty again
+            body = {"texts": [f"a job {round_} the restart"]}
+            created = http.post("/api/embed", json=body, headers=PREFER)
+            assert created.status_code == 202, created.text
+            done = wait_job(http, created.headers["Location"], seconds=60)
+            assert done["status"] == "succeeded", done
