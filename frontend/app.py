@@ -26,6 +26,7 @@ from frontend.compat.firecrawl_errors import FirecrawlErrorMiddleware, document_
 from frontend.compat.firecrawl_jobs import router as firecrawl_jobs_router
 from frontend.compat.ollama import router as ollama_router
 from frontend.compat.openai import router as openai_router
+from frontend.compat.openai import unprefixed_router as infinity_router
 from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
 from frontend.compat.tei import router as tei_router
 from frontend.core.config import Settings
@@ -73,6 +74,7 @@ ROUTERS = [
     embed_router,
     rerank_router,
     openai_router,
+    infinity_router,
     ollama_router,
     tei_router,
     images_router,

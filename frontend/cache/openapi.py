@@ -9,6 +9,7 @@ CACHED_PATHS = (
     "/api/embed",
     "/api/embeddings",
     "/v1/embeddings",
+    "/embeddings",
     "/embed",
     "/api/caption",
     "/api/ocr",

@@ -138,3 +138,23 @@ async def get_model(model_id: str, request: Request, registry: RegistryDep) -> R
         if found is not None:
             return json_response(_card(found.entry.id, started))
     raise ModelNotFound(f"model '{model_id[:100]}' is not an enabled embedding or rerank model")
+
+
+# Infinity serves these two without the /v1 prefix, and its clients (such as langchain's
+# InfinityEmbeddings) post to `{url}/embeddings`: the same operations, under our error envelope.
+unprefixed_router = APIRouter(route_class=StrictJSONRoute, tags=["openai"])
+unprefixed_router.add_api_route(
+    "/embeddings",
+    embeddings,
+    methods=["POST"],
+    response_model=OpenAIEmbeddingResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="OpenAI-compatible embeddings at Infinity's path (no /v1)",
+)
+unprefixed_router.add_api_route(
+    "/models",
+    list_models,
+    methods=["GET"],
+    response_model=ModelList,
+    summary="Enabled embedding and rerank models at Infinity's path (no /v1)",
+)

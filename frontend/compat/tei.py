@@ -1,14 +1,19 @@
-"""Hugging Face Text Embeddings Inference's routes: POST /embed, POST /rerank, GET /info.
+"""Hugging Face Text Embeddings Inference's routes: POST /embed, POST /rerank, GET /info, and
+POST / (where Hugging Face's InferenceClient, and so langchain-huggingface, sends a TEI URL).
 
 TEI serves one model per server, so these use the default model of their task. TEI's own
 defaults are kept: /embed normalizes, /rerank refuses over-long pairs unless `truncate`.
+POST /rerank also takes the Cohere/Infinity body (`documents`), as Infinity's /rerank does, and
+answers it in that shape: clients pointed at another server's /rerank keep working.
 """
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import numpy as np
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictStr, Tag
 
 from frontend import __version__
 from frontend.core.config import Task
@@ -17,6 +22,10 @@ from frontend.core.errors import json_response
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.embed.routes import numpy_json
+from frontend.embed.service import EmbeddingService
+from frontend.rerank.routes import cohere_rerank
+from frontend.rerank.schemas import CohereRerankRequest, CohereRerankResponse
+from frontend.rerank.service import RerankService
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["tei"])
 
@@ -56,13 +65,27 @@ class TeiInfo(BaseModel):
     version: str
 
 
-@router.post(
-    "/embed",
-    response_model=list[list[float]],
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="TEI's embed: vectors of the default embedding model",
-)
-async def embed(body: TeiEmbedRequest, service: EmbeddingServiceDep) -> Response:
+def _shape(body: Any) -> str:
+    """Which request a body is: TEI's embed, TEI's rerank (`texts`) or Cohere's (`documents`).
+    Anything else is validated as the likeliest one, so its errors name the right fields."""
+    if not isinstance(body, dict) or "query" not in body:
+        return "embed"
+    return "cohere" if "documents" in body and "texts" not in body else "rerank"
+
+
+AnyRerankRequest = Annotated[
+    Annotated[TeiRerankRequest, Tag("rerank")] | Annotated[CohereRerankRequest, Tag("cohere")],
+    Discriminator(_shape),
+]
+AnyTeiRequest = Annotated[
+    Annotated[TeiEmbedRequest, Tag("embed")]
+    | Annotated[TeiRerankRequest, Tag("rerank")]
+    | Annotated[CohereRerankRequest, Tag("cohere")],
+    Discriminator(_shape),
+]
+
+
+async def _embed(body: TeiEmbedRequest, service: EmbeddingService) -> Response:
     texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
     done = await service.embed_counted(texts, None, dimensions=body.dimensions)
     vectors = done.vectors
@@ -72,13 +95,7 @@ async def embed(body: TeiEmbedRequest, service: EmbeddingServiceDep) -> Response
     return numpy_json(vectors)
 
 
-@router.post(
-    "/rerank",
-    response_model=list[TeiRank],
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="TEI's rerank: the default reranker's scores, best first",
-)
-async def rerank(body: TeiRerankRequest, service: RerankServiceDep) -> Response:
+async def _rerank(body: TeiRerankRequest, service: RerankService) -> Response:
     ranked = await service.rerank(body.query, body.texts, None, body.truncate)
     values = ranked.logits if body.raw_scores else ranked.scores
     results = []
@@ -88,6 +105,49 @@ async def rerank(body: TeiRerankRequest, service: RerankServiceDep) -> Response:
             item["text"] = body.texts[index]
         results.append(item)
     return json_response(results)
+
+
+@router.post(
+    "/embed",
+    response_model=list[list[float]],
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="TEI's embed: vectors of the default embedding model",
+)
+async def embed(body: TeiEmbedRequest, service: EmbeddingServiceDep) -> Response:
+    return await _embed(body, service)
+
+
+@router.post(
+    "/rerank",
+    response_model=list[TeiRank] | CohereRerankResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="TEI's rerank (`texts`: a list of scores, best first); with `documents` instead, "
+    "Infinity's and Cohere's rerank (documents returned only if asked)",
+)
+async def rerank(body: AnyRerankRequest, request: Request, service: RerankServiceDep) -> Response:
+    if isinstance(body, CohereRerankRequest):
+        return await cohere_rerank(body, request, service, "2")
+    return await _rerank(body, service)
+
+
+@router.post(
+    "/",
+    response_model=list[list[float]] | list[TeiRank] | CohereRerankResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="TEI's root route (Hugging Face's InferenceClient): an embed body embeds, a "
+    "rerank body (`query`) reranks",
+)
+async def predict(
+    body: AnyTeiRequest,
+    request: Request,
+    embedder: EmbeddingServiceDep,
+    reranker: RerankServiceDep,
+) -> Response:
+    if isinstance(body, TeiEmbedRequest):
+        return await _embed(body, embedder)
+    if isinstance(body, CohereRerankRequest):
+        return await cohere_rerank(body, request, reranker, "2")
+    return await _rerank(body, reranker)
 
 
 @router.get("/info", response_model=TeiInfo, summary="TEI's info: the default embedding model")

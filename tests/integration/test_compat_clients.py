@@ -107,6 +107,30 @@ def test_tei_embed_and_info(client: httpx.Client, expected: np.ndarray) -> None:
     assert info["model_type"]["reranker"]["model_id"] == "homelab-test/tiny-reranker"
 
 
+def test_huggingface_inference_client_on_tei_root_route(
+    api: RunningApi, expected: np.ndarray
+) -> None:
+    """InferenceClient (and so langchain-huggingface) posts a TEI URL's requests to POST /."""
+    from huggingface_hub import InferenceClient
+
+    client = InferenceClient(model=api.url)
+    got = client.feature_extraction(TEXTS[1])
+    np.testing.assert_allclose(np.asarray(got, dtype=np.float32), expected[1:2], atol=1e-6)
+    raw = client.feature_extraction(TEXTS[2], normalize=False)
+    np.testing.assert_array_equal(np.asarray(raw, dtype=np.float32), expected[2:3])
+
+
+def test_infinity_paths_without_v1(client: httpx.Client, expected: np.ndarray) -> None:
+    """Infinity's clients post to {url}/embeddings and list {url}/models."""
+    response = client.post("/embeddings", json={"model": "minilm", "input": TEXTS})
+    assert response.status_code == 200, response.text
+    got = [item["embedding"] for item in response.json()["data"]]
+    np.testing.assert_array_equal(np.asarray(got, dtype=np.float32), expected)
+    assert client.get("/models").json() == client.get("/v1/models").json()
+    refused = client.post("/embeddings", json={"model": "minilm", "input": [[1, 2]]})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "INVALID_REQUEST"
+
+
 def test_openai_models_lists_enabled_embedders_and_rerankers(client: httpx.Client) -> None:
     listing = client.get("/v1/models").json()
     ids = [m["id"] for m in listing["data"]]

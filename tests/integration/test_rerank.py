@@ -107,6 +107,30 @@ def test_tei_rerank(client: httpx.Client, reference: tuple) -> None:
     assert client.post("/rerank", json=body).status_code == 200
 
 
+def test_tei_root_route_reranks_and_embeds(client: httpx.Client, reference: tuple) -> None:
+    body = {"query": QUERY, "texts": DOCUMENTS[:4]}
+    ranked = client.post("/", json=body)
+    assert ranked.status_code == 200, ranked.text
+    assert ranked.json() == client.post("/rerank", json=body).json()
+    np.testing.assert_allclose(by_index(ranked.json(), "score"), reference[0][:4], atol=2e-5)
+    embedded = client.post("/", json={"inputs": ["a small white cat"]})
+    assert embedded.json() == client.post("/embed", json={"inputs": ["a small white cat"]}).json()
+
+
+def test_rerank_path_takes_infinitys_and_coheres_body(
+    client: httpx.Client, reference: tuple
+) -> None:
+    body = {"model": "tiny-reranker", "query": QUERY, "documents": DOCUMENTS, "top_n": 2}
+    data = client.post("/rerank", json=body).json()
+    assert [r["index"] for r in data["results"]] == list(np.argsort(-reference[0])[:2])
+    assert all("document" not in r for r in data["results"])  # Infinity's default
+    for item in data["results"]:
+        assert item["relevance_score"] == pytest.approx(reference[0][item["index"]], abs=2e-5)
+    with_docs = client.post("/", json={**body, "return_documents": True}).json()
+    first = with_docs["results"][0]
+    assert first["document"] == {"text": DOCUMENTS[first["index"]]}
+
+
 TOO_MANY = ["doc"] * (int(LIMITS["max_rerank_documents"]) + 1)
 
 
@@ -127,6 +151,12 @@ TOO_MANY = ["doc"] * (int(LIMITS["max_rerank_documents"]) + 1)
         ("/v1/rerank", {"query": QUERY, "documents": [], "model": "x"}, 400, "invalid_request"),
         ("/v1/rerank", {"query": QUERY, "documents": ["a"], "model": "nope"}, 404, None),
         ("/rerank", {"query": QUERY, "texts": [{"x": 1}]}, 400, "INVALID_REQUEST"),
+        ("/rerank", {"query": QUERY, "documents": [], "model": "x"}, 400, "INVALID_REQUEST"),
+        ("/rerank", {"query": QUERY, "documents": ["a"], "model": "nope"}, 404, None),
+        ("/rerank", {"query": QUERY}, 400, "INVALID_REQUEST"),
+        ("/", {"query": QUERY, "texts": "a"}, 400, "INVALID_REQUEST"),
+        ("/", {"inputs": 5}, 400, "INVALID_REQUEST"),
+        ("/", [], 400, "INVALID_REQUEST"),
     ],
 )
 def test_bad_input_gets_the_envelope(
