@@ -129,7 +129,7 @@ def complete_openapi(schema: dict[str, Any], policy: SecurityPolicy) -> dict[str
             _add(operation, 500)  # the last-resort handler (core.errors) answers any route
             if "requestBody" in operation:
                 _add(operation, 413)
-            if not policy.is_open(path):
+            if not policy.is_open(path, method):
                 operation["security"] = [{"apiKey": []}]
                 _add(operation, 401)
                 _add(operation, 429, headers=_RATE_HEADERS)

@@ -151,12 +151,16 @@ class SecurityPolicy:
         """The key's own webhook secret, if it has one."""
         return self._secrets.get(owner)
 
-    def is_open(self, path: str) -> bool:
-        if path in PROBE_PATHS or path in DOC_PATHS or path in OPEN_EXACT:
+    def is_open(self, path: str, method: str) -> bool:
+        """Served without a key or a rate limit. The admin page's paths only to GET and HEAD:
+        POST / is TEI's inference route and must not ride on the page's openness."""
+        if path in PROBE_PATHS or path in DOC_PATHS:
             return True
         if path == "/metrics":
             return not self.settings.metrics_require_auth
-        return path.startswith(OPEN_PREFIXES)
+        if method.upper() not in ("GET", "HEAD"):
+            return False
+        return path in OPEN_EXACT or path.startswith(OPEN_PREFIXES)
 
 
 class RateLimiter:
@@ -284,7 +288,7 @@ class SecurityMiddleware:
                 state["owner"] = found[2]
         needs_key = (
             settings.auth_required
-            and not policy.is_open(path)
+            and not policy.is_open(path, scope["method"])
             and caller.key_name is None
             and not (
                 settings.allow_localhost_unauthenticated
@@ -307,7 +311,7 @@ class SecurityMiddleware:
             )
             await response(scope, receive, send)
             return
-        if policy.is_open(path):
+        if policy.is_open(path, scope["method"]):
             await self.app(scope, receive, send)
             return
         allowed, headers = await security.limiter.check(caller)

@@ -130,11 +130,12 @@ def test_every_protected_route(
     app, url = secured
     use(app, **overrides)
     routes = api_routes(app)
-    protected = [(m, p) for m, p in routes if not app.state.security.policy.is_open(p)]
+    protected = [(m, p) for m, p in routes if not app.state.security.policy.is_open(p, m)]
     assert ("POST", "/api/embed") in protected and ("DELETE", "/api/models/x") in protected
-    # ours under /api/, OpenAI's and Cohere's under /v1/ and /v2/, TEI's at the root
-    tei = {"/embed", "/rerank", "/info"}
-    assert all(p.startswith(("/api/", "/v1/", "/v2/")) or p in tei for _, p in protected)
+    # ours under /api/, OpenAI's and Cohere's under /v1/ and /v2/, TEI's and Infinity's at the root
+    root = {"/embed", "/rerank", "/info", "/", "/embeddings", "/models"}
+    assert all(p.startswith(("/api/", "/v1/", "/v2/")) or p in root for _, p in protected)
+    assert ("POST", "/") in protected and ("GET", "/") not in protected  # TEI's, the admin page
     assert len(protected) >= 15
     with httpx.Client(base_url=url, timeout=60) as client:
         for method, path in protected:
