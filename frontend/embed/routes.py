@@ -8,21 +8,53 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from frontend.core.config import Task
+from frontend.core.config import ModelEntry, Task
 from frontend.core.deps import EmbeddingServiceDep
 from frontend.core.errors import request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.embed.schemas import EmbedRequest, EmbedResponse
 from frontend.embed.service import Embedded, EmbeddingService
+from frontend.models.catalog import ModelCatalog
 from frontend.models.lifecycle import parse_keep_alive
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["embedding"])
 
 
+# Ollama's library names (with their tags) of embedding models that are on the Hugging Face
+# hub: a client still set up for Ollama finds the same model here, if it is enabled (by HF id).
+OLLAMA_LIBRARY = {
+    "all-minilm": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-minilm:22m": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-minilm:l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-minilm:33m": "sentence-transformers/all-MiniLM-L12-v2",
+    "all-minilm:l12-v2": "sentence-transformers/all-MiniLM-L12-v2",
+    "nomic-embed-text": "nomic-ai/nomic-embed-text-v1.5",
+    "nomic-embed-text:v1.5": "nomic-ai/nomic-embed-text-v1.5",
+    "mxbai-embed-large": "mixedbread-ai/mxbai-embed-large-v1",
+    "mxbai-embed-large:335m": "mixedbread-ai/mxbai-embed-large-v1",
+    "bge-m3": "BAAI/bge-m3",
+    "bge-large": "BAAI/bge-large-en-v1.5",
+    "snowflake-arctic-embed": "Snowflake/snowflake-arctic-embed-l",
+    "snowflake-arctic-embed:335m": "Snowflake/snowflake-arctic-embed-l",
+    "paraphrase-multilingual": "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
+}
+
+
 def model_name(name: str | None) -> str | None:
     """Ollama clients name models `name:tag`; ours have one version, the `latest` one."""
     return name.removesuffix(":latest") if name is not None else None
+
+
+def embedding_entry(catalog: ModelCatalog, name: str | None) -> ModelEntry:
+    """The enabled embedding model a request names: config id, HF id, either with Ollama's
+    `:latest`, or Ollama's library name of a model enabled here by its HF id."""
+    ref = model_name(name)
+    if ref is not None and catalog.find(ref, Task.TEXT_EMBEDDING) is None:
+        hf_id = OLLAMA_LIBRARY.get(ref)
+        if hf_id is not None and catalog.find(hf_id, Task.TEXT_EMBEDDING) is not None:
+            ref = hf_id
+    return catalog.lookup(ref, Task.TEXT_EMBEDDING)
 
 
 async def timed_embed(
@@ -34,7 +66,7 @@ async def timed_embed(
 ) -> tuple[Embedded, int]:
     """The embedding and the nanoseconds spent loading the model for it (0 when loaded)."""
     registry = service.registry
-    entry = registry.catalog.lookup(model_name(model), Task.TEXT_EMBEDDING)
+    entry = embedding_entry(registry.catalog, model)
     was_loaded = registry.is_loaded(entry.id)
     done = await service.embed_counted(texts, entry.id, keep_alive, dimensions)
     loaded = 0 if was_loaded else int(registry.last_load_seconds.get(entry.id, 0.0) * 1e9)

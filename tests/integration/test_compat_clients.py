@@ -82,6 +82,22 @@ def test_ollama_client_embed_equals_api_embed(api: RunningApi, expected: np.ndar
     assert "hidden:latest" not in names
 
 
+def test_ollama_library_names_find_the_same_model_by_its_hf_id(
+    api: RunningApi, expected: np.ndarray
+) -> None:
+    """A client still set up for Ollama's `all-minilm` gets MiniLM, enabled here by HF id."""
+    import ollama
+
+    client = ollama.Client(host=api.url)
+    for name in ("all-minilm", "all-minilm:latest", "all-minilm:l6-v2"):
+        result = client.embed(model=name, input=TEXTS)
+        np.testing.assert_array_equal(np.asarray(result.embeddings, dtype=np.float32), expected)
+    # The 33m tag is MiniLM-L12, which is not enabled: not silently the L6 model.
+    with pytest.raises(ollama.ResponseError) as refused:
+        client.embed(model="all-minilm:33m", input=TEXTS)
+    assert refused.value.status_code == 404
+
+
 def test_api_embed_answer_keeps_its_fields_and_adds_ollamas(client: httpx.Client) -> None:
     response = client.post("/api/embed", json={"texts": ["hello world"]})
     body = response.json()
