@@ -21,6 +21,7 @@ from frontend.admin.routes import static_mount
 from frontend.cache.middleware import CacheMiddleware
 from frontend.cache.openapi import document_cache
 from frontend.cache.service import ResultCache
+from frontend.compat.documents import router as documents_router
 from frontend.compat.firecrawl import router as firecrawl_router
 from frontend.compat.firecrawl_errors import FirecrawlErrorMiddleware, document_firecrawl_errors
 from frontend.compat.firecrawl_jobs import router as firecrawl_jobs_router
@@ -78,6 +79,7 @@ ROUTERS = [
     ollama_router,
     tei_router,
     images_router,
+    documents_router,
     status_router,
     models_router,
     downloads_router,

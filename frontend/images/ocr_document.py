@@ -18,11 +18,11 @@ from typing import Any, Protocol, TypeVar
 import anyio
 import numpy as np
 import orjson
-from fastapi import Request, Response
+from fastapi import Request
 from PIL import Image
 
 from frontend.core.config import Settings, Task
-from frontend.core.errors import InvalidRequest, json_response, request_id_of
+from frontend.core.errors import InvalidRequest, request_id_of
 from frontend.images import pdf
 from frontend.images.cached import cached_outputs
 from frontend.images.decode import ImageLimits
@@ -140,13 +140,13 @@ async def _all_or_none(work: list[Coroutine[Any, Any, T]]) -> list[T]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def serve_document(
+async def read_document(
     request: Request,
     registry: ModelRegistry,
     raw: RawImages,
     kind: DocumentKind,
     started: float,
-) -> Response:
+) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     options: OcrOptions = raw.options
     entry, chosen = choose_ocr_model(registry.catalog, options.model, options.lang)
@@ -216,4 +216,4 @@ async def serve_document(
         "model_used": entry.id,
         "processing_time_ms": round((time.perf_counter() - started) * 1000, 2),
     }
-    return json_response(body)
+    return body

@@ -18,9 +18,9 @@ from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.images.cached import cached_outputs
 from frontend.images.document import find_document
-from frontend.images.inputs import decode_images, read_raw
+from frontend.images.inputs import RawImages, decode_images, read_raw
 from frontend.images.languages import choose_ocr_model
-from frontend.images.ocr_document import serve_document
+from frontend.images.ocr_document import read_document
 from frontend.images.openapi import image_request_body
 from frontend.images.schemas import (
     CaptionOptions,
@@ -78,16 +78,24 @@ OCR = ImageTask(Task.OCR, OcrOptions, "RESULT", _pages, choose=_ocr_model, docum
 
 
 async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTask) -> Response:
-    """Parse and decode the images, run them through the model (one Triton request each,
-    batched by Triton), and answer with request_id, model_used and processing_time_ms."""
+    """Parse the request's images and answer with `run_images`' body."""
     started = time.perf_counter()
+    raw = await read_raw(request, spec.options, request.app.state.settings.limits)
+    return json_response(await run_images(request, registry, spec, raw, started))
+
+
+async def run_images(
+    request: Request, registry: ModelRegistry, spec: ImageTask, raw: RawImages, started: float
+) -> dict[str, Any]:
+    """Decode the images (or open the document), run them through the model (one Triton
+    request each, batched by Triton): the reply with request_id, model_used and
+    processing_time_ms."""
     limits = request.app.state.settings.limits
-    raw = await read_raw(request, spec.options, limits)
     kind = await anyio.to_thread.run_sync(
         find_document, raw.data, raw.types, raw.single, spec.documents
     )
     if kind is not None:
-        return await serve_document(request, registry, raw, kind, started)
+        return await read_document(request, registry, raw, kind, started)
     parsed = await decode_images(raw, limits, fit_within=spec.fit_within)
     options: ImageOptions = parsed.options
     entry, chosen = spec.choose(registry.catalog, options, spec.task)
@@ -104,7 +112,7 @@ async def serve_images(request: Request, registry: ModelRegistry, spec: ImageTas
     body.update(spec.reply(outputs, parsed.single))
     body["model_used"] = entry.id
     body["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    return json_response(body)
+    return body
 
 
 @router.post(

@@ -133,7 +133,8 @@ def test_every_protected_route(
     protected = [(m, p) for m, p in routes if not app.state.security.policy.is_open(p, m)]
     assert ("POST", "/api/embed") in protected and ("DELETE", "/api/models/x") in protected
     # ours under /api/, OpenAI's and Cohere's under /v1/ and /v2/, TEI's and Infinity's at the root
-    root = {"/embed", "/rerank", "/info", "/", "/embeddings", "/models"}
+    root = {"/embed", "/rerank", "/info", "/", "/embeddings", "/models", "/tika", "/tika/text"}
+    root.add("/process")  # Open WebUI's content extraction engines
     assert all(p.startswith(("/api/", "/v1/", "/v2/")) or p in root for _, p in protected)
     assert ("POST", "/") in protected and ("GET", "/") not in protected  # TEI's, the admin page
     assert len(protected) >= 15
