@@ -21,6 +21,7 @@ from frontend.admin.routes import static_mount
 from frontend.cache.middleware import CacheMiddleware
 from frontend.cache.openapi import document_cache
 from frontend.cache.service import ResultCache
+from frontend.compat.cohere import router as cohere_router
 from frontend.compat.documents import router as documents_router
 from frontend.compat.firecrawl import router as firecrawl_router
 from frontend.compat.firecrawl_errors import FirecrawlErrorMiddleware, document_firecrawl_errors
@@ -76,6 +77,7 @@ ROUTERS = [
     rerank_router,
     openai_router,
     infinity_router,
+    cohere_router,
     ollama_router,
     tei_router,
     images_router,

@@ -192,3 +192,44 @@ def test_openai_sdk_raises_its_own_error_types(api: RunningApi) -> None:
 def test_dimensions_equal_to_the_native_size_are_fine(client: httpx.Client) -> None:
     body = {"model": "minilm", "input": "hi", "dimensions": 384}
     assert client.post("/v1/embeddings", json=body).status_code == 200
+
+
+def test_cohere_sdk_embed_v2_and_v1(api: RunningApi, expected: np.ndarray) -> None:
+    import cohere
+
+    v2 = cohere.ClientV2(api_key="unused", base_url=api.url)
+    result = v2.embed(
+        model="minilm",
+        texts=TEXTS,
+        input_type="search_document",
+        embedding_types=["float", "ubinary", "binary"],
+    )
+    assert result.embeddings.float_ is not None
+    np.testing.assert_array_equal(np.asarray(result.embeddings.float_, dtype=np.float32), expected)
+    packed = np.packbits(expected > 0, axis=1)  # one bit per dimension, high bit first
+    np.testing.assert_array_equal(np.asarray(result.embeddings.ubinary), packed)
+    np.testing.assert_array_equal(np.asarray(result.embeddings.binary), packed.astype(int) - 128)
+    assert result.texts == TEXTS
+    assert result.meta and result.meta.billed_units and result.meta.billed_units.input_tokens
+    v1 = cohere.Client(api_key="unused", base_url=api.url)
+    floats = v1.embed(model="minilm", texts=TEXTS[:2], input_type="search_query")
+    np.testing.assert_array_equal(np.asarray(floats.embeddings, dtype=np.float32), expected[:2])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "minilm", "texts": []},
+        {"model": "minilm", "images": ["data:image/png;base64,AAAA"]},
+        {"model": "minilm", "texts": ["a"], "embedding_types": ["int8"]},
+        {"model": "minilm", "texts": ["a"], "embedding_types": ["floats"]},
+        {"model": "minilm", "inputs": [{"content": [{"type": "image_url", "image_url": "x"}]}]},
+        {"model": "minilm", "texts": "a"},
+    ],
+)
+def test_cohere_embed_bad_input_is_a_400(client: httpx.Client, body: dict[str, object]) -> None:
+    response = client.post("/v2/embed", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "INVALID_REQUEST"
+    unknown = client.post("/v2/embed", json={"model": "nope", "texts": ["a"]})
+    assert unknown.status_code == 404
