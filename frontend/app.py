@@ -32,6 +32,7 @@ from frontend.compat.openai import unprefixed_router as infinity_router
 from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
 from frontend.compat.tei import router as tei_router
 from frontend.core.config import Settings
+from frontend.core.cors import cors_middleware
 from frontend.core.errors import install_exception_handlers
 from frontend.core.hosts import HostCheckMiddleware, HostPolicy
 from frontend.core.middleware import RequestContextMiddleware
@@ -229,8 +230,9 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     # In the order a request meets them, outermost first: every error under /v1/ (the
     # security checks' too) in OpenAI's shape, under Firecrawl's /v2/ paths in Firecrawl's;
     # request id and body limit; metrics and the access log (so refusals are counted); the
-    # Host check (DNS rebinding); the shutdown drain; the security checks; the result cache's
-    # Cache-Control and X-Cache.
+    # Host check (DNS rebinding); CORS, if configured (preflights answered before the key
+    # check, which browsers never pass them); the shutdown drain; the security checks; the
+    # result cache's Cache-Control and X-Cache.
     middleware = [
         Middleware(OpenAIErrorMiddleware),
         Middleware(FirecrawlErrorMiddleware),
@@ -240,6 +242,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
             HostCheckMiddleware,
             policy=HostPolicy(settings.server.host, settings.server.allowed_hosts),
         ),
+        *cors_middleware(settings.server.cors_allow_origins),
         Middleware(DrainMiddleware),
         Middleware(SecurityMiddleware),
         Middleware(JobsMiddleware),  # `Prefer: respond-async`: after the checks, the caller's job

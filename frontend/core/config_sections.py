@@ -264,8 +264,11 @@ class ServerSection(Section):
     # Host header names the API answers to besides localhost, loopback IPs and `host` (see
     # core.hosts). NoDecode: the environment gives "a,b" (a JSON list works too).
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Web pages allowed to call the API from a browser (CORS): origins such as
+    # "https://app.example.com", or "*" for any. Empty: no CORS headers (browsers refuse).
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "cors_allow_origins", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -278,6 +281,18 @@ class ServerSection(Section):
     @classmethod
     def _check_allowed_hosts(cls, value: list[str]) -> list[str]:
         return [_normalise_allowed_host(entry) for entry in value]
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        origins = [entry.strip().rstrip("/") for entry in value if entry.strip()]
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+                raise ValueError(
+                    f"cors_allow_origins: {origin[:100]!r} is not an origin like "
+                    "https://app.example.com (scheme and host, no path) or '*'"
+                )
+        return origins
 
 
 class JobsSection(Section):
