@@ -31,6 +31,7 @@ from frontend.compat.openai import router as openai_router
 from frontend.compat.openai import unprefixed_router as infinity_router
 from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
 from frontend.compat.tei import router as tei_router
+from frontend.compat.weaviate import router as weaviate_router
 from frontend.core.config import Settings
 from frontend.core.cors import cors_middleware
 from frontend.core.errors import install_exception_handlers
@@ -81,6 +82,7 @@ ROUTERS = [
     cohere_router,
     ollama_router,
     tei_router,
+    weaviate_router,
     images_router,
     documents_router,
     status_router,

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from frontend.core.errors import INVALID_REQUEST, envelope
 
 # Kubernetes and Docker probes send the pod IP or a service name as Host; they return no data.
-EXEMPT_PATHS = frozenset({"/health", "/ready"})
+EXEMPT_PATHS = frozenset({"/health", "/ready", "/.well-known/live", "/.well-known/ready"})
 _WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
 # host, optional :port; IPv6 literals in brackets
 _HOST_HEADER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$")

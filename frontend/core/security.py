@@ -31,7 +31,7 @@ from frontend.core.redis_options import reconnecting
 logger = logging.getLogger(__name__)
 
 # Probes must work without keys and from anywhere the network allows.
-PROBE_PATHS = frozenset({"/health", "/ready"})
+PROBE_PATHS = frozenset({"/health", "/ready", "/.well-known/live", "/.well-known/ready"})
 # Documentation and the admin page's static files hold no data; the API calls they make do.
 DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 OPEN_PREFIXES: tuple[str, ...] = ("/admin/static/",)

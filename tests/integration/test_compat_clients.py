@@ -233,3 +233,20 @@ def test_cohere_embed_bad_input_is_a_400(client: httpx.Client, body: dict[str, o
     assert response.json()["error"]["code"] == "INVALID_REQUEST"
     unknown = client.post("/v2/embed", json={"model": "nope", "texts": ["a"]})
     assert unknown.status_code == 404
+
+
+def test_weaviate_text2vec_transformers_api(api: RunningApi, expected: np.ndarray) -> None:
+    """What Weaviate's text2vec-transformers module sends to TRANSFORMERS_INFERENCE_API."""
+    with api.client() as http:
+        assert http.get("/.well-known/ready").status_code == 204
+        assert http.get("/.well-known/live").status_code == 204
+        assert http.get("/meta").json()["model"]["_name_or_path"] == MINILM_ID
+        for path in ("/vectors", "/vectors/"):
+            config = {"pooling_strategy": "masked_mean", "task_type": "passage"}
+            response = http.post(path, json={"text": TEXTS[2], "config": config})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["text"] == TEXTS[2] and body["dim"] == expected.shape[1]
+            np.testing.assert_array_equal(np.asarray(body["vector"], dtype=np.float32), expected[2])
+        refused = http.post("/vectors", json={"text": ["not", "one"]})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "INVALID_REQUEST"

@@ -134,7 +134,7 @@ def test_every_protected_route(
     assert ("POST", "/api/embed") in protected and ("DELETE", "/api/models/x") in protected
     # ours under /api/, OpenAI's and Cohere's under /v1/ and /v2/, TEI's and Infinity's at the root
     root = {"/embed", "/rerank", "/info", "/", "/embeddings", "/models", "/tika", "/tika/text"}
-    root.add("/process")  # Open WebUI's content extraction engines
+    root |= {"/process", "/vectors", "/vectors/", "/meta"}  # Open WebUI's, Weaviate's
     assert all(p.startswith(("/api/", "/v1/", "/v2/")) or p in root for _, p in protected)
     assert ("POST", "/") in protected and ("GET", "/") not in protected  # TEI's, the admin page
     assert len(protected) >= 15
