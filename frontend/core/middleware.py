@@ -13,7 +13,10 @@ _CLIENT_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (a sane client X-Request-ID is kept) and caps its body size."""
+    """Gives every request an id (a sane client X-Request-ID is kept) and caps its body size.
+
+    HEAD is served as GET (uvicorn sends the headers only): `wget --spider` health checks and
+    uptime monitors get what GET gets, not 405."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -23,6 +26,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "HEAD":
+            scope = {**scope, "method": "GET"}
         request_id = ""
         declared_length = -1
         for name, value in scope["headers"]:

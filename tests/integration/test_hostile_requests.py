@@ -77,3 +77,20 @@ def test_probes_answer_any_host(client: httpx.Client) -> None:
     # Kubernetes sends the pod IP, Docker health checks a service name: no data either way.
     assert client.get("/health", headers={"Host": "frontend:8000"}).status_code == 200
     assert client.get("/ready", headers={"Host": "10.1.2.3:8000"}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/api/status", "/v1/models", "/admin"])
+def test_head_gets_what_get_gets_without_the_body(client: httpx.Client, path: str) -> None:
+    """`wget --spider` health checks and uptime monitors send HEAD."""
+    got = client.get(path)
+    head = client.head(path)
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["x-request-id"]
+
+
+def test_head_on_a_post_route_is_405_in_the_envelope(client: httpx.Client) -> None:
+    response = client.head("/api/embed")
+    assert response.status_code == 405 and response.content == b""
+    assert response.headers["x-request-id"]
