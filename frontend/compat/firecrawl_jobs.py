@@ -43,6 +43,12 @@ class Started(BaseModel):
     id: str
     url: str = Field(description="Where to poll its status")
     invalidURLs: list[str] | None = Field(default=None, description="Batches: URLs dropped")
+    warning: str | None = Field(default=None, description="e.g. that a webhook is not sent")
+
+
+WEBHOOK_WARNING = (
+    "webhooks are not sent by this server: poll `url` (or use POST /api/jobs with `webhook`)"
+)
 
 
 class JobStatusResult(BaseModel):
@@ -110,11 +116,17 @@ async def start_crawl(
     wanted, _ = body.scrapeOptions.formats_wanted()
     job = await _create(jobs, request, SITE, site.model_dump_json().encode(), wanted)
     url = f"{_base(request)}/v2/crawl/{job.id}"
-    return json_response({"success": True, "id": job.id, "url": url})
+    started: dict[str, Any] = {"success": True, "id": job.id, "url": url}
+    if body.webhook:
+        started["warning"] = WEBHOOK_WARNING
+    return json_response(started)
 
 
 class BatchBody(ScrapeOptionsBody):
     urls: list[StrictStr] = Field(min_length=1)
+    webhook: StrictStr | dict[str, Any] | None = Field(
+        default=None, description="Not sent: the answer's `warning` says so; poll `url`"
+    )
     ignoreInvalidURLs: StrictBool = True
     maxConcurrency: StrictInt | None = Field(default=None, ge=1, le=64)
 
@@ -138,7 +150,10 @@ async def start_batch(
     wanted, _ = body.formats_wanted()
     job = await _create(jobs, request, BATCH, batch.model_dump_json().encode(), wanted)
     url = f"{_base(request)}/v2/batch/scrape/{job.id}"
-    return json_response({"success": True, "id": job.id, "url": url, "invalidURLs": invalid})
+    started: dict[str, Any] = {"success": True, "id": job.id, "url": url, "invalidURLs": invalid}
+    if body.webhook:
+        started["warning"] = WEBHOOK_WARNING
+    return json_response(started)
 
 
 async def _job(jobs: JobService, request: Request, job_id: str, endpoint: str) -> Job:

@@ -178,6 +178,9 @@ class CrawlBody(BaseModel):
     delay: float | None = Field(default=None, ge=0, le=60, description="seconds")
     maxConcurrency: StrictInt | None = Field(default=None, ge=1, le=64)
     scrapeOptions: ScrapeOptionsBody = Field(default_factory=ScrapeOptionsBody)
+    webhook: StrictStr | dict[str, Any] | None = Field(
+        default=None, description="Not sent: the answer's `warning` says so; poll `url`"
+    )
 
     def site_request(self, max_timeout_ms: int) -> SiteCrawlRequest:
         """Ours. As Firecrawl, without crawlEntireDomain only the start URL's path and below

@@ -203,6 +203,22 @@ def test_firecrawl_sdk_start_status_cancel(keyed: CrawlApi, tree: Tree) -> None:
     assert sdk.get_crawl_errors(started.id).errors == []  # cancelled before any failure
 
 
+def test_firecrawl_webhook_is_not_sent_and_the_answer_says_so(keyed: CrawlApi, tree: Tree) -> None:
+    hook = {"url": "https://example.com/hook", "events": ["completed"], "metadata": {"a": 1}}
+    with client(keyed) as http:
+        for path, body in (
+            ("/v2/crawl", {"url": tree.url("/"), "limit": 1, "webhook": hook}),
+            ("/v2/batch/scrape", {"urls": [tree.url("/orphan/6")], "webhook": hook["url"]}),
+        ):
+            started = http.post(path, json=body)
+            assert started.status_code == 200, started.text
+            assert "not sent" in started.json()["warning"]
+            http.delete(f"{path}/{started.json()['id']}")  # 200, or 409 if it already finished
+        plain = http.post("/v2/crawl", json={"url": tree.url("/"), "limit": 1}).json()
+        assert "warning" not in plain
+        http.delete(f"/v2/crawl/{plain['id']}")
+
+
 def test_firecrawl_sdk_batch_scrape(keyed: CrawlApi, tree: Tree) -> None:
     sdk = Firecrawl(api_key=KEY, api_url=keyed.url)
     urls = [tree.url(f"/orphan/{k}") for k in range(4)]
