@@ -21,6 +21,7 @@ from frontend.crawl.failures import classify_net_error, host_port, net_failure, 
 from frontend.crawl.policy import CrawlPolicy, Resolver, TargetRefused, system_resolver
 from frontend.crawl.proxy import MARKER_HEADER, ProxySession
 from frontend.crawl.schemas import CrawlRequest, PageOptions
+from frontend.crawl.slots import Slots
 from frontend.crawl.warm import BYPASS_NOTHING, Warm, WarmContexts, context_options
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ class CrawlService:
             self._new_session,
             lambda session: context_options(settings, session),
         )
-        self._slots = asyncio.Semaphore(settings.max_concurrent)
-        self._admitted = 0
+        self.slots = Slots(settings.max_concurrent)
+        self._admitted = 0  # foreground crawls running or waiting
 
     async def start(self) -> None:
         await self._default_proxy.start()
@@ -89,11 +90,17 @@ class CrawlService:
                 {"errors": [{"field": "block_resources", "message": "not with screenshot/pdf"}]},
             )
 
-    async def crawl(self, request: CrawlRequest) -> dict[str, Any]:
+    async def crawl(self, request: CrawlRequest, background: bool = False) -> dict[str, Any]:
+        """One page. Foreground crawls (a caller waiting for this page) beyond
+        max_concurrent + max_queued get 503; a background page (of a site crawl or a batch,
+        bounded by its own concurrency) waits, and free slots go to foreground crawls first."""
         self.check_options(request)
         timeout_ms = self.timeout_ms(request.timeout_ms)
         url = request.url.strip()
         await self.check_target(url)
+        if background:
+            async with self.slots.hold(background=True):
+                return await self._crawl(request, url, timeout_ms)
         limit = self.settings.max_concurrent + self.settings.max_queued
         if self._admitted >= limit:
             raise ResourceExhausted(
@@ -101,7 +108,7 @@ class CrawlService:
             )
         self._admitted += 1
         try:
-            async with self._slots:
+            async with self.slots.hold():
                 return await self._crawl(request, url, timeout_ms)
         finally:
             self._admitted -= 1

@@ -332,7 +332,7 @@ async def load_page(service: CrawlService, page: CrawlRequest) -> dict[str, Any]
     for _ in range(_BUSY_RETRIES):
         try:
             started = time.monotonic()
-            result = await service.crawl(page)
+            result = await service.crawl(page, background=True)
             result["fetch_time_ms"] = round((time.monotonic() - started) * 1000, 2)
             return result
         except ResourceExhausted:

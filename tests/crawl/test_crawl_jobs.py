@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -325,3 +326,31 @@ def test_a_crawl_job_on_redis_keeps_its_pages_there(tree: Tree) -> None:
     finally:
         api.stop()
         redis.close()
+
+
+def test_a_scrape_goes_before_the_background_pages_waiting_for_a_slot(
+    api: CrawlApi, tree: Tree
+) -> None:
+    """Two batches of slow pages keep both slots busy with two more pages waiting; a scrape
+    made then takes the next free slot, ahead of them: the site sees no slow page start
+    between the first two and the scrape's page (a plain queue would start the two waiting
+    ones first)."""
+    slots, token = api.service.slots, uuid.uuid4().hex[:8]
+    bodies = [
+        {"urls": [tree.url(f"/slow?t={token}&b={b}&p={p}") for p in range(3)], "concurrency": 2}
+        for b in range(2)
+    ]
+    with ThreadPoolExecutor(2) as pool, api.client() as http:
+        batches = [pool.submit(http.post, "/api/crawl/batch", json=body) for body in bodies]
+        deadline = time.monotonic() + 30
+        while slots.waiting(background=True) < 2:  # 4 workers for 2 slots
+            assert time.monotonic() < deadline, "the batches never filled the slots"
+            time.sleep(0.02)
+        body = {"url": tree.url(f"/orphan/{token}"), "wait_for_js": False}
+        assert http.post("/api/crawl", json=body).status_code == 200
+        for batch in batches:
+            lines = [orjson.loads(line) for line in batch.result(timeout=120).text.splitlines()]
+            assert lines[-1]["type"] == "summary" and lines[-1]["done"] == 3, lines[-1]
+    paths = [path for _, path in list(tree.log) if token in path]
+    scrape = paths.index(f"/orphan/{token}")
+    assert sum(1 for path in paths[:scrape] if path.startswith("/slow")) == 2, paths
