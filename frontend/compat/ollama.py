@@ -4,7 +4,8 @@ embedding models. POST /api/embed itself is frontend.embed.routes (it takes both
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
@@ -12,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from frontend import __version__
 from frontend.core.config import Task
-from frontend.core.deps import EmbeddingServiceDep, RegistryDep
+from frontend.core.deps import EmbeddingServiceDep, LifecycleDep, RegistryDep
 from frontend.core.errors import json_response
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
@@ -51,6 +52,24 @@ class OllamaTags(BaseModel):
 
 class OllamaVersion(BaseModel):
     version: str
+
+
+class OllamaRunning(BaseModel):
+    name: str
+    model: str
+    size: int = Field(description="Memory of the model's processes (bytes)")
+    size_vram: int = Field(description="GPU memory of the model's processes (bytes)")
+    digest: str
+    details: dict[str, object]
+    expires_at: str = Field(description="When an idle unload is due (far off: pinned or busy)")
+
+
+class OllamaPs(BaseModel):
+    models: list[OllamaRunning]
+
+
+# What Ollama answers for a model kept loaded forever (keep_alive -1).
+_FOREVER = "2318-11-29T00:00:00Z"
 
 
 @router.post(
@@ -103,3 +122,36 @@ async def tags(request: Request, registry: RegistryDep) -> Response:
 @router.get("/version", response_model=OllamaVersion, summary="Ollama's version probe")
 async def version() -> Response:
     return json_response({"version": __version__})
+
+
+@router.get("/ps", response_model=OllamaPs, summary="Ollama's loaded models: the loaded embedders")
+async def ps(registry: RegistryDep, lifecycle: LifecycleDep) -> Response:
+    now = time.monotonic()
+    embedders = {found.entry.id for found in registry.catalog.all(Task.TEXT_EMBEDDING)}
+    models = []
+    for entry in registry.loaded_entries():
+        if entry.id not in embedders:
+            continue
+        memory, gpu_memory = registry.footprint(entry.id)
+        remaining = lifecycle.expires_in(entry, now)
+        if remaining is None:
+            expires = _FOREVER
+        else:
+            moment = datetime.now(UTC) + timedelta(seconds=max(remaining, 0.0))
+            expires = moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+        models.append(
+            {
+                "name": f"{entry.id}:latest",
+                "model": f"{entry.id}:latest",
+                "size": int(memory or 0),
+                "size_vram": int(gpu_memory or 0),
+                "digest": "",
+                "details": {
+                    "format": "safetensors",
+                    "family": "embedding",
+                    "hf_model": entry.hf_model,
+                },
+                "expires_at": expires,
+            }
+        )
+    return json_response({"models": models})

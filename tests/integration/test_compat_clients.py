@@ -250,3 +250,18 @@ def test_weaviate_text2vec_transformers_api(api: RunningApi, expected: np.ndarra
             np.testing.assert_array_equal(np.asarray(body["vector"], dtype=np.float32), expected[2])
         refused = http.post("/vectors", json={"text": ["not", "one"]})
         assert refused.status_code == 400 and refused.json()["error"]["code"] == "INVALID_REQUEST"
+
+
+def test_ollama_ps_lists_the_loaded_embedders(api: RunningApi, client: httpx.Client) -> None:
+    import ollama
+
+    assert client.post("/api/embed", json={"texts": ["load it"]}).status_code == 200
+    running = ollama.Client(host=api.url).ps()
+    names = [m.model for m in running.models]
+    assert "minilm:latest" in names
+    minilm = running.models[names.index("minilm:latest")]
+    assert minilm.size and minilm.size > 10 * 2**20  # the stub's memory, a real process
+    assert minilm.expires_at is not None
+    status = client.get("/api/status").json()
+    loaded = {m["id"] for m in status["models"]}
+    assert {name.removesuffix(":latest") for name in names} <= loaded
