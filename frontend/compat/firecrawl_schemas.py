@@ -186,7 +186,10 @@ class CrawlBody(BaseModel):
         """Ours. As Firecrawl, without crawlEntireDomain only the start URL's path and below
         are crawled."""
         include = list(self.includePaths or ())
-        path = urlsplit(self.url).path if "://" in self.url else ""
+        try:
+            path = urlsplit(self.url).path if "://" in self.url else ""
+        except ValueError:  # e.g. "http://[::1": refused as a URL by SiteCrawl.prepare()
+            path = ""
         folder = path.rsplit("/", 1)[0] if not path.endswith("/") else path.rstrip("/")
         if not self.crawlEntireDomain and folder and not include:
             include = [f"^{re.escape(folder)}(/|$|\\?)"]

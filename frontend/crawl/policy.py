@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from frontend.crawl.urls import FORBIDDEN_HOST
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # (host, port) -> the addresses to connect to; raises OSError (socket.gaierror) when it fails.
@@ -137,6 +139,10 @@ class CrawlPolicy:
         host = (parts.hostname or "").rstrip(".")
         if not host:
             raise TargetRefused(Refusal("invalid_url", "", "the URL has no host"))
+        if parse_ip(host) is None and FORBIDDEN_HOST.search(host):
+            raise TargetRefused(
+                Refusal("invalid_url", "", "the URL's host is not a valid host name")
+            )
         return host, port or (443 if scheme == "https" else 80)
 
     def host_allowed_by_name(self, host: str) -> bool:

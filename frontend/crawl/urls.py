@@ -14,6 +14,12 @@ TRACKING_PARAMS = re.compile(
 )
 
 
+# Characters no host name has (the URL Standard's forbidden host code points, and controls):
+# a browser would refuse such a URL, and a DNS lookup of it is not worth making. IPv6
+# literals (with ':') are told apart by the caller.
+FORBIDDEN_HOST = re.compile(r"[\x00-\x20\x7f #%/<>?@\[\\\]^|]")
+
+
 def normalize(url: str, drop_query: bool = False) -> str | None:
     """The crawl's key for a URL: scheme and host lower-cased, default port and fragment
     dropped, an empty path as '/', tracking parameters removed and the rest sorted (or the
@@ -25,7 +31,7 @@ def normalize(url: str, drop_query: bool = False) -> str | None:
         return None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")
-    if scheme not in _DEFAULT_PORTS or not host:
+    if scheme not in _DEFAULT_PORTS or not host or FORBIDDEN_HOST.search(host):
         return None
     if ":" in host:
         host = f"[{host}]"
