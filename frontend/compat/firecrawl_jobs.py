@@ -22,7 +22,7 @@ from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
 from frontend.crawl.schemas import PageOptions
 from frontend.crawl.site import SiteCrawl
 from frontend.crawl.urls import normalize
-from frontend.jobs.routes import JobsDep, items_page, owner_of
+from frontend.jobs.routes import MAX_OFFSET, JobsDep, items_page, owner_of
 from frontend.jobs.service import JobService
 from frontend.jobs.store import Job
 
@@ -226,7 +226,7 @@ async def _errors(jobs: JobService, request: Request, job_id: str, endpoint: str
     return json_response({"errors": errors, "robotsBlocked": []})
 
 
-Skip = Annotated[int, Query(ge=0, description="Documents to skip (as `next` says)")]
+Skip = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip (as `next` says)")]
 
 
 @router.get(

@@ -19,6 +19,7 @@ from frontend.jobs.store import FINISHED, Job
 from frontend.jobs.views import summary, view
 
 MAX_WAIT_SECONDS = 60
+MAX_OFFSET = 2**31 - 1  # SQLite and Redis take offsets as 64-bit integers; no list is longer
 WAIT_STEP_SECONDS = 0.02
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["jobs"])
 
@@ -83,7 +84,7 @@ async def list_jobs(
     jobs: JobsDep,
     status: Annotated[JobStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     limit = min(limit, jobs.config.max_jobs_listed)
     found, total = await asyncio.to_thread(
@@ -159,7 +160,7 @@ async def job_items(
     job_id: str,
     request: Request,
     jobs: JobsDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> Response:
     job = await jobs.owned(owner_of(request), job_id)

@@ -94,3 +94,20 @@ def test_head_on_a_post_route_is_405_in_the_envelope(client: httpx.Client) -> No
     response = client.head("/api/embed")
     assert response.status_code == 405 and response.content == b""
     assert response.headers["x-request-id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/jobs", "offset"),
+        ("/api/jobs", "limit"),
+        ("/api/jobs/x/items", "offset"),
+        ("/v2/crawl/x", "skip"),
+        ("/v2/batch/scrape/x", "skip"),
+    ],
+)
+def test_huge_paging_numbers_are_a_400_not_a_database_error(
+    client: httpx.Client, path: str, name: str
+) -> None:
+    response = client.get(path, params={name: "9" * 40})
+    assert response.status_code == 400, response.text
