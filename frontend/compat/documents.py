@@ -11,6 +11,7 @@ import warnings
 from typing import Any
 from urllib.parse import unquote
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from PIL import Image, UnidentifiedImageError
 
@@ -18,7 +19,7 @@ from frontend.core.deps import RegistryDep
 from frontend.core.errors import InvalidRequest, json_response
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.images.decode import SUPPORTED_FORMATS
-from frontend.images.document import document_kind
+from frontend.images.document import PDF_TYPES, document_kind
 from frontend.images.inputs import RawImages
 from frontend.images.routes import OCR, run_images
 from frontend.images.schemas import OcrOptions
@@ -26,7 +27,6 @@ from frontend.models.registry import ModelRegistry
 
 router = APIRouter(tags=["documents"])
 TEXT_TYPES = ("application/json", "application/xml", "application/x-yaml", "application/yaml")
-PDF_TYPES = ("application/pdf", "application/x-pdf")
 UNSUPPORTED = (
     "cannot read this file: send an image, a PDF, a TIFF or UTF-8 text "
     "(Office documents and other formats are not read)"
@@ -50,6 +50,11 @@ def _is_image(data: bytes) -> bool:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         return False
     return True
+
+
+def _readable(data: bytes, declared: str | None) -> bool:
+    """A document (PDF, multi-page TIFF) or an image, by its bytes (header reads only)."""
+    return document_kind(data, declared) is not None or _is_image(data)
 
 
 def _as_text(data: bytes, declared: str | None, charset: str | None) -> str | None:
@@ -94,7 +99,7 @@ async def extract(request: Request, registry: ModelRegistry, lang: str | None) -
         raise InvalidRequest("the request body is empty: send the file itself")
     # Declared images and PDFs go to the pipeline even when unreadable: its errors say why.
     claimed = declared is not None and (declared.startswith("image/") or declared in PDF_TYPES)
-    if not (claimed or document_kind(data, declared) is not None or _is_image(data)):
+    if not claimed and not await anyio.to_thread.run_sync(_readable, data, declared):
         text = _as_text(data, declared, charset)
         if text is None:
             raise InvalidRequest(UNSUPPORTED, {"content_type": (declared or "")[:100]})
