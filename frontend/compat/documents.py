@@ -100,7 +100,7 @@ async def extract(request: Request, registry: ModelRegistry, lang: str | None) -
     # Declared images and PDFs go to the pipeline even when unreadable: its errors say why.
     claimed = declared is not None and (declared.startswith("image/") or declared in PDF_TYPES)
     if not claimed and not await anyio.to_thread.run_sync(_readable, data, declared):
-        text = _as_text(data, declared, charset)
+        text = await anyio.to_thread.run_sync(_as_text, data, declared, charset)
         if text is None:
             raise InvalidRequest(UNSUPPORTED, {"content_type": (declared or "")[:100]})
         return {"text": text, "content_type": declared or "text/plain"}
