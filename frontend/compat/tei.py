@@ -3,13 +3,14 @@ POST / (where Hugging Face's InferenceClient, and so langchain-huggingface, send
 
 TEI serves one model per server, so these use the default model of their task. TEI's own
 defaults are kept: /embed normalizes, /rerank refuses over-long pairs unless `truncate`.
-POST /rerank also takes the Cohere/Infinity body (`documents`), as Infinity's /rerank does, and
-answers it in that shape: clients pointed at another server's /rerank keep working.
+POST /rerank also takes Infinity's body (Cohere's: `documents`) and answers as Infinity does,
+so clients of Infinity's /rerank (LiteLLM's `infinity/` models) work here too.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import time
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Request, Response
@@ -18,13 +19,12 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, St
 from frontend import __version__
 from frontend.core.config import Task
 from frontend.core.deps import EmbeddingServiceDep, RegistryDep, RerankServiceDep
-from frontend.core.errors import json_response
+from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.embed.routes import numpy_json
 from frontend.embed.service import EmbeddingService
-from frontend.rerank.routes import cohere_rerank
-from frontend.rerank.schemas import CohereRerankRequest, CohereRerankResponse
+from frontend.rerank.schemas import CohereRerankRequest
 from frontend.rerank.service import RerankService
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["tei"])
@@ -53,6 +53,26 @@ class TeiRank(BaseModel):
     index: int
     score: float
     text: str | None = None
+
+
+class InfinityRank(BaseModel):
+    relevance_score: float
+    index: int
+    document: str | None = Field(default=None, description="With return_documents")
+
+
+class InfinityUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class InfinityRerankResponse(BaseModel):
+    object: Literal["rerank"]
+    results: list[InfinityRank]
+    model: str
+    usage: InfinityUsage
+    id: str = Field(description="The request id")
+    created: int
 
 
 class TeiInfo(BaseModel):
@@ -107,6 +127,32 @@ async def _rerank(body: TeiRerankRequest, service: RerankService) -> Response:
     return json_response(results)
 
 
+async def _infinity_rerank(
+    body: CohereRerankRequest, request: Request, service: RerankService
+) -> Response:
+    """Infinity's /rerank answer: Cohere's results, but `document` is the text itself."""
+    texts = body.texts()
+    ranked = await service.rerank(body.query, texts, body.model, body.truncate)
+    values = ranked.logits if body.raw_scores else ranked.scores
+    results: list[dict[str, Any]] = []
+    for index in ranked.order(body.raw_scores, body.top_n):
+        item: dict[str, Any] = {"relevance_score": float(values[index]), "index": index}
+        if body.return_documents:
+            item["document"] = texts[index]
+        results.append(item)
+    tokens = int(ranked.tokens.sum())
+    return json_response(
+        {
+            "object": "rerank",
+            "results": results,
+            "model": body.model or ranked.entry.id,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            "id": request_id_of(request),
+            "created": int(time.time()),
+        }
+    )
+
+
 @router.post(
     "/embed",
     response_model=list[list[float]],
@@ -119,20 +165,20 @@ async def embed(body: TeiEmbedRequest, service: EmbeddingServiceDep) -> Response
 
 @router.post(
     "/rerank",
-    response_model=list[TeiRank] | CohereRerankResponse,
+    response_model=list[TeiRank] | InfinityRerankResponse,
     responses=error_responses(*INFERENCE_ERRORS),
     summary="TEI's rerank (`texts`: a list of scores, best first); with `documents` instead, "
-    "Infinity's and Cohere's rerank (documents returned only if asked)",
+    "Infinity's rerank (Cohere's request; documents returned only if asked, as strings)",
 )
 async def rerank(body: AnyRerankRequest, request: Request, service: RerankServiceDep) -> Response:
     if isinstance(body, CohereRerankRequest):
-        return await cohere_rerank(body, request, service, "2")
+        return await _infinity_rerank(body, request, service)
     return await _rerank(body, service)
 
 
 @router.post(
     "/",
-    response_model=list[list[float]] | list[TeiRank] | CohereRerankResponse,
+    response_model=list[list[float]] | list[TeiRank] | InfinityRerankResponse,
     responses=error_responses(*INFERENCE_ERRORS),
     summary="TEI's root route (Hugging Face's InferenceClient): an embed body embeds, a "
     "rerank body (`query`) reranks",
@@ -146,7 +192,7 @@ async def predict(
     if isinstance(body, TeiEmbedRequest):
         return await _embed(body, embedder)
     if isinstance(body, CohereRerankRequest):
-        return await cohere_rerank(body, request, reranker, "2")
+        return await _infinity_rerank(body, request, reranker)
     return await _rerank(body, reranker)
 
 

@@ -117,18 +117,21 @@ def test_tei_root_route_reranks_and_embeds(client: httpx.Client, reference: tupl
     assert embedded.json() == client.post("/embed", json={"inputs": ["a small white cat"]}).json()
 
 
-def test_rerank_path_takes_infinitys_and_coheres_body(
+def test_rerank_path_takes_infinitys_body_and_answers_as_infinity(
     client: httpx.Client, reference: tuple
 ) -> None:
+    """What Infinity's clients (LiteLLM's `infinity/` models) send to /rerank and read back."""
     body = {"model": "tiny-reranker", "query": QUERY, "documents": DOCUMENTS, "top_n": 2}
     data = client.post("/rerank", json=body).json()
+    assert data["object"] == "rerank" and data["model"] == "tiny-reranker"
+    assert data["usage"]["prompt_tokens"] == data["usage"]["total_tokens"] > 0
     assert [r["index"] for r in data["results"]] == list(np.argsort(-reference[0])[:2])
     assert all("document" not in r for r in data["results"])  # Infinity's default
     for item in data["results"]:
         assert item["relevance_score"] == pytest.approx(reference[0][item["index"]], abs=2e-5)
     with_docs = client.post("/", json={**body, "return_documents": True}).json()
     first = with_docs["results"][0]
-    assert first["document"] == {"text": DOCUMENTS[first["index"]]}
+    assert first["document"] == DOCUMENTS[first["index"]]  # the text itself, as Infinity
 
 
 TOO_MANY = ["doc"] * (int(LIMITS["max_rerank_documents"]) + 1)
