@@ -26,6 +26,7 @@ from frontend.compat.documents import router as documents_router
 from frontend.compat.firecrawl import router as firecrawl_router
 from frontend.compat.firecrawl_errors import FirecrawlErrorMiddleware, document_firecrawl_errors
 from frontend.compat.firecrawl_jobs import router as firecrawl_jobs_router
+from frontend.compat.firecrawl_v1 import router as firecrawl_v1_router
 from frontend.compat.ollama import router as ollama_router
 from frontend.compat.openai import router as openai_router
 from frontend.compat.openai import unprefixed_router as infinity_router
@@ -92,6 +93,7 @@ ROUTERS = [
     batch_router,
     firecrawl_router,
     firecrawl_jobs_router,
+    firecrawl_v1_router,
     jobs_router,
     admin_router,
 ]

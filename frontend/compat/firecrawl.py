@@ -15,6 +15,7 @@ from frontend.core.jsonbody import StrictJSONRoute
 from frontend.crawl.mapping import map_site
 from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
 from frontend.crawl.schemas import CrawlRequest
+from frontend.crawl.service import CrawlService
 from frontend.crawl.site_schemas import MapRequest
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/v2", tags=["firecrawl"])
@@ -68,6 +69,11 @@ class MapResult(BaseModel):
     summary="Firecrawl v2 map: a site's URLs from its sitemaps and the start page's links",
 )
 async def map_(body: MapBody, service: CrawlServiceDep) -> Response:
+    return json_response({"success": True, "links": await map_links(body, service)})
+
+
+async def map_links(body: MapBody, service: CrawlService) -> list[dict[str, Any]]:
+    """[{url, title?}] of a map request."""
     timeout = None
     if body.timeout is not None:
         timeout = min(body.timeout, service.settings.max_timeout_ms)
@@ -83,8 +89,7 @@ async def map_(body: MapBody, service: CrawlServiceDep) -> Response:
             timeout_ms=timeout,
         ),
     )
-    shaped = [
+    return [
         {"url": link["url"], **({"title": link["title"]} if link["title"] else {})}
         for link in links
     ]
-    return json_response({"success": True, "links": shaped})

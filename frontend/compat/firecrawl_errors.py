@@ -1,5 +1,5 @@
-"""Errors under Firecrawl's paths (/v2/scrape, /v2/map, ...) in Firecrawl's shape, whoever
-answered them (routes, auth, rate limits, body limit, Host check):
+"""Errors under Firecrawl's paths (/v2/scrape, /v2/map, ..., and their v1 twins) in Firecrawl's
+shape, whoever answered them (routes, auth, rate limits, body limit, Host check):
 {"success": false, "error": message, "code", "details", "request_id"}.
 
 `firecrawl-py` reads `error`, `details` and `code`: our CRAWL_DNS_FAILED and CRAWL_TLS_FAILED
@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from frontend.compat.openai_errors import ErrorRewriteMiddleware
+from frontend.compat.openai_errors import FIRECRAWL_V1, ErrorRewriteMiddleware
 
-PREFIXES = ("/v2/scrape", "/v2/map", "/v2/crawl", "/v2/batch/")
+PREFIXES = ("/v2/scrape", "/v2/map", "/v2/crawl", "/v2/batch/", *FIRECRAWL_V1)
 _CODES = {
     "CRAWL_DNS_FAILED": "SCRAPE_DNS_RESOLUTION_ERROR",
     "CRAWL_TLS_FAILED": "SCRAPE_SSL_ERROR",

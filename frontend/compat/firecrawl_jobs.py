@@ -20,6 +20,7 @@ from frontend.core.openapi import error_responses
 from frontend.crawl.batch import BatchCrawlRequest, check_batch
 from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
 from frontend.crawl.schemas import PageOptions
+from frontend.crawl.service import CrawlService
 from frontend.crawl.site import SiteCrawl
 from frontend.crawl.urls import normalize
 from frontend.jobs.routes import MAX_OFFSET, JobsDep, items_page, owner_of
@@ -73,6 +74,8 @@ class ErrorsResult(BaseModel):
 
 
 STATUS_RESPONSES = error_responses(NotFound, 503)
+CANCEL_RESPONSES = error_responses(NotFound, 409, 503)
+START_RESPONSES = {**CRAWL_RESPONSES, **error_responses(503)}
 
 
 def _base(request: Request) -> str:
@@ -105,17 +108,23 @@ async def _noop(_: dict[str, Any]) -> None:
 @router.post(
     "/crawl",
     response_model=Started,
-    responses={**CRAWL_RESPONSES, **error_responses(503)},
+    responses=START_RESPONSES,
     summary="Firecrawl v2 crawl: start a site crawl job",
 )
 async def start_crawl(
     body: CrawlBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
 ) -> Response:
+    return await start_site_crawl(body, request, service, jobs, "v2")
+
+
+async def start_site_crawl(
+    body: CrawlBody, request: Request, service: CrawlService, jobs: JobService, version: str
+) -> Response:
     site = body.site_request(service.settings.max_timeout_ms)
     await SiteCrawl(service, site, _noop).prepare()  # refusals now, not in the job
     wanted, _ = body.scrapeOptions.formats_wanted()
     job = await _create(jobs, request, SITE, site.model_dump_json().encode(), wanted)
-    url = f"{_base(request)}/v2/crawl/{job.id}"
+    url = f"{_base(request)}/{version}/crawl/{job.id}"
     started: dict[str, Any] = {"success": True, "id": job.id, "url": url}
     if body.webhook:
         started["warning"] = WEBHOOK_WARNING
@@ -134,11 +143,17 @@ class BatchBody(ScrapeOptionsBody):
 @router.post(
     "/batch/scrape",
     response_model=Started,
-    responses={**CRAWL_RESPONSES, **error_responses(503)},
+    responses=START_RESPONSES,
     summary="Firecrawl v2 batch scrape: start a job loading a list of pages",
 )
 async def start_batch(
     body: BatchBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
+) -> Response:
+    return await start_batch_scrape(body, request, service, jobs, "v2")
+
+
+async def start_batch_scrape(
+    body: BatchBody, request: Request, service: CrawlService, jobs: JobService, version: str
 ) -> Response:
     urls, invalid = list(body.urls), []
     if body.ignoreInvalidURLs:
@@ -149,7 +164,7 @@ async def start_batch(
     check_batch(service, batch)
     wanted, _ = body.formats_wanted()
     job = await _create(jobs, request, BATCH, batch.model_dump_json().encode(), wanted)
-    url = f"{_base(request)}/v2/batch/scrape/{job.id}"
+    url = f"{_base(request)}/{version}/batch/scrape/{job.id}"
     started: dict[str, Any] = {"success": True, "id": job.id, "url": url, "invalidURLs": invalid}
     if body.webhook:
         started["warning"] = WEBHOOK_WARNING
@@ -193,6 +208,8 @@ async def _status(
         "next": None if following is None else f"{_base(request)}{path}?skip={following}",
         "data": data,
     }
+    if following is None and path.startswith("/v1/"):
+        del payload["next"]  # v1 clients page while `next` is present
     return json_response(payload)
 
 
@@ -236,13 +253,13 @@ Skip = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip 
     summary="Firecrawl v2 crawl status and pages",
 )
 async def crawl_status(job_id: str, request: Request, jobs: JobsDep, skip: Skip = 0) -> Response:
-    return await _status(jobs, request, job_id, SITE, f"/v2/crawl/{job_id}", skip)
+    return await _status(jobs, request, job_id, SITE, request.url.path, skip)
 
 
 @router.delete(
     "/crawl/{job_id}",
     response_model=Cancelled,
-    responses=error_responses(NotFound, 409, 503),
+    responses=CANCEL_RESPONSES,
     summary="Firecrawl v2: cancel a crawl",
 )
 async def crawl_cancel(job_id: str, request: Request, jobs: JobsDep) -> Response:
@@ -266,13 +283,13 @@ async def crawl_errors(job_id: str, request: Request, jobs: JobsDep) -> Response
     summary="Firecrawl v2 batch scrape status and pages",
 )
 async def batch_status(job_id: str, request: Request, jobs: JobsDep, skip: Skip = 0) -> Response:
-    return await _status(jobs, request, job_id, BATCH, f"/v2/batch/scrape/{job_id}", skip)
+    return await _status(jobs, request, job_id, BATCH, request.url.path, skip)
 
 
 @router.delete(
     "/batch/scrape/{job_id}",
     response_model=Cancelled,
-    responses=error_responses(NotFound, 409, 503),
+    responses=CANCEL_RESPONSES,
     summary="Firecrawl v2: cancel a batch scrape",
 )
 async def batch_cancel(job_id: str, request: Request, jobs: JobsDep) -> Response:

@@ -15,6 +15,15 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PREFIX = "/v1/"
+# Firecrawl's v1 routes live under /v1/ too; their errors have Firecrawl's shape instead
+# (compat.firecrawl_errors).
+FIRECRAWL_V1 = ("/v1/scrape", "/v1/map", "/v1/crawl", "/v1/batch/")
+
+
+def is_openai_path(path: str) -> bool:
+    return path.startswith(PREFIX) and not path.startswith(FIRECRAWL_V1)
+
+
 _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -94,7 +103,7 @@ class ErrorRewriteMiddleware:
 
 class OpenAIErrorMiddleware(ErrorRewriteMiddleware):
     def applies(self, path: str) -> bool:
-        return path.startswith(PREFIX)
+        return is_openai_path(path)
 
     def reshape(self, status: int, body: bytes) -> tuple[int, bytes]:
         return status, openai_error(status, body)
@@ -120,7 +129,7 @@ def document_openai_errors(schema: dict[str, Any]) -> dict[str, Any]:
     schemas["OpenAIErrorEnvelope"] = envelope
     ours, theirs = "#/components/schemas/ErrorEnvelope", "#/components/schemas/OpenAIErrorEnvelope"
     for path, operations in schema.get("paths", {}).items():
-        if not path.startswith(PREFIX):
+        if not is_openai_path(path):
             continue
         for operation in operations.values():
             for response in operation.get("responses", {}).values():

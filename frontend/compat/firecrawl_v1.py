@@ -1,0 +1,187 @@
+"""Firecrawl's v1 API, which Dify's Firecrawl source and firecrawl-py's V1FirecrawlApp speak:
+/v1/scrape, /v1/map, /v1/crawl and /v1/batch/scrape with their status, cancel and errors. The
+v2 routes' work, with v1's field names (maxDepth, allowBackwardLinks, ignoreSitemap,
+sitemapOnly) and v1's map answer (links as strings); errors in Firecrawl's shape."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from frontend.compat import firecrawl, firecrawl_jobs
+from frontend.compat.firecrawl_schemas import CrawlBody, ScrapeOptionsBody
+from frontend.core.errors import json_response
+from frontend.core.jsonbody import StrictJSONRoute
+from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
+from frontend.crawl.urls import path_of
+from frontend.jobs.routes import JobsDep
+
+router = APIRouter(route_class=StrictJSONRoute, prefix="/v1", tags=["firecrawl"])
+
+
+class V1MapBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    url: StrictStr = Field(min_length=1, max_length=4096)
+    search: StrictStr | None = Field(default=None, max_length=500)
+    ignoreSitemap: StrictBool = False
+    sitemapOnly: StrictBool = False
+    includeSubdomains: StrictBool = True
+    limit: StrictInt | None = Field(default=None, ge=1, le=100_000)
+    timeout: StrictInt | None = Field(default=None, ge=100)
+
+    def v2(self) -> firecrawl.MapBody:
+        sitemap: Literal["include", "skip", "only"] = "include"
+        if self.sitemapOnly:
+            sitemap = "only"
+        elif self.ignoreSitemap:
+            sitemap = "skip"
+        return firecrawl.MapBody(
+            url=self.url,
+            search=self.search,
+            sitemap=sitemap,
+            includeSubdomains=self.includeSubdomains,
+            limit=self.limit,
+            timeout=self.timeout,
+        )
+
+
+class V1MapResult(BaseModel):
+    success: Literal[True]
+    links: list[str]
+
+
+class V1CrawlBody(BaseModel):
+    """v1's crawl request. `maxDepth` limits the URL path's depth below the start URL's (as
+    Firecrawl v1 does), `maxDiscoveryDepth` the link hops."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    url: StrictStr = Field(min_length=1, max_length=4096)
+    limit: StrictInt = Field(default=100, ge=1)
+    maxDepth: StrictInt | None = Field(default=None, ge=0, le=100)
+    maxDiscoveryDepth: StrictInt | None = Field(default=None, ge=0, le=100)
+    includePaths: list[StrictStr] | None = None
+    excludePaths: list[StrictStr] | None = None
+    ignoreSitemap: StrictBool = False
+    ignoreQueryParameters: StrictBool = False
+    allowBackwardLinks: StrictBool = False
+    crawlEntireDomain: StrictBool | None = None
+    allowExternalLinks: StrictBool = False
+    allowSubdomains: StrictBool = False
+    delay: float | None = Field(default=None, ge=0, le=60, description="seconds")
+    maxConcurrency: StrictInt | None = Field(default=None, ge=1, le=64)
+    scrapeOptions: ScrapeOptionsBody = Field(default_factory=ScrapeOptionsBody)
+    webhook: StrictStr | dict[str, Any] | None = Field(
+        default=None, description="Not sent: the answer's `warning` says so; poll `url`"
+    )
+
+    def v2(self) -> CrawlBody:
+        exclude = list(self.excludePaths or ())
+        if self.maxDepth is not None:
+            base = len([part for part in path_of(self.url).split("?")[0].split("/") if part])
+            # more non-empty path segments than the start URL's plus maxDepth: left out
+            exclude.append(rf"^(?:/[^/?#]+){{{base + self.maxDepth + 1}}}")
+        entire = self.crawlEntireDomain
+        return CrawlBody(
+            url=self.url,
+            limit=self.limit,
+            maxDiscoveryDepth=self.maxDiscoveryDepth,
+            includePaths=self.includePaths,
+            excludePaths=exclude or None,
+            sitemap="skip" if self.ignoreSitemap else "include",
+            ignoreQueryParameters=self.ignoreQueryParameters,
+            crawlEntireDomain=self.allowBackwardLinks if entire is None else entire,
+            allowExternalLinks=self.allowExternalLinks,
+            allowSubdomains=self.allowSubdomains,
+            delay=self.delay,
+            maxConcurrency=self.maxConcurrency,
+            scrapeOptions=self.scrapeOptions,
+            webhook=self.webhook,
+        )
+
+
+@router.post(
+    "/map",
+    response_model=V1MapResult,
+    responses=CRAWL_RESPONSES,
+    summary="Firecrawl v1 map: a site's URLs (as strings)",
+)
+async def map_v1(body: V1MapBody, service: CrawlServiceDep) -> Response:
+    links = await firecrawl.map_links(body.v2(), service)
+    return json_response({"success": True, "links": [link["url"] for link in links]})
+
+
+@router.post(
+    "/crawl",
+    response_model=firecrawl_jobs.Started,
+    responses=firecrawl_jobs.START_RESPONSES,
+    summary="Firecrawl v1 crawl: start a site crawl job (poll GET /v1/crawl/{id})",
+)
+async def crawl_v1(
+    body: V1CrawlBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
+) -> Response:
+    try:
+        v2 = body.v2()
+    except ValueError:  # a URL the path depth cannot be read from: refused as v2 refuses it
+        v2 = CrawlBody(url=body.url, limit=body.limit)
+    return await firecrawl_jobs.start_site_crawl(v2, request, service, jobs, "v1")
+
+
+@router.post(
+    "/batch/scrape",
+    response_model=firecrawl_jobs.Started,
+    responses=firecrawl_jobs.START_RESPONSES,
+    summary="Firecrawl v1 batch scrape: start a job loading a list of pages",
+)
+async def batch_v1(
+    body: firecrawl_jobs.BatchBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
+) -> Response:
+    return await firecrawl_jobs.start_batch_scrape(body, request, service, jobs, "v1")
+
+
+router.add_api_route(
+    "/scrape",
+    firecrawl.scrape,
+    methods=["POST"],
+    response_model=firecrawl.ScrapeResult,
+    responses=CRAWL_RESPONSES,
+    summary="Firecrawl v1 scrape: one page in a real browser (as /v2/scrape)",
+)
+for kind, endpoints in (
+    (
+        "crawl",
+        (firecrawl_jobs.crawl_status, firecrawl_jobs.crawl_cancel, firecrawl_jobs.crawl_errors),
+    ),
+    (
+        "batch/scrape",
+        (firecrawl_jobs.batch_status, firecrawl_jobs.batch_cancel, firecrawl_jobs.batch_errors),
+    ),
+):
+    status, cancel, errors = endpoints
+    router.add_api_route(
+        f"/{kind}/{{job_id}}",
+        status,
+        methods=["GET"],
+        response_model=firecrawl_jobs.JobStatusResult,
+        responses=firecrawl_jobs.STATUS_RESPONSES,
+        summary=f"Firecrawl v1 {kind.replace('/', ' ')} status and pages",
+    )
+    router.add_api_route(
+        f"/{kind}/{{job_id}}",
+        cancel,
+        methods=["DELETE"],
+        response_model=firecrawl_jobs.Cancelled,
+        responses=firecrawl_jobs.CANCEL_RESPONSES,
+        summary=f"Firecrawl v1: cancel a {kind.replace('/', ' ')}",
+    )
+    router.add_api_route(
+        f"/{kind}/{{job_id}}/errors",
+        errors,
+        methods=["GET"],
+        response_model=firecrawl_jobs.ErrorsResult,
+        responses=firecrawl_jobs.STATUS_RESPONSES,
+        summary=f"Firecrawl v1: a {kind.replace('/', ' ')}'s failed pages",
+    )
