@@ -5,13 +5,13 @@ sitemapOnly) and v1's map answer (links as strings); errors in Firecrawl's shape
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from frontend.compat import firecrawl, firecrawl_jobs
-from frontend.compat.firecrawl_schemas import CrawlBody, ScrapeOptionsBody
+from frontend.compat.firecrawl_schemas import CrawlBody
 from frontend.core.errors import json_response
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
@@ -53,30 +53,15 @@ class V1MapResult(BaseModel):
     links: list[str]
 
 
-class V1CrawlBody(BaseModel):
-    """v1's crawl request. `maxDepth` limits the URL path's depth below the start URL's (as
-    Firecrawl v1 does), `maxDiscoveryDepth` the link hops."""
+class V1CrawlBody(CrawlBody):
+    """v1's crawl request: v2's fields and v1's names for some. `maxDepth` limits the URL
+    path's depth below the start URL's (as Firecrawl v1 counts it), `maxDiscoveryDepth` the
+    link hops; `allowBackwardLinks` is v2's `crawlEntireDomain`."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    url: StrictStr = Field(min_length=1, max_length=4096)
-    limit: StrictInt = Field(default=100, ge=1)
     maxDepth: StrictInt | None = Field(default=None, ge=0, le=100)
-    maxDiscoveryDepth: StrictInt | None = Field(default=None, ge=0, le=100)
-    includePaths: list[StrictStr] | None = None
-    excludePaths: list[StrictStr] | None = None
     ignoreSitemap: StrictBool = False
-    ignoreQueryParameters: StrictBool = False
     allowBackwardLinks: StrictBool = False
-    crawlEntireDomain: StrictBool | None = None
-    allowExternalLinks: StrictBool = False
-    allowSubdomains: StrictBool = False
-    delay: float | None = Field(default=None, ge=0, le=60, description="seconds")
-    maxConcurrency: StrictInt | None = Field(default=None, ge=1, le=64)
-    scrapeOptions: ScrapeOptionsBody = Field(default_factory=ScrapeOptionsBody)
-    webhook: StrictStr | dict[str, Any] | None = Field(
-        default=None, description="Not sent: the answer's `warning` says so; poll `url`"
-    )
+    crawlEntireDomain: StrictBool | None = None  # type: ignore[assignment]  # None: v1's name
 
     def v2(self) -> CrawlBody:
         exclude = list(self.excludePaths or ())
@@ -85,21 +70,14 @@ class V1CrawlBody(BaseModel):
             # more non-empty path segments than the start URL's plus maxDepth: left out
             exclude.append(rf"^(?:/[^/?#]+){{{base + self.maxDepth + 1}}}")
         entire = self.crawlEntireDomain
-        return CrawlBody(
-            url=self.url,
-            limit=self.limit,
-            maxDiscoveryDepth=self.maxDiscoveryDepth,
-            includePaths=self.includePaths,
-            excludePaths=exclude or None,
-            sitemap="skip" if self.ignoreSitemap else "include",
-            ignoreQueryParameters=self.ignoreQueryParameters,
-            crawlEntireDomain=self.allowBackwardLinks if entire is None else entire,
-            allowExternalLinks=self.allowExternalLinks,
-            allowSubdomains=self.allowSubdomains,
-            delay=self.delay,
-            maxConcurrency=self.maxConcurrency,
-            scrapeOptions=self.scrapeOptions,
-            webhook=self.webhook,
+        fields = self.model_dump(include=set(CrawlBody.model_fields))
+        return CrawlBody.model_validate(
+            {
+                **fields,
+                "excludePaths": exclude or None,
+                "sitemap": "skip" if self.ignoreSitemap else self.sitemap,
+                "crawlEntireDomain": self.allowBackwardLinks if entire is None else entire,
+            }
         )
 
 
