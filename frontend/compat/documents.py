@@ -1,7 +1,8 @@
 """Document text for Open WebUI's content extraction engines, whose request is the file itself:
 Apache Tika's PUT /tika/text (JSON) and PUT /tika (plain text), and the "External" loader's
 PUT /process. Images, PDFs and TIFFs go through /api/ocr's pipeline (a PDF page's text layer
-without OCR, the cache, the model choice); UTF-8 text files come back as they are."""
+without OCR, the cache, the model choice); DOCX, XLSX and PPTX files are read by compat.office;
+text files come back as they are."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import anyio
 from fastapi import APIRouter, Request, Response
 from PIL import Image, UnidentifiedImageError
 
+from frontend.compat.office import office_kind, office_text
 from frontend.core.deps import RegistryDep
 from frontend.core.errors import InvalidRequest, json_response
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
@@ -28,8 +30,8 @@ from frontend.models.registry import ModelRegistry
 router = APIRouter(tags=["documents"])
 TEXT_TYPES = ("application/json", "application/xml", "application/x-yaml", "application/yaml")
 UNSUPPORTED = (
-    "cannot read this file: send an image, a PDF, a TIFF or UTF-8 text "
-    "(Office documents and other formats are not read)"
+    "cannot read this file: send an image, a PDF, a TIFF, a DOCX, XLSX or PPTX file, or text "
+    "(older Office formats and others are not read)"
 )
 _FILE_BODY = {
     "requestBody": {
@@ -97,6 +99,13 @@ async def extract(request: Request, registry: ModelRegistry, lang: str | None) -
     )
     if not data:
         raise InvalidRequest("the request body is empty: send the file itself")
+    office = await anyio.to_thread.run_sync(office_kind, data)
+    if office is not None:
+        kind, media = office
+        return {
+            "text": await anyio.to_thread.run_sync(office_text, data, kind),
+            "content_type": media,
+        }
     # Declared images and PDFs go to the pipeline even when unreadable: its errors say why.
     claimed = declared is not None and (declared.startswith("image/") or declared in PDF_TYPES)
     if not claimed and not await anyio.to_thread.run_sync(_readable, data, declared):

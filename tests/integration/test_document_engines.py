@@ -5,6 +5,8 @@ pipeline on the session's Triton."""
 
 from __future__ import annotations
 
+import io
+import zipfile
 from urllib.parse import quote
 
 import httpx
@@ -110,3 +112,85 @@ def test_unreadable_files_get_a_400_in_the_envelope(
     client: httpx.Client, path: str, data: bytes, headers: dict[str, str]
 ) -> None:
     assert_envelope(client.put(path, content=data, headers=headers), 400, "INVALID_REQUEST")
+
+
+def office_files() -> dict[str, bytes]:
+    """A DOCX (a paragraph, a table, a paragraph), an XLSX (two sheets), a PPTX (two
+    slides, one with a table), made by the same libraries the service reads them with."""
+    import docx
+    import openpyxl
+    import pptx
+    from pptx.util import Inches
+
+    files: dict[str, bytes] = {}
+    document = docx.Document()
+    document.add_paragraph("Quarterly report alpha")
+    table = document.add_table(rows=2, cols=2)
+    for r, row in enumerate([["Item", "Cost"], ["Disk", "42"]]):
+        for c, text in enumerate(row):
+            table.cell(r, c).text = text
+    document.add_paragraph("Signed bravo")
+    out = io.BytesIO()
+    document.save(out)
+    files["docx"] = out.getvalue()
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = "Costs"
+    sheet.append(["Item", "Cost"])
+    sheet.append(["Disk", 42])
+    workbook.create_sheet("Notes").append(["charlie"])
+    out = io.BytesIO()
+    workbook.save(out)
+    files["xlsx"] = out.getvalue()
+
+    deck = pptx.Presentation()
+    first = deck.slides.add_slide(deck.slide_layouts[1])
+    first.shapes.title.text = "Delta title"
+    first.placeholders[1].text = "echo point"
+    second = deck.slides.add_slide(deck.slide_layouts[5])
+    grid = second.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    for r, row in enumerate([["Item", "Cost"], ["Disk", "42"]]):
+        for c, text in enumerate(row):
+            grid.cell(r, c).text = text
+    out = io.BytesIO()
+    deck.save(out)
+    files["pptx"] = out.getvalue()
+    return files
+
+
+OFFICE_TEXT = {
+    "docx": "Quarterly report alpha\nItem\tCost\nDisk\t42\nSigned bravo",
+    "xlsx": "# Costs\nItem\tCost\nDisk\t42\n\n# Notes\ncharlie",
+    "pptx": "# Slide 1\nDelta title\necho point\n\n# Slide 2\nItem\tCost\nDisk\t42",
+}
+
+
+@pytest.mark.parametrize("kind", ["docx", "xlsx", "pptx"])
+def test_office_files_are_read_in_order(client: httpx.Client, kind: str) -> None:
+    data = office_files()[kind]
+    response = client.put("/tika/text", content=data, headers={"Content-Type": "application/x"})
+    assert response.status_code == 200, response.text
+    assert response.json()["X-TIKA:content"] == OFFICE_TEXT[kind]
+    assert response.json()["Content-Type"].startswith("application/vnd.openxmlformats")
+    headers = {"X-Filename": quote(f"report.{kind}")}
+    processed = client.put("/process", content=data, headers=headers).json()
+    assert processed["page_content"] == OFFICE_TEXT[kind]
+
+
+def test_a_zip_bomb_dressed_as_docx_is_refused_before_unpacking(client: httpx.Client) -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", b"\0" * (110 * 2**20))  # ~110 KiB packed
+    response = client.put("/process", content=out.getvalue())
+    error = assert_envelope(response, 400, "INVALID_REQUEST")
+    assert "unpack" in error["message"]
+
+
+def test_a_damaged_docx_is_a_400(client: httpx.Client) -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("word/document.xml", "<not-word")
+    assert_envelope(client.put("/tika/text", content=out.getvalue()), 400, "INVALID_REQUEST")
