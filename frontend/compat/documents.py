@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import anyio
+import lxml.etree
+import lxml.html
 from fastapi import APIRouter, Request, Response
 from PIL import Image, UnidentifiedImageError
 
@@ -20,6 +22,7 @@ from frontend.compat.office import office_kind, office_text
 from frontend.core.deps import RegistryDep
 from frontend.core.errors import InvalidRequest, json_response
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
+from frontend.crawl.extract import normalize_text
 from frontend.images.decode import SUPPORTED_FORMATS
 from frontend.images.document import PDF_TYPES, document_kind
 from frontend.images.inputs import RawImages
@@ -28,7 +31,14 @@ from frontend.images.schemas import OcrOptions
 from frontend.models.registry import ModelRegistry
 
 router = APIRouter(tags=["documents"])
-TEXT_TYPES = ("application/json", "application/xml", "application/x-yaml", "application/yaml")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+TEXT_TYPES = (
+    "application/json",
+    "application/xml",
+    "application/xhtml+xml",
+    "application/x-yaml",
+    "application/yaml",
+)
 UNSUPPORTED = (
     "cannot read this file: send an image, a PDF, a TIFF, a DOCX, XLSX or PPTX file, or text "
     "(older Office formats and others are not read)"
@@ -57,6 +67,18 @@ def _is_image(data: bytes) -> bool:
 def _readable(data: bytes, declared: str | None) -> bool:
     """A document (PDF, multi-page TIFF) or an image, by its bytes (header reads only)."""
     return document_kind(data, declared) is not None or _is_image(data)
+
+
+def _html_text(html: str) -> str:
+    """An HTML file's text, as Tika gives it: the whole document's (not a guess at its main
+    article, as for crawled pages), without scripts and styles."""
+    try:
+        tree = lxml.html.fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return html
+    for element in tree.xpath("//script|//style|//noscript|//template"):
+        element.drop_tree()
+    return normalize_text(tree.text_content())
 
 
 def _as_text(data: bytes, declared: str | None, charset: str | None) -> str | None:
@@ -112,6 +134,8 @@ async def extract(request: Request, registry: ModelRegistry, lang: str | None) -
         text = await anyio.to_thread.run_sync(_as_text, data, declared, charset)
         if text is None:
             raise InvalidRequest(UNSUPPORTED, {"content_type": (declared or "")[:100]})
+        if declared in HTML_TYPES:
+            text = await anyio.to_thread.run_sync(_html_text, text)
         return {"text": text, "content_type": declared or "text/plain"}
     try:
         options = OcrOptions(lang=lang)

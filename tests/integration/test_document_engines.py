@@ -194,3 +194,16 @@ def test_a_damaged_docx_is_a_400(client: httpx.Client) -> None:
     with zipfile.ZipFile(out, "w") as archive:
         archive.writestr("word/document.xml", "<not-word")
     assert_envelope(client.put("/tika/text", content=out.getvalue()), 400, "INVALID_REQUEST")
+
+
+def test_an_html_file_gives_its_whole_text_without_scripts(client: httpx.Client) -> None:
+    html = (
+        "<html><head><title>Notes</title><style>p {color: red}</style></head><body>"
+        "<nav>Menu foxtrot</nav><p>First golf</p><script>var secret = 1;</script>"
+        "<p>Second hotel</p></body></html>"
+    )
+    response = client.put("/tika", content=html.encode(), headers={"Content-Type": "text/html"})
+    assert response.status_code == 200, response.text
+    text = response.text
+    assert "Menu foxtrot" in text and "First golf" in text and "Second hotel" in text
+    assert "secret" not in text and "color" not in text and "<p>" not in text
