@@ -2,7 +2,7 @@
 Apache Tika's PUT /tika/text (JSON) and PUT /tika (plain text), and the "External" loader's
 PUT /process. Images, PDFs and TIFFs go through /api/ocr's pipeline (a PDF page's text layer
 without OCR, the cache, the model choice); DOCX, XLSX and PPTX files are read by compat.office;
-text files come back as they are."""
+text files come back as they are, HTML files as their text."""
 
 from __future__ import annotations
 
