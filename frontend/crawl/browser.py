@@ -21,6 +21,11 @@ from playwright.async_api import Error as PlaywrightError
 from frontend.core.config import CrawlSection
 
 logger = logging.getLogger(__name__)
+# What a call into a browser that has gone raises: Playwright's error or, when its driver's pipe
+# was closed meanwhile (the dead browser being replaced by another crawl), the event loop's
+# RuntimeError for a closed transport.
+BROWSER_GONE = (PlaywrightError, RuntimeError)
+_GONE_OR_SLOW = (PlaywrightError, RuntimeError, TimeoutError)
 
 DEBIAN_CHROMIUM = Path("/usr/lib/chromium/chromium")  # /usr/bin/chromium is a shell wrapper
 # Playwright's own --disable-features list (1.65): Chromium keeps only the last
@@ -125,7 +130,7 @@ class _Instance:
 
 
 async def _close_quietly(context: BrowserContext) -> None:
-    with contextlib.suppress(PlaywrightError, TimeoutError):
+    with contextlib.suppress(*_GONE_OR_SLOW):
         await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
 
 
@@ -157,7 +162,7 @@ async def _answers(prepared: Prepared) -> bool:
         return False
     try:
         await asyncio.wait_for(prepared.context.cookies(), _PROBE_TIMEOUT)
-    except (PlaywrightError, TimeoutError):
+    except _GONE_OR_SLOW:
         return False
     return True
 
@@ -260,7 +265,7 @@ class BrowserManager:
             else:
                 try:
                     context = await _new_context(instance, options)
-                except PlaywrightError:
+                except BROWSER_GONE:
                     # It died since the last crawl (a crash not yet noticed): replace it once.
                     await self._replace(instance)
                     instance = await self._ensure()
@@ -292,7 +297,7 @@ class BrowserManager:
         if context is not None and instance is not None and not instance.broken:
             try:
                 await asyncio.wait_for(context.close(), _CLOSE_TIMEOUT)
-            except (PlaywrightError, TimeoutError):
+            except _GONE_OR_SLOW:
                 instance.broken = not await self._responsive(instance)
         if instance is not None and (instance.broken or not instance.browser.is_connected()):
             await self._replace(instance)
@@ -304,7 +309,7 @@ class BrowserManager:
             probe = await asyncio.wait_for(instance.browser.new_context(), _PROBE_TIMEOUT)
             await asyncio.wait_for(probe.close(), _PROBE_TIMEOUT)
             return True
-        except (PlaywrightError, TimeoutError):
+        except _GONE_OR_SLOW:
             logger.warning("the crawl browser stopped answering; it will be replaced")
             return False
 

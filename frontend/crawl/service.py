@@ -9,13 +9,12 @@ import base64
 import logging
 from typing import Any
 
-from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from frontend.core.config import CrawlSection
 from frontend.core.errors import APIError, InvalidRequest, ResourceExhausted, Unavailable
 from frontend.crawl import page as pages
-from frontend.crawl.browser import BrowserManager, BrowserUnavailable
+from frontend.crawl.browser import BROWSER_GONE, BrowserManager, BrowserUnavailable
 from frontend.crawl.extract import extract, extract_cleaned
 from frontend.crawl.failures import classify_net_error, host_port, net_failure, refused
 from frontend.crawl.policy import CrawlPolicy, Resolver, TargetRefused, system_resolver
@@ -130,7 +129,7 @@ class CrawlService:
             raise net_failure("timeout", host_port(url)[0]) from None
         except BrowserUnavailable:
             raise Unavailable("the crawl browser could not be started") from None
-        except PlaywrightError:
+        except BROWSER_GONE:
             logger.warning("crawl of a page failed in the browser", exc_info=True)
             raise Unavailable("the crawl browser failed during this crawl; retry") from None
         finally:
