@@ -331,13 +331,13 @@ def test_a_crawl_job_on_redis_keeps_its_pages_there(tree: Tree) -> None:
 def test_a_scrape_goes_before_the_background_pages_waiting_for_a_slot(
     api: CrawlApi, tree: Tree
 ) -> None:
-    """Two batches of slow pages keep both slots busy with two more pages waiting; a scrape
-    made then takes the next free slot, ahead of them: the site sees no slow page start
-    between the first two and the scrape's page (a plain queue would start the two waiting
-    ones first)."""
+    """Two batches of slow pages (3 s each) keep both slots busy with two more pages
+    waiting; a scrape made then takes the next free slot, ahead of them: the site sees no
+    slow page start between the first two and the scrape's page (a plain queue would start
+    the two waiting ones first)."""
     slots, token = api.service.slots, uuid.uuid4().hex[:8]
     bodies = [
-        {"urls": [tree.url(f"/slow?t={token}&b={b}&p={p}") for p in range(3)], "concurrency": 2}
+        {"urls": [tree.url(f"/slower?t={token}&b={b}&p={p}") for p in range(2)], "concurrency": 2}
         for b in range(2)
     ]
     with ThreadPoolExecutor(2) as pool, api.client() as http:
@@ -350,7 +350,7 @@ def test_a_scrape_goes_before_the_background_pages_waiting_for_a_slot(
         assert http.post("/api/crawl", json=body).status_code == 200
         for batch in batches:
             lines = [orjson.loads(line) for line in batch.result(timeout=120).text.splitlines()]
-            assert lines[-1]["type"] == "summary" and lines[-1]["done"] == 3, lines[-1]
+            assert lines[-1]["type"] == "summary" and lines[-1]["done"] == 2, lines[-1]
     paths = [path for _, path in list(tree.log) if token in path]
     scrape = paths.index(f"/orphan/{token}")
-    assert sum(1 for path in paths[:scrape] if path.startswith("/slow")) == 2, paths
+    assert sum(1 for path in paths[:scrape] if path.startswith("/slower")) == 2, paths

@@ -14,6 +14,7 @@ from tests.crawl.site import SITE_HOST, QuietServer, redirect, send
 
 ORPHANS = 10  # reachable only through the sitemap index named in robots.txt
 SLOW_SECONDS = 1.5
+SLOWER_SECONDS = 3.0  # /slower: pages that hold a crawl slot long enough to queue others
 FAILED = ("/loop/a", "/go-trap")  # a redirect loop; a redirect to a refused address
 # /markup (linked from nowhere): a title and text that are markup once unescaped (the admin
 # page must show them as text)
@@ -139,6 +140,9 @@ class Tree:
         elif path == "/slow":
             time.sleep(SLOW_SECONDS)
             send(h, 200, page("Slow", ["/"]))
+        elif path == "/slower":
+            time.sleep(SLOWER_SECONDS)
+            send(h, 200, page("Slower", ["/"]))
         elif path == "/loop/a":
             redirect(h, 302, "/loop/b")
         elif path == "/loop/b":
