@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import time
 import warnings
+from email.message import Message
 from typing import Any
 from urllib.parse import unquote
 
@@ -105,38 +106,37 @@ def _as_text(data: bytes, declared: str | None, charset: str | None) -> str | No
         return data.decode("latin-1")
 
 
+def _read_here(data: bytes, declared: str | None, charset: str | None) -> dict[str, Any] | None:
+    """{text, content_type} of an Office, HTML or text file; None for what OCR reads (images,
+    PDFs, TIFFs, and whatever is declared as one, so its errors say why); 400 for the rest."""
+    office = office_kind(data)
+    if office is not None:
+        kind, media = office
+        return {"text": office_text(data, kind), "content_type": media}
+    claimed = declared is not None and (declared.startswith("image/") or declared in PDF_TYPES)
+    if claimed or _readable(data, declared):
+        return None
+    text = _as_text(data, declared, charset)
+    if text is None:
+        raise InvalidRequest(UNSUPPORTED, {"content_type": (declared or "")[:100]})
+    if declared in HTML_TYPES:
+        text = _html_text(text)
+    return {"text": text, "content_type": declared or "text/plain"}
+
+
 async def extract(request: Request, registry: ModelRegistry, lang: str | None) -> dict[str, Any]:
     """{text, content_type, pages?, model_used?} of the request's body."""
     started = time.perf_counter()
     data = await request.body()
-    media_type, _, parameters = request.headers.get("content-type", "").partition(";")
-    declared = media_type.strip().lower() or None
-    charset = next(
-        (
-            v.strip().strip('"')
-            for k, _, v in (p.partition("=") for p in parameters.split(";"))
-            if k.strip().lower() == "charset"
-        ),
-        None,
-    )
+    header = Message()  # the stdlib's parse of the header's parameters (quotes, case)
+    header["content-type"] = request.headers.get("content-type", "")
+    declared = str(header.get("content-type", "")).split(";")[0].strip().lower() or None
+    charset = header.get_content_charset()
     if not data:
         raise InvalidRequest("the request body is empty: send the file itself")
-    office = await anyio.to_thread.run_sync(office_kind, data)
-    if office is not None:
-        kind, media = office
-        return {
-            "text": await anyio.to_thread.run_sync(office_text, data, kind),
-            "content_type": media,
-        }
-    # Declared images and PDFs go to the pipeline even when unreadable: its errors say why.
-    claimed = declared is not None and (declared.startswith("image/") or declared in PDF_TYPES)
-    if not claimed and not await anyio.to_thread.run_sync(_readable, data, declared):
-        text = await anyio.to_thread.run_sync(_as_text, data, declared, charset)
-        if text is None:
-            raise InvalidRequest(UNSUPPORTED, {"content_type": (declared or "")[:100]})
-        if declared in HTML_TYPES:
-            text = await anyio.to_thread.run_sync(_html_text, text)
-        return {"text": text, "content_type": declared or "text/plain"}
+    here = await anyio.to_thread.run_sync(_read_here, data, declared, charset)
+    if here is not None:
+        return here
     try:
         options = OcrOptions(lang=lang)
     except ValueError:

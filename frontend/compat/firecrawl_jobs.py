@@ -13,7 +13,12 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
-from frontend.compat.firecrawl_schemas import CrawlBody, ScrapeOptionsBody, to_document
+from frontend.compat.firecrawl_schemas import (
+    CrawlBody,
+    IgnoredWebhook,
+    ScrapeOptionsBody,
+    to_document,
+)
 from frontend.core.errors import NotFound, json_response
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import error_responses
@@ -101,6 +106,17 @@ async def _create(
     )
 
 
+def _started(
+    request: Request, job_id: str, collection: str, webhook: object, **extra: Any
+) -> Response:
+    """{success, id, url (where to poll), ...}, with a warning when a webhook was asked for."""
+    url = f"{_base(request)}/{collection}/{job_id}"
+    started: dict[str, Any] = {"success": True, "id": job_id, "url": url, **extra}
+    if webhook:
+        started["warning"] = WEBHOOK_WARNING
+    return json_response(started)
+
+
 async def _noop(_: dict[str, Any]) -> None:
     return None
 
@@ -124,18 +140,12 @@ async def start_site_crawl(
     await SiteCrawl(service, site, _noop).prepare()  # refusals now, not in the job
     wanted, _ = body.scrapeOptions.formats_wanted()
     job = await _create(jobs, request, SITE, site.model_dump_json().encode(), wanted)
-    url = f"{_base(request)}/{version}/crawl/{job.id}"
-    started: dict[str, Any] = {"success": True, "id": job.id, "url": url}
-    if body.webhook:
-        started["warning"] = WEBHOOK_WARNING
-    return json_response(started)
+    return _started(request, job.id, f"{version}/crawl", body.webhook)
 
 
 class BatchBody(ScrapeOptionsBody):
     urls: list[StrictStr] = Field(min_length=1)
-    webhook: StrictStr | dict[str, Any] | None = Field(
-        default=None, description="Not sent: the answer's `warning` says so; poll `url`"
-    )
+    webhook: IgnoredWebhook = None
     ignoreInvalidURLs: StrictBool = True
     maxConcurrency: StrictInt | None = Field(default=None, ge=1, le=64)
 
@@ -164,11 +174,7 @@ async def start_batch_scrape(
     check_batch(service, batch)
     wanted, _ = body.formats_wanted()
     job = await _create(jobs, request, BATCH, batch.model_dump_json().encode(), wanted)
-    url = f"{_base(request)}/{version}/batch/scrape/{job.id}"
-    started: dict[str, Any] = {"success": True, "id": job.id, "url": url, "invalidURLs": invalid}
-    if body.webhook:
-        started["warning"] = WEBHOOK_WARNING
-    return json_response(started)
+    return _started(request, job.id, f"{version}/batch/scrape", body.webhook, invalidURLs=invalid)
 
 
 async def _job(jobs: JobService, request: Request, job_id: str, endpoint: str) -> Job:

@@ -5,7 +5,7 @@ ignored, as Firecrawl's SDK sends many (maxAge, storeInCache, blockAds, ...)."""
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -159,6 +159,13 @@ def to_document(
     return data
 
 
+# Firecrawl's `webhook` (a URL, or {url, headers, metadata, events}): accepted, never called.
+IgnoredWebhook = Annotated[
+    StrictStr | dict[str, Any] | None,
+    Field(description="Not sent: the answer's `warning` says so; poll `url`"),
+]
+
+
 class CrawlBody(BaseModel):
     """POST /v2/crawl's body (for the job layer: /v2/crawl is served once jobs exist)."""
 
@@ -178,9 +185,7 @@ class CrawlBody(BaseModel):
     delay: float | None = Field(default=None, ge=0, le=60, description="seconds")
     maxConcurrency: StrictInt | None = Field(default=None, ge=1, le=64)
     scrapeOptions: ScrapeOptionsBody = Field(default_factory=ScrapeOptionsBody)
-    webhook: StrictStr | dict[str, Any] | None = Field(
-        default=None, description="Not sent: the answer's `warning` says so; poll `url`"
-    )
+    webhook: IgnoredWebhook = None
 
     def site_request(self, max_timeout_ms: int) -> SiteCrawlRequest:
         """Ours. As Firecrawl, without crawlEntireDomain only the start URL's path and below

@@ -117,10 +117,9 @@ async def _embed(body: TeiEmbedRequest, service: EmbeddingService) -> Response:
 
 async def _rerank(body: TeiRerankRequest, service: RerankService) -> Response:
     ranked = await service.rerank(body.query, body.texts, None, body.truncate)
-    values = ranked.logits if body.raw_scores else ranked.scores
     results = []
-    for index in ranked.order(body.raw_scores):
-        item: dict[str, object] = {"index": index, "score": float(values[index])}
+    for index, score in ranked.best(body.raw_scores):
+        item: dict[str, object] = {"index": index, "score": score}
         if body.return_text:
             item["text"] = body.texts[index]
         results.append(item)
@@ -133,10 +132,9 @@ async def _infinity_rerank(
     """Infinity's /rerank answer: Cohere's results, but `document` is the text itself."""
     texts = body.texts()
     ranked = await service.rerank(body.query, texts, body.model, body.truncate)
-    values = ranked.logits if body.raw_scores else ranked.scores
     results: list[dict[str, Any]] = []
-    for index in ranked.order(body.raw_scores, body.top_n):
-        item: dict[str, Any] = {"relevance_score": float(values[index]), "index": index}
+    for index, score in ranked.best(body.raw_scores, body.top_n):
+        item: dict[str, Any] = {"relevance_score": score, "index": index}
         if body.return_documents:
             item["document"] = texts[index]
         results.append(item)

@@ -15,6 +15,7 @@ from frontend.core.errors import ModelNotFound, json_response
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.embed.routes import numpy_json
+from frontend.health.routes import readiness
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["weaviate"])
 
@@ -46,9 +47,7 @@ async def live() -> Response:
     responses={503: {"description": "not ready: Triton is not reachable, or draining"}},
 )
 async def ready(request: Request, gateway: GatewayDep) -> Response:
-    if request.app.state.drain.draining or not await gateway.is_ready():
-        return Response(status_code=503)
-    return Response(status_code=204)
+    return Response(status_code=204 if await readiness(request, gateway) == "ready" else 503)
 
 
 @router.get(

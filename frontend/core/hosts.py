@@ -15,9 +15,8 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frontend.core.errors import INVALID_REQUEST, envelope
+from frontend.core.probes import PROBE_PATHS  # probes send a pod IP or service name as Host
 
-# Kubernetes and Docker probes send the pod IP or a service name as Host; they return no data.
-EXEMPT_PATHS = frozenset({"/health", "/ready", "/.well-known/live", "/.well-known/ready"})
 _WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
 # host, optional :port; IPv6 literals in brackets
 _HOST_HEADER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?$")
@@ -60,7 +59,7 @@ class HostCheckMiddleware:
         self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.policy.disabled or scope["path"] in EXEMPT_PATHS:
+        if scope["type"] != "http" or self.policy.disabled or scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
         host = next((v for k, v in scope["headers"] if k == b"host"), None)

@@ -20,8 +20,8 @@ from frontend.core.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from frontend.core.hosts import EXEMPT_PATHS
-from frontend.core.security import PROBE_PATHS, SecurityPolicy
+from frontend.core.probes import PROBE_PATHS
+from frontend.core.security import SecurityPolicy
 from frontend.core.shutdown import DRAIN_SAFE_METHODS
 
 
@@ -122,9 +122,8 @@ def complete_openapi(schema: dict[str, Any], policy: SecurityPolicy) -> dict[str
             operation["responses"].pop("422", None)
             if method.upper() not in DRAIN_SAFE_METHODS:
                 _add(operation, 503)  # refused while the service drains (core.shutdown)
-            if path not in EXEMPT_PATHS:
+            if path not in PROBE_PATHS:  # the Host check (400) and the IP allowlist (403)
                 _add(operation, 400)
-            if path not in PROBE_PATHS:
                 _add(operation, 403)
             _add(operation, 500)  # the last-resort handler (core.errors) answers any route
             if "requestBody" in operation:

@@ -26,12 +26,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from frontend.core.config import SecuritySection
 from frontend.core.errors import FORBIDDEN, RATE_LIMIT_EXCEEDED, UNAUTHORIZED, envelope
+from frontend.core.probes import PROBE_PATHS
 from frontend.core.redis_options import reconnecting
 
 logger = logging.getLogger(__name__)
 
 # Probes must work without keys and from anywhere the network allows.
-PROBE_PATHS = frozenset({"/health", "/ready", "/.well-known/live", "/.well-known/ready"})
 # Documentation and the admin page's static files hold no data; the API calls they make do.
 DOC_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 OPEN_PREFIXES: tuple[str, ...] = ("/admin/static/",)

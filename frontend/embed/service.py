@@ -138,8 +138,8 @@ class EmbeddingService:
             vectors = fp32_matrix(result, "EMBEDDING", len(batch))
             return vectors, int_column(result, "TOKENS", len(batch))
 
-        # One more request in flight than the model runs at once keeps it busy; the rest
-        # wait in the frontend and leave together.
+        # As many requests in flight as the model runs at once (instances on each Triton)
+        # keep it busy; the rest wait in the frontend and leave together.
         depth = entry.instances * len(gateway.replicas)
 
         async def call() -> tuple[np.ndarray, ...]:

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from frontend.core.deps import GatewayDep
 from frontend.core.errors import json_response
+from frontend.triton.gateway import TritonGateway
 
 router = APIRouter(tags=["health"])
 
@@ -22,9 +23,14 @@ async def health() -> dict[str, str]:
     responses={503: {"description": "not ready: Triton is not reachable, or draining"}},
 )
 async def ready(request: Request, gateway: GatewayDep) -> Response:
-    if request.app.state.drain.draining:  # shutting down: take this instance out of rotation
-        return json_response({"status": "draining", "triton": None}, 503)
-    triton_ready = await gateway.is_ready()
-    status = 200 if triton_ready else 503
-    body = {"status": "ready" if triton_ready else "not_ready", "triton": triton_ready}
-    return json_response(body, status)
+    state = await readiness(request, gateway)
+    triton = None if state == "draining" else state == "ready"
+    return json_response({"status": state, "triton": triton}, 200 if state == "ready" else 503)
+
+
+async def readiness(request: Request, gateway: TritonGateway) -> str:
+    """ "ready", "not_ready" (Triton unreachable or not ready) or "draining" (shutting down:
+    out of rotation): what every readiness probe answers from."""
+    if request.app.state.drain.draining:
+        return "draining"
+    return "ready" if await gateway.is_ready() else "not_ready"

@@ -38,10 +38,9 @@ async def rerank(body: RerankRequest, request: Request, service: RerankServiceDe
         body.truncate,
         parse_keep_alive(body.keep_alive),
     )
-    values = ranked.logits if body.raw_scores else ranked.scores
     results: list[dict[str, Any]] = []
-    for index in ranked.order(body.raw_scores, body.top_n):
-        result: dict[str, Any] = {"index": index, "relevance_score": float(values[index])}
+    for index, score in ranked.best(body.raw_scores, body.top_n):
+        result: dict[str, Any] = {"index": index, "relevance_score": score}
         if body.return_documents:
             result["document"] = body.documents[index]
         results.append(result)
@@ -61,13 +60,12 @@ async def cohere_rerank(
 ) -> Response:
     texts = body.texts()
     ranked = await service.rerank(body.query, texts, body.model, body.truncate)
-    values = ranked.logits if body.raw_scores else ranked.scores
     with_documents = body.return_documents
     if with_documents is None:
         with_documents = version == "1"
     results: list[dict[str, Any]] = []
-    for index in ranked.order(body.raw_scores, body.top_n):
-        result: dict[str, Any] = {"index": index, "relevance_score": float(values[index])}
+    for index, score in ranked.best(body.raw_scores, body.top_n):
+        result: dict[str, Any] = {"index": index, "relevance_score": score}
         if with_documents:
             result["document"] = {"text": texts[index]}
         results.append(result)

@@ -35,6 +35,11 @@ class Ranked(NamedTuple):
         ranked = sorted(range(len(values)), key=lambda i: -float(values[i]))
         return ranked[:top_n] if top_n is not None else ranked
 
+    def best(self, raw: bool = False, top_n: int | None = None) -> list[tuple[int, float]]:
+        """(index, score) pairs, best first: the logits when `raw`, else the scores."""
+        values = self.logits if raw else self.scores
+        return [(index, float(values[index])) for index in self.order(raw, top_n)]
+
 
 def check_documents(query: str, documents: list[str], limits: LimitsSection) -> None:
     if not query.strip():

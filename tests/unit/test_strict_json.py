@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 from frontend.app import ROUTERS, create_app
 from frontend.core.config import load_settings
 from frontend.core.jsonbody import InvalidBody, StrictJSONRoute, decode_json
-from frontend.core.security import PROBE_PATHS
+from frontend.core.probes import PROBE_PATHS
 
 
 @pytest.mark.parametrize(
