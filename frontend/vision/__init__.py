@@ -1,0 +1,1 @@
+"""Vision-language chat: prompted captions and visual questions on the caption task."""
