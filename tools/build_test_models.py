@@ -1,11 +1,12 @@
 """Tiny, randomly initialised test models, imported into a data dir's cache.
 
 The hub is out of reach here, so tests and demos run on look-alikes of the real checkpoints:
-a BLIP captioner, a TrOCR line recogniser and a BERT cross-encoder reranker with the real
-classes and file layout, 32-wide and 2 layers deep, built from a fixed seed (same weights,
-same files, same revision).
+a BLIP captioner, a LLaVA chat model (CLIP vision tower, Llama text model, byte-level BPE
+tokenizer, LLaVA-1.5's chat template), a TrOCR line recogniser and a BERT cross-encoder
+reranker with the real classes and file layout, 32-wide and 2 layers deep, built from a fixed
+seed (same weights, same files, same revision).
 
-    python tools/build_test_models.py --data-dir DIR [--only caption|ocr|rerank]
+    python tools/build_test_models.py --data-dir DIR [--only caption|llava|ocr|rerank]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from frontend.models.cache import import_model, is_downloaded
 
 TINY_BLIP = "homelab-test/tiny-blip"
+TINY_LLAVA = "homelab-test/tiny-llava"
 TINY_TROCR = "homelab-test/tiny-trocr"
 TINY_CLS_EMBEDDER = "homelab-test/tiny-cls-embedder"
 TINY_RERANKER = "homelab-test/tiny-reranker"
@@ -87,6 +89,116 @@ def _save_blip(folder: Path) -> None:
     image_processor = BlipImageProcessor(size={"height": SIZE, "width": SIZE})
     model.save_pretrained(folder)
     BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
+
+
+VLM_SPECIALS = ["<pad>", "<s>", "</s>", "<image>"]
+# LLaVA-1.5's own template (USER/ASSISTANT), images before the text of their turn.
+LLAVA_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}"
+    "{{ message['content'][0]['text'] }}\n"
+    "{% else %}{{ message['role'].upper() }}: {% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<image>\n{% else %}{{ part['text'] }}{% endif %}{% endfor %}\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+def _bpe_tokenizer() -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [
+        " ".join(CAPTION_WORDS),
+        "USER: ASSISTANT: system user assistant",
+        "Describe this image in one sentence. What is in the picture?",
+    ] * 4
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=VLM_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        model_max_length=512,
+    )
+
+
+def _printable_only(tokenizer: Any, keep: set[int]) -> list[int]:
+    printable = set(string.ascii_letters + string.digits + " .,")
+    return [
+        i
+        for i in range(len(tokenizer))
+        if i not in keep
+        and not (set(tokenizer.decode([i])) <= printable and tokenizer.decode([i]).strip())
+    ]
+
+
+def _tiny_llama(tokenizer: Any) -> Any:
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=SIZE,
+        intermediate_size=2 * SIZE,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        initializer_range=INIT_STD,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+
+
+def _save_llava(folder: Path) -> None:
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    tokenizer = _bpe_tokenizer()
+    vision = CLIPVisionConfig(
+        image_size=16,
+        patch_size=4,
+        hidden_size=SIZE,
+        intermediate_size=2 * SIZE,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        projection_dim=SIZE,
+        initializer_range=INIT_STD,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=_tiny_llama(tokenizer),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
+    model = LlavaForConditionalGeneration(config).eval()
+    model.generation_config.suppress_tokens = _printable_only(tokenizer, {tokenizer.eos_token_id})
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}
+    )
+    model.save_pretrained(folder)
+    LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=4,
+        num_additional_image_tokens=1,
+        vision_feature_select_strategy="default",
+        chat_template=LLAVA_TEMPLATE,
+    ).save_pretrained(folder)
 
 
 def _save_trocr(folder: Path) -> None:
@@ -175,6 +287,7 @@ def _save_reranker(folder: Path) -> None:
 
 BUILDERS: dict[str, tuple[str, Callable[[Path], None]]] = {
     "caption": (TINY_BLIP, _save_blip),
+    "llava": (TINY_LLAVA, _save_llava),
     "ocr": (TINY_TROCR, _save_trocr),
     "rerank": (TINY_RERANKER, _save_reranker),
 }

@@ -24,6 +24,8 @@ PARAMETER_TYPES: dict[str, Callable[[str], Any]] = {
     "use_cls": lambda value: value == "true",
     "rec_batch_num": int,
     "lang": str,  # OCR (Tesseract): the model's default language, "deu"
+    "bf16": lambda value: value == "true",
+    "quantize": str,  # caption on a GPU: "8bit" or "4bit" weights (bitsandbytes), else "none"
 }
 
 
@@ -111,12 +113,20 @@ def request_settings(parameters_json: str, allowed: dict[str, int]) -> dict[str,
 
 
 def load_generation_model(
-    hf_model: str, model_class: Any, processor_class: Any, device: str, fp16: bool = False
+    hf_model: str,
+    model_class: Any,
+    processor_class: Any,
+    device: str,
+    fp16: bool = False,
+    quantize: str = "none",
+    bf16: bool = False,
 ) -> tuple[Any, Any]:
     """(processor, model in eval mode on `device`) for a transformers generation checkpoint.
 
     AutoProcessor picks the processor the checkpoint records; `processor_class` is the
-    fallback for checkpoints saved without one. Both come from the local cache only.
+    fallback for checkpoints saved without one. Both come from the local cache only. On a GPU,
+    `fp16` computes in float16, `bf16` in bfloat16; `quantize` "8bit"/"4bit" loads the weights
+    through bitsandbytes (GPU only; ignored on the CPU).
     """
     from transformers import AutoProcessor
 
@@ -125,8 +135,24 @@ def load_generation_model(
     if not hasattr(processor, "image_processor"):  # no processor_class recorded
         processor = processor_class.from_pretrained(snapshot, local_files_only=True)
     # Any: transformers' decorated `to` does not type-check, and `generate` returns a Union.
-    model: Any = model_class.from_pretrained(snapshot, local_files_only=True)
-    if fp16 and device.startswith("cuda"):
+    on_gpu = device.startswith("cuda")
+    if quantize != "none" and on_gpu:
+        from transformers import BitsAndBytesConfig
+
+        bits = {"load_in_8bit": True} if quantize == "8bit" else {"load_in_4bit": True}
+        model: Any = model_class.from_pretrained(
+            snapshot,
+            local_files_only=True,
+            quantization_config=BitsAndBytesConfig(**bits),
+            device_map={"": device},
+        )
+        return processor, model.eval()  # bitsandbytes places the weights itself
+    model = model_class.from_pretrained(snapshot, local_files_only=True)
+    if bf16 and on_gpu:
+        import torch
+
+        model = model.to(torch.bfloat16)
+    elif fp16 and on_gpu:
         model = model.half()
     return processor, model.to(device).eval()
 
