@@ -62,7 +62,7 @@ def choose_ocr_model(
     if ref is not None:
         candidates = [catalog.lookup(ref, Task.OCR)]
     else:
-        candidates = sorted(models, key=lambda entry: not entry.default)
+        candidates = sorted(models, key=lambda entry: not catalog.is_default(Task.OCR, entry))
     chosen = next((entry for entry in candidates if _reads(entry, codes)), None)
     if chosen is None:
         raise _unreadable(codes, candidates[0] if ref is not None else None, models, offered)

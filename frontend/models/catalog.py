@@ -1,5 +1,5 @@
 """Which model a name means: the enabled entries of config.yaml and those added at runtime,
-by config id or Hugging Face id, and the operator's runtime overrides of them."""
+by config id or Hugging Face id, each task's default, and the operator's runtime overrides."""
 
 from __future__ import annotations
 
@@ -65,13 +65,42 @@ class ModelCatalog:
             if found.entry.enabled or not enabled
         ]
 
+    def default(self, task: Task) -> Found | None:
+        """The model a request of `task` without a model gets: the one an operator chose at
+        runtime (PATCH /api/models/{id} with default: true) while it is still an enabled model
+        of the task, else config.yaml's `default: true` entry, else the task's first model."""
+        chosen = self.store.default_for(task) if self.store is not None else None
+        runtime = next((f for f in self.all(task) if f.entry.id == chosen), None)
+        return runtime or self.configured_default(task)
+
+    def configured_default(self, task: Task) -> Found | None:
+        """What `default` falls back to: config.yaml's default (else first) enabled model."""
+        found = self.all(task)
+        return next((f for f in found if f.entry.default), found[0] if found else None)
+
+    def is_default(self, task: Task, entry: ModelEntry) -> bool:
+        default = self.default(task)
+        return default is not None and default.entry.id == entry.id
+
+    def set_default(self, task: Task, entry: ModelEntry | None) -> None:
+        """Make `entry` the task's default (persisted), replacing the previous choice; None
+        goes back to config.yaml's."""
+        if self.store is None:
+            raise RuntimeError("runtime defaults need the settings store")
+        configured = self.configured_default(task)
+        if entry is not None and configured is not None and configured.entry.id == entry.id:
+            entry = None  # config.yaml's own choice: nothing to remember
+        self.store.set_default(task, None if entry is None else entry.id)
+
     def find(
         self, ref: str | None, task: Task | None = None, *, enabled: bool = True
     ) -> Found | None:
         """By config id, else by HF id; with no ref, the task's default (else first) model."""
         found = self.all(task, enabled=enabled)
         if ref is None:
-            return next((f for f in found if f.entry.default), found[0] if found else None)
+            tasks = list(Task) if task is None else [task]
+            default = next((d for t in tasks if (d := self.default(t)) is not None), None)
+            return default or (found[0] if found else None)
         by_id = next((f for f in found if f.entry.id == ref), None)
         return by_id or next((f for f in found if f.entry.hf_model == ref), None)
 

@@ -40,7 +40,8 @@ async def list_models(service: ModelServiceDep) -> dict[str, Any]:
     status_code=201,
     response_model=ModelInfo,
     responses=error_responses(Conflict),
-    summary="Add a Hugging Face model to a task (persisted; loaded on first use)",
+    summary="Add a Hugging Face model to a task (persisted; loaded on first use; "
+    "`default: true` makes it the task's default)",
 )
 async def add_model(body: AddModelRequest, service: ModelServiceDep) -> dict[str, Any]:
     return await service.add(body)
@@ -104,7 +105,8 @@ async def get_model(model_id: str, service: ModelServiceDep) -> dict[str, Any]:
     "/{model_id:path}",
     response_model=ModelInfo,
     responses=error_responses(ModelNotFound),
-    summary="Change a configured model's keep-alive or pinning at runtime (persisted)",
+    summary="Change a configured model's keep-alive, pinning or default status at runtime "
+    "(persisted)",
 )
 async def patch_model(model_id: str, body: ModelPatch, service: ModelServiceDep) -> dict[str, Any]:
     return service.patch(model_id, body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
 TaskName = Literal["embedding", "caption", "ocr", "rerank", "text_embedding", "image_caption"]
 
@@ -42,7 +42,10 @@ class ModelInfo(BaseModel):
     configured: bool
     added_at_runtime: bool = Field(description="added with POST /api/models")
     enabled: bool
-    default: bool
+    default: bool = Field(
+        description="the model its task's requests without a model get (one per task): chosen "
+        "at runtime with PATCH, else config.yaml's `default: true` entry, else the first"
+    )
     pinned: bool
     loaded: bool
     memory_bytes: int | None = Field(description="host memory (PSS) of its Triton processes")
@@ -96,6 +99,9 @@ class AddModelRequest(BaseModel):
     max_batch_size: int = Field(default=32, ge=1, le=1024)
     keep_alive_seconds: float | None = Field(default=None, ge=0)
     pinned: bool = False
+    default: StrictBool = Field(
+        default=False, description="make it its task's default model (replacing the previous)"
+    )
 
 
 class ModelPatch(BaseModel):
@@ -107,3 +113,9 @@ class ModelPatch(BaseModel):
         default=None, ge=-1, description="idle seconds before unloading; -1: never; null: reset"
     )
     pinned: bool | None = None
+    default: StrictBool | None = Field(
+        default=None,
+        description="true: the task's default model from now on (the previous one stops being "
+        "it); false or null: if it is the default chosen at runtime, config.yaml's default "
+        "serves again (config.yaml's own default cannot be unset: make another model default)",
+    )

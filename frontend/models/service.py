@@ -118,6 +118,7 @@ class ModelService:
         if task is None and listed is not None:
             task = listed.task
         loaded = entry is not None and self.registry.is_loaded(entry.id)
+        kind = Task.parse(task) if task is not None else None
         job = self.downloads.active_job(hf_model) if not builtin else None
         memory = gpu_memory = None
         keep_alive = expires = None
@@ -144,7 +145,7 @@ class ModelService:
             "configured": entry is not None,
             "added_at_runtime": entry is not None and self.registry.catalog.is_added(entry.id),
             "enabled": bool(entry and entry.enabled),
-            "default": bool(entry and entry.default),
+            "default": bool(entry and kind and self.registry.catalog.is_default(kind, entry)),
             "pinned": entry is not None and self.registry.catalog.pinned(entry),
             "loaded": loaded,
             "memory_bytes": memory,
@@ -273,6 +274,8 @@ class ModelService:
                 field = ".".join(str(p) for p in problem["loc"])
                 raise InvalidRequest(f"{field}: {problem['msg']}") from None
             self.registry.catalog.add(task, entry)
+            if request.default:
+                self.registry.catalog.set_default(task, entry)
             await asyncio.to_thread(write_repository, self.settings, self.configured())
         logger.info("added model %s (%s) for %s", entry.id, hf_model, task)
         return self._info(hf_model, entry, task.short)
@@ -300,8 +303,39 @@ class ModelService:
                 usage.keep_alive = None  # the operator's setting replaces a request's
         if "pinned" in patch.model_fields_set:
             changes["pinned"] = patch.pinned
-        self.store.set_override(entry.id, **changes)
+        default = self._default_change(task, entry, patch)
+        if changes:
+            self.store.set_override(entry.id, **changes)
+        if default is not None:
+            self.registry.catalog.set_default(task, entry if default else None)
+            chosen = self.registry.catalog.default(task)
+            logger.info("%s default model: %s", task, chosen.entry.id if chosen else None)
         return self._info(entry.hf_model, entry, task.short)
+
+    def _default_change(self, task: Task, entry: ModelEntry, patch: ModelPatch) -> bool | None:
+        """What `default` in a PATCH asks: True to make `entry` the default, False to go back
+        to config.yaml's, None for no change. Checked before anything is changed."""
+        if "default" not in patch.model_fields_set:
+            return None
+        catalog = self.registry.catalog
+        if patch.default:
+            if not entry.enabled:
+                raise InvalidRequest(
+                    f"model '{entry.id}' is disabled in config.yaml: it cannot be the default"
+                )
+            return True
+        if not catalog.is_default(task, entry):
+            return None  # not the default: nothing to unset
+        configured = catalog.configured_default(task)
+        if configured is not None and configured.entry.id == entry.id:
+            if patch.default is None:
+                return None  # already config.yaml's choice
+            raise InvalidRequest(
+                f"'{entry.id}' is config.yaml's default {task.short} model; make another "
+                "model the default instead (a task always has one)",
+                {"field": "default"},
+            )
+        return False
 
     async def delete(self, ref: str) -> dict[str, Any]:
         """Unload whatever uses the model, then remove its cache folder (and the entry, for a
@@ -340,6 +374,7 @@ class ModelService:
             freed = 0
             if present:
                 freed = await asyncio.to_thread(self._remove_repo, repo)
+            restored = self._forget_defaults(users)
             for _, entry in added:
                 self.registry.catalog.remove(entry.id)
             if added:
@@ -350,7 +385,22 @@ class ModelService:
             "deleted": True,
             "freed_bytes": freed,
             "removed_config_ids": [e.id for _, e in added],
+            "defaults_restored": {
+                task.short: (found.entry.id if found is not None else None)
+                for task in restored
+                for found in [self.registry.catalog.default(task)]
+            },
         }
+
+    def _forget_defaults(self, users: list[ModelEntry]) -> list[Task]:
+        """The tasks whose runtime default was one of `users` (their files or entry are being
+        deleted): they go back to config.yaml's default."""
+        catalog = self.registry.catalog
+        ids = {entry.id for entry in users}
+        restored = [task for task in Task if self.store.default_for(task) in ids]
+        for task in restored:
+            catalog.set_default(task, None)
+        return restored
 
     def _remove_repo(self, repo: Path) -> int:
         # Renamed first (atomic), so a model half-deleted by a crash never looks downloaded.

@@ -1,6 +1,7 @@
 """A small SQLite store for what operators change at runtime: per-model keep-alive and pinning,
-and models added through the API. It lives at <data_dir>/settings.db, next to the model cache,
-so changes survive restarts; config.yaml is never rewritten (its comments are the docs).
+each task's default model, and models added through the API. It lives at
+<data_dir>/settings.db, next to the model cache, so changes survive restarts; config.yaml is
+never rewritten (its comments are the docs).
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ CREATE TABLE IF NOT EXISTS added_models (
     task TEXT NOT NULL,
     entry TEXT NOT NULL,               -- the ModelEntry as JSON
     added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS task_defaults (
+    task TEXT PRIMARY KEY,             -- one default per task
+    model_id TEXT NOT NULL,            -- a config id (config.yaml's or added at runtime)
+    updated_at REAL NOT NULL
 );
 """
 FOREVER = -1.0
@@ -64,6 +70,7 @@ class SettingsStore:
             _migrate(self._db)
         self._overrides: dict[str, ModelOverride] = self._read_overrides()
         self._added: set[str] = {entry.id for _, entry in self.added_models()}
+        self._defaults: dict[str, str] = self._read_defaults()
 
     def close(self) -> None:
         with self._lock:
@@ -111,6 +118,33 @@ class SettingsStore:
             self._overrides[model_id] = merged
         return merged
 
+    # -- each task's default model ---------------------------------------------------------
+
+    def _read_defaults(self) -> dict[str, str]:
+        with self._lock:
+            rows = self._db.execute("SELECT task, model_id FROM task_defaults").fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def default_for(self, task: Task) -> str | None:
+        """The model id an operator made the task's default, or None (config.yaml decides)."""
+        return self._defaults.get(task)
+
+    def set_default(self, task: Task, model_id: str | None) -> None:
+        """Make `model_id` the task's default, replacing the previous one; None forgets it."""
+        with self._lock:
+            if model_id is None:
+                self._db.execute("DELETE FROM task_defaults WHERE task = ?", (task,))
+            else:
+                self._db.execute(
+                    "INSERT INTO task_defaults VALUES (?, ?, ?) ON CONFLICT(task) DO UPDATE SET "
+                    "model_id = excluded.model_id, updated_at = excluded.updated_at",
+                    (task, model_id, time.time()),
+                )
+        if model_id is None:
+            self._defaults.pop(task, None)
+        else:
+            self._defaults[task] = model_id
+
     # -- models added through the API ------------------------------------------------------
 
     def added_models(self) -> list[tuple[Task, ModelEntry]]:
@@ -135,6 +169,9 @@ class SettingsStore:
         with self._lock:
             cursor = self._db.execute("DELETE FROM added_models WHERE model_id = ?", (model_id,))
             self._db.execute("DELETE FROM model_settings WHERE model_id = ?", (model_id,))
+            # A removed model is no task's default: the configured default serves again.
+            self._db.execute("DELETE FROM task_defaults WHERE model_id = ?", (model_id,))
         self._overrides.pop(model_id, None)
+        self._defaults = {t: m for t, m in self._defaults.items() if m != model_id}
         self._added.discard(model_id)
         return cursor.rowcount > 0

@@ -98,3 +98,53 @@ def test_a_database_from_before_keep_alive_seconds_is_migrated(tmp_path: Path) -
     assert store.override("minilm") == ModelOverride(keep_alive_seconds=90.0)
     store.set_override("minilm", pinned=True)
     assert SettingsStore(path).override("minilm") == ModelOverride(90.0, True)
+
+
+def test_a_runtime_default_survives_a_restart_and_falls_back_when_its_model_goes(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        None,
+        data_dir=tmp_path,
+        models={
+            "text_embedding": [
+                {"id": "minilm", "hf_model": "org/minilm", "default": True},
+                {"id": "mpnet", "hf_model": "org/mpnet"},
+                {"id": "off", "hf_model": "org/off", "enabled": False},
+            ]
+        },
+    )
+    store = SettingsStore(tmp_path / "settings.db")
+    catalog = ModelCatalog(settings, store)
+    added = ModelEntry(id="bge", hf_model="BAAI/bge-small-en-v1.5")
+    catalog.add(Task.TEXT_EMBEDDING, added)
+    catalog.set_default(Task.TEXT_EMBEDDING, added)
+    store.close()
+
+    restarted = ModelCatalog(settings, SettingsStore(tmp_path / "settings.db"))
+    found = restarted.find(None, Task.TEXT_EMBEDDING)
+    assert found is not None and found.entry.id == "bge"
+    assert [
+        restarted.is_default(Task.TEXT_EMBEDDING, e) for e in settings.models.text_embedding
+    ] == [
+        False,
+        False,
+        False,
+    ]
+    restarted.set_default(Task.TEXT_EMBEDDING, settings.models.text_embedding[1])  # replaces bge
+    assert restarted.lookup(None, Task.TEXT_EMBEDDING).id == "mpnet"
+    assert restarted.remove("bge") is True  # not the default any more: nothing changes
+    assert restarted.lookup(None, Task.TEXT_EMBEDDING).id == "mpnet"
+    restarted.set_default(Task.TEXT_EMBEDDING, settings.models.text_embedding[0])
+    assert restarted.store is not None
+    assert restarted.store.default_for(Task.TEXT_EMBEDDING) is None  # config.yaml's own choice
+
+    # a stored default that is no enabled model of the task (config.yaml changed) is ignored
+    restarted.store.set_default(Task.TEXT_EMBEDDING, "off")
+    assert restarted.lookup(None, Task.TEXT_EMBEDDING).id == "minilm"
+    restarted.store.set_default(Task.TEXT_EMBEDDING, "bge")
+    restarted.add(Task.TEXT_EMBEDDING, added)
+    assert restarted.lookup(None, Task.TEXT_EMBEDDING).id == "bge"
+    restarted.remove("bge")  # removing the default model: config.yaml's default again
+    assert restarted.lookup(None, Task.TEXT_EMBEDDING).id == "minilm"
+    assert restarted.store.default_for(Task.TEXT_EMBEDDING) is None
