@@ -1,12 +1,15 @@
 """Print the pip requirements of one container image, read from pyproject.toml.
 
 pyproject.toml is the one list of dependencies and pins. The images need different parts
-of it: the API container (Dockerfile.frontend) never runs a model, and the Triton container
-(Dockerfile.triton) runs only the model code (`frontend.tasks`):
+of it: the API container (Dockerfile.frontend) never runs a model, the Triton container
+(Dockerfile.triton) runs only the model code (`frontend.tasks`), and the all-in-one image
+(Dockerfile) runs everything, its Triton from the nvidia-pytriton wheel:
 
     python tools/image_requirements.py frontend   # the API: no torch, no model libraries
     python tools/image_requirements.py torch      # torch alone (installed first, its own index)
     python tools/image_requirements.py triton     # the model libraries, torch excepted
+    python tools/image_requirements.py embedded   # the wheel's tritonserver (nvidia-pytriton)
+    python tools/image_requirements.py all        # every dependency, torch excepted
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ MODEL_PACKAGES = frozenset(
         "tesserocr",
     }
 )
-# The embedded tritonserver: neither image runs it (Docker runs NVIDIA's own Triton image).
+# The embedded tritonserver: the all-in-one image runs it, and Dockerfile.triton when built on
+# a plain Debian base instead of NVIDIA's Triton image.
 EMBEDDED_PACKAGES = frozenset({"nvidia-pytriton"})
 # What the model code needs besides MODEL_PACKAGES (pins from pyproject.toml).
 SHARED_WITH_MODELS = frozenset({"numpy", "pillow", "huggingface-hub"})
@@ -59,7 +63,11 @@ def requirements(role: str, pyproject: Path = PYPROJECT) -> list[str]:
     if role == "triton":
         wanted = (MODEL_PACKAGES - {"torch"}) | SHARED_WITH_MODELS
         return [d for d in deps if name_of(d) in wanted]
-    raise ValueError(f"unknown image role {role!r}: frontend, torch or triton")
+    if role == "embedded":
+        return [d for d in deps if name_of(d) in EMBEDDED_PACKAGES]
+    if role == "all":
+        return [d for d in deps if name_of(d) != "torch"]
+    raise ValueError(f"unknown image role {role!r}: frontend, torch, triton, embedded or all")
 
 
 def main(argv: list[str]) -> int:
