@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import importlib.metadata
+import json
 import logging
 import os
 import signal
@@ -22,6 +22,8 @@ import psutil
 
 from frontend.core.config import Settings
 from frontend.models.stubs import is_alive
+from frontend.triton import reaper as reaper_script
+from frontend.triton.leftovers import end_leftovers, shm_prefix
 from frontend.triton.serve import tritonserver_command
 
 logger = logging.getLogger(__name__)
@@ -113,7 +115,10 @@ class TritonPorts:
 
 
 class EmbeddedTriton:
-    """One tritonserver process bound to loopback, restarted if it dies, stopped with its stubs."""
+    """One tritonserver process bound to loopback, restarted if it dies, stopped with its stubs.
+
+    It runs under `frontend.triton.reaper` (`process` is the reaper), which ends tritonserver's
+    whole tree, stubs included, when tritonserver exits or this process dies."""
 
     def __init__(
         self,
@@ -175,7 +180,14 @@ class EmbeddedTriton:
             cpu_only=True,  # keeps a GPU-less host quiet; models still use a GPU they find
             log_verbose=self.log_verbose,
             admin_key=self.admin_key,
+            # Regions named after the data dir: a start can tell its leftovers from the
+            # regions of other Tritons on the host.
+            extra=[f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}"],
         )
+
+    @property
+    def shm_prefix(self) -> str:
+        return shm_prefix(self.work_dir)
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -196,24 +208,40 @@ class EmbeddedTriton:
 
     def _spawn(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        # The old tree, whatever is left of it, ends before a new one starts (restarts too).
+        self._end_tree()
         stop_leftover(self.pid_file, self.work_dir)
+        end_leftovers(self.work_dir)
         log_path = self.work_dir / "tritonserver.log"
+        # Run as a file in isolated mode (-I: no PYTHONPATH, nor the script's own folder, whose
+        # codecs.py would shadow the stdlib's): it needs the standard library only.
+        reaper = [
+            sys.executable,
+            "-I",
+            reaper_script.__file__,
+            f"--parent={os.getpid()}",
+            f"--work-dir={self.work_dir.resolve()}",
+            f"--shm-prefix={self.shm_prefix}",
+        ]
         with open(log_path, "ab") as log:
-            # A new session makes tritonserver and its stubs one process group to stop together;
-            # the neutral cwd keeps folders of the caller's cwd off the stubs' sys.path.
+            # A new session makes the reaper, tritonserver and its stubs one process group to
+            # stop together; the neutral cwd keeps folders of the caller's cwd off the stubs'
+            # sys.path. The reaper's stdin stays open: its end tells the reaper we are gone.
             self.process = subprocess.Popen(
-                self.command(),
+                reaper,
                 cwd=self.work_dir,
                 env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(self.command()).encode() + b"\n")
+        self.process.stdin.flush()
         self.pid_file.write_text(f"{self.process.pid}\n")
         logger.info(
-            "started tritonserver pid %s (http %s, grpc %s, metrics %s); log: %s",
+            "started tritonserver under reaper pid %s (http %s, grpc %s, metrics %s); log: %s",
             self.process.pid,
             self.ports.http,
             self.ports.grpc,
@@ -255,7 +283,7 @@ class EmbeddedTriton:
                 continue
             code = self.process.returncode if self.process else None
             logger.error("tritonserver exited (code %s); restarting in %.0f s", code, backoff)
-            self._kill_group(signal.SIGKILL)  # its stubs, if any outlived it
+            self._end_tree()  # its stubs, if any outlived it
             await asyncio.sleep(backoff)
             if self._stopping:
                 return
@@ -280,6 +308,28 @@ class EmbeddedTriton:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, sig)
 
+    def _end_tree(self) -> None:
+        """SIGKILL the reaper's group (reaper, tritonserver, stubs) and collect the reaper."""
+        if self.process is None:
+            return
+        self._kill_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+
+    @property
+    def server_pid(self) -> int | None:
+        """tritonserver's own pid (the reaper's child), None when it is not running."""
+        if self.process is None:
+            return None
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.process.pid).children():
+                if child.name() == "tritonserver":
+                    return int(child.pid)
+        return None
+
     async def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the whole group (server and stubs), SIGKILL what is left after `timeout`."""
         self._stopping = True
@@ -289,32 +339,21 @@ class EmbeddedTriton:
                 await self._supervisor
         if self.process is None:
             return
-        self._kill_group(signal.SIGTERM)
+        # The reaper passes SIGTERM on to tritonserver and, once it has exited, ends the stubs.
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while self.process.poll() is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        # Stubs exit on their own once the server is gone, but do not leave that to chance.
-        self._kill_group(signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
+        self._end_tree()  # whatever did not stop in time
+        await asyncio.to_thread(end_leftovers, self.work_dir)
         self.pid_file.unlink(missing_ok=True)
         logger.info("tritonserver stopped")
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Runs in the forked child: SIGKILL it when the frontend dies, however it dies (the OOM
-    killer, SIGKILL), so tritonserver and its stubs never outlive it as orphans. The stubs
-    exit by themselves within ~3 s of the server (measured)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def stop_leftover(pid_file: Path, work_dir: Path, timeout: float = 10.0) -> bool:
-    """Stop a tritonserver an earlier run on this data dir left behind (its pid file names it,
-    and its command line must point at this work dir: a reused pid is left alone)."""
+    """Stop a tritonserver an earlier run on this data dir left behind (its pid file names it or
+    its reaper, and the command line must point at this work dir: a reused pid is left alone)."""
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
@@ -324,7 +363,9 @@ def stop_leftover(pid_file: Path, work_dir: Path, timeout: float = 10.0) -> bool
     except psutil.Error:  # gone (or a zombie): nothing to stop
         pid_file.unlink(missing_ok=True)
         return False
-    if "tritonserver" not in cmdline or f"{work_dir.resolve()}/backends" not in cmdline:
+    server = "tritonserver" in cmdline and f"{work_dir.resolve()}/backends" in cmdline
+    reaper = "triton/reaper.py" in cmdline and f"--work-dir={work_dir.resolve()}" in cmdline
+    if not (server or reaper):
         pid_file.unlink(missing_ok=True)
         return False
     logger.warning("stopping tritonserver pid %d left running by an earlier start", pid)

@@ -74,7 +74,7 @@ async def phase_gpu_and_memory(
     images = test_images(1)
     await asyncio.sleep(1.0)
     before = gpu_memory_used()
-    server = process_gpu_memory([triton.process.pid]) if triton.process else 0
+    server = process_gpu_memory([triton.server_pid]) if triton.server_pid else 0
     report.figure("memory_before_load", before, f"GPU memory before load: {mib(before)}")
     report.figure("tritonserver_gpu", server, f"  of which tritonserver itself: {mib(server)}")
 
