@@ -28,9 +28,36 @@ if ((dev)) && ! command -v redis-server >/dev/null; then missing+=(redis-server)
 if ((dev)) && ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
     missing+=(docker-compose)
 fi
+# The container tests (tests/e2e) build and run the images with podman: as root on Debian
+# only, next to (never instead of) a Docker engine; nothing of Docker's is touched.
+containers=0
+if ((dev)) && [[ $EUID -eq 0 && -r /etc/debian_version ]]; then
+    containers=1
+    for package in podman runc debootstrap netavark aardvark-dns; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
+            || missing+=("$package")
+    done
+fi
 if ((${#missing[@]})); then
     apt-get update && DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# Raising rlimits is not permitted in these VMs and their cgroups are v1 only (crun refuses
+# that layout; runc works); netavark resolves compose service names. An existing file stays.
+if ((containers)) && [[ ! -e /etc/containers/containers.conf ]]; then
+    mkdir -p /etc/containers
+    cat > /etc/containers/containers.conf <<'CONF'
+# Written by homelab-ai's tools/install.sh --dev (the container tests).
+[containers]
+default_ulimits = []
+
+[engine]
+cgroup_manager = "cgroupfs"
+runtime = "runc"
+
+[network]
+network_backend = "netavark"
+CONF
 fi
 
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
