@@ -3,6 +3,7 @@ POST / (where Hugging Face's InferenceClient, and so langchain-huggingface, send
 
 TEI serves one model per server, so these use the default model of their task. TEI's own
 defaults are kept: /embed normalizes, /rerank refuses over-long pairs unless `truncate`.
+`normalize: false` gives TEI's pooled vector: the model's, before its own Normalize module.
 POST /rerank also takes Infinity's body (Cohere's: `documents`) and answers as Infinity does,
 so clients of Infinity's /rerank (LiteLLM's `infinity/` models) work here too.
 """
@@ -34,7 +35,11 @@ class TeiEmbedRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # prompt_name, truncation_direction: unused
 
     inputs: StrictStr | list[StrictStr]
-    normalize: StrictBool = Field(default=True, description="L2-normalize each vector")
+    normalize: StrictBool = Field(
+        default=True,
+        description="L2-normalize each vector; false: the pooled vector, before the model's "
+        "own normalization (as TEI returns it)",
+    )
     truncate: StrictBool = Field(default=False, description="Texts are always cut to fit")
     dimensions: int | None = Field(default=None, gt=0, description="Matryoshka models only")
 
@@ -107,9 +112,10 @@ AnyTeiRequest = Annotated[
 
 async def _embed(body: TeiEmbedRequest, service: EmbeddingService) -> Response:
     texts = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-    done = await service.embed_counted(texts, None, dimensions=body.dimensions)
+    pooled = not body.normalize
+    done = await service.embed_counted(texts, None, dimensions=body.dimensions, pooled=pooled)
     vectors = done.vectors
-    if body.normalize:
+    if body.normalize:  # models without a Normalize module of their own too
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
     return numpy_json(vectors)

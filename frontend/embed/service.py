@@ -14,7 +14,7 @@ from frontend.core.errors import InvalidRequest
 from frontend.models.manifest import load_manifest
 from frontend.models.registry import ModelRegistry
 from frontend.triton.coalesce import Coalescer
-from frontend.triton.codecs import fp32_matrix, int_column, texts_input
+from frontend.triton.codecs import bools_input, fp32_matrix, int_column, texts_input
 
 TASK = Task.TEXT_EMBEDDING
 
@@ -41,9 +41,12 @@ class Embedded(NamedTuple):
     tokens: np.ndarray  # int32 [texts]: tokens the model read from each text
 
 
-def shorten(vectors: np.ndarray, dimensions: int | None, entry: ModelEntry) -> np.ndarray:
-    """The first `dimensions` components, re-normalized: meaningful only for models trained
-    Matryoshka-style (the manifest's `matryoshka` flag); any other size is refused."""
+def shorten(
+    vectors: np.ndarray, dimensions: int | None, entry: ModelEntry, renormalize: bool = True
+) -> np.ndarray:
+    """The first `dimensions` components, re-normalized unless told not to (pooled vectors,
+    as TEI cuts them): meaningful only for models trained Matryoshka-style (the manifest's
+    `matryoshka` flag); any other size is refused."""
     native = int(vectors.shape[1])
     if dimensions is None or dimensions == native:
         return vectors
@@ -60,6 +63,8 @@ def shorten(vectors: np.ndarray, dimensions: int | None, entry: ModelEntry) -> n
             {"errors": [{"field": "dimensions", "message": f"must be 1..{native}"}]},
         )
     cut = vectors[:, :dimensions]
+    if not renormalize:
+        return np.ascontiguousarray(cut, dtype=np.float32)
     norms = np.linalg.norm(cut, axis=1, keepdims=True)
     return np.ascontiguousarray(cut / np.maximum(norms, 1e-12), dtype=np.float32)
 
@@ -97,44 +102,53 @@ class EmbeddingService:
         model: str | None,
         keep_alive: float | None = None,
         dimensions: int | None = None,
+        pooled: bool = False,
     ) -> Embedded:
-        """Vectors (shortened to `dimensions` where the model allows) and token counts."""
+        """Vectors (shortened to `dimensions` where the model allows) and token counts.
+        `pooled`: the vectors before the model's final Normalize module (TEI's
+        `normalize: false`), computed by the model in the same batches as the rest."""
         check_texts(texts, self.limits)
         entry = self.registry.catalog.lookup(model, TASK)
         cache = self.cache
         if cache is None:
-            vectors, tokens = await self._embed_all(entry, texts, keep_alive)
+            vectors, tokens = await self._embed_all(entry, texts, keep_alive, pooled)
         else:
-            # Full vectors are cached; `dimensions` (and TEI's normalize) apply afterwards,
-            # so every route and option shares one entry per text.
+            # Full vectors are cached; `dimensions` (and TEI's normalize on top of the model's
+            # output) apply afterwards, so every route and option shares one entry per text.
+            # Pooled vectors are other values: their keys carry the option.
             async def compute(indices: list[int]) -> list[bytes]:
-                done = await self._embed_all(entry, [texts[i] for i in indices], keep_alive)
+                batch = [texts[i] for i in indices]
+                done = await self._embed_all(entry, batch, keep_alive, pooled)
                 return [pack(v, t) for v, t in zip(*done, strict=True)]
 
             inputs = [[text.encode("utf-8")] for text in texts]
-            vectors, tokens = unpack(await cache.fetch("embed", entry, None, inputs, compute))
-        return Embedded(entry, shorten(vectors, dimensions, entry), tokens)
+            options = {"pooled": True} if pooled else None
+            vectors, tokens = unpack(await cache.fetch("embed", entry, options, inputs, compute))
+        return Embedded(entry, shorten(vectors, dimensions, entry, not pooled), tokens)
 
     async def _embed_all(
-        self, entry: ModelEntry, texts: list[str], keep_alive: float | None
+        self, entry: ModelEntry, texts: list[str], keep_alive: float | None, pooled: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         size = entry.max_batch_size
         chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
         parts = await asyncio.gather(
-            *(self._embed_chunk(entry, chunk, keep_alive) for chunk in chunks)
+            *(self._embed_chunk(entry, chunk, keep_alive, pooled) for chunk in chunks)
         )
         vectors = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
         tokens = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
         return vectors, tokens
 
     async def _embed_chunk(
-        self, entry: ModelEntry, texts: list[str], keep_alive: float | None
+        self, entry: ModelEntry, texts: list[str], keep_alive: float | None, pooled: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         gateway = self.registry.gateway
 
         async def send(batch: list[str]) -> tuple[np.ndarray, ...]:
             outputs = ["EMBEDDING", "TOKENS"]
-            result = await gateway.infer(entry.id, [texts_input(batch)], outputs)
+            inputs = [texts_input(batch)]
+            if pooled:
+                inputs.append(bools_input([False] * len(batch), "NORMALIZE"))
+            result = await gateway.infer(entry.id, inputs, outputs)
             vectors = fp32_matrix(result, "EMBEDDING", len(batch))
             return vectors, int_column(result, "TOKENS", len(batch))
 
@@ -142,8 +156,11 @@ class EmbeddingService:
         # keep it busy; the rest wait in the frontend and leave together.
         depth = entry.instances * len(gateway.replicas)
 
+        # Pooled requests are another operation: a lane of their own.
+        lane = (entry.id, "pooled") if pooled else entry.id
+
         async def call() -> tuple[np.ndarray, ...]:
-            return await self.coalescer.run(entry.id, texts, send, depth, entry.max_batch_size)
+            return await self.coalescer.run(lane, texts, send, depth, entry.max_batch_size)
 
         vectors, tokens = await self.registry.run(entry, call, keep_alive)
         return vectors, tokens

@@ -8,11 +8,15 @@ Engines, in the order "auto" tries them on a CPU:
   torch       SentenceTransformer.encode (GPUs, custom modules, or when ONNX fails its probe).
 "onnx-int8" is the torch-free engine on a dynamically quantized encoder, refused unless it
 keeps cosine >= 0.99 against fp32 sentence-transformers on the probe set.
+
+Every engine computes the vectors before a final Normalize module and normalizes per row, so
+rows asked for `pooled` (TEI's `normalize: false`) share the batch's one forward pass.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,12 @@ import numpy as np
 
 from frontend.tasks.common import configure_threads, local_snapshot
 from frontend.tasks.onnx_encoder import OnnxEncoder, export_encoder, export_path, shipped_onnx
-from frontend.tasks.st_pipeline import TorchFreeEmbedder, UnsupportedPipeline
+from frontend.tasks.st_pipeline import (
+    NORMALIZE,
+    TorchFreeEmbedder,
+    UnsupportedPipeline,
+    normalize_rows,
+)
 
 logger = logging.getLogger(__name__)
 PROBE = ["Homelab AI checks that its ONNX encoder matches torch.", "ok"]
@@ -76,12 +85,14 @@ class EmbeddingTask:
         self.fast: TorchFreeEmbedder | None = None
         self.onnx: OnnxEncoder | None = None
         self.probe_cosine: float | None = None
+        self.normalizes = False  # the model ends in Normalize (its vectors are unit length)
         # The CUDA provider needs onnxruntime-gpu: only an explicit "onnx" asks for it.
         if engine in ONNX_ENGINES and (device == "cpu" or engine == "onnx"):
             self._try_torch_free(snapshot, threads, device, engine)
         if self.fast is not None:
             self.engine = "onnx-int8" if engine == "onnx-int8" else "onnx"
             self.dimensions = int(self.fast(["ok"]).shape[1])
+            self.normalizes = self.fast.spec.normalize
             return
         self._load_torch(snapshot, threads, device, fp16, engine)
 
@@ -108,6 +119,11 @@ class EmbeddingTask:
 
         self._torch = torch
         self.model = SentenceTransformer(str(snapshot), device=device, local_files_only=True)
+        if len(self.model) > 1 and type(self.model[-1]).__name__ == NORMALIZE:
+            # Every path (forward, encode, the hybrid's module loop) then gives the pooled
+            # vector; normalize_rows applies the module's arithmetic per row afterwards.
+            del self.model[len(self.model) - 1]
+            self.normalizes = True
         # One forward reproduces encode() unless encode changes the input first
         modules = {type(module).__name__ for module in self.model}
         self._direct = (
@@ -197,18 +213,23 @@ class EmbeddingTask:
                 features = module(features)
         return np.ascontiguousarray(features["sentence_embedding"].numpy(), dtype=np.float32)
 
-    def embed_counted(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def embed_counted(
+        self, texts: list[str], pooled: Sequence[bool] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings, int32 tokens per text as the encoder saw them: the usage the OpenAI
-        and Ollama APIs report)."""
+        and Ollama APIs report). Rows whose `pooled` flag is set are the vectors before the
+        model's final Normalize module (the model's output where it has none)."""
         if self.fast is not None and texts:
-            return self.fast.encode(texts)
+            return self.fast.encode(texts, pooled)
         if not texts:
             return self.embed(texts), np.zeros(0, dtype=np.int32)
         if self.onnx is None:
-            return self._torch_counted(texts)
-        # hybrid: one more tokenizer pass (fast tokenizers: microseconds per text)
-        mask = self._tokenize(texts)["attention_mask"]
-        return self.embed(texts), _token_counts(mask)
+            vectors, tokens = self._torch_counted(texts)
+        else:
+            # hybrid: one more tokenizer pass (fast tokenizers: microseconds per text)
+            tokens = _token_counts(self._tokenize(texts)["attention_mask"])
+            vectors = self._embed_onnx(self.onnx, texts)
+        return self._normalized(vectors, pooled), tokens
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """float32 [len(texts), dimensions]; the caller groups every request of a batch here."""
@@ -217,5 +238,9 @@ class EmbeddingTask:
         if self.fast is not None:
             return self.fast(texts)
         if self.onnx is not None:
-            return self._embed_onnx(self.onnx, texts)
-        return self._embed_torch(texts)
+            return self._normalized(self._embed_onnx(self.onnx, texts))
+        return self._normalized(self._embed_torch(texts))
+
+    def _normalized(self, vectors: np.ndarray, pooled: Sequence[bool] | None = None) -> np.ndarray:
+        """The torch paths' pooled vectors through the Normalize module taken off the model."""
+        return normalize_rows(vectors, pooled) if self.normalizes else vectors

@@ -12,6 +12,7 @@ pipeline is checked against that reference before it serves.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,16 @@ def pool(token_embeddings: np.ndarray, mask: np.ndarray, modes: tuple[str, ...])
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs, axis=1)
 
 
+def normalize_rows(vectors: np.ndarray, pooled: Sequence[bool] | None = None) -> np.ndarray:
+    """sentence-transformers' Normalize module (torch's normalize: eps 1e-12) on every row
+    whose `pooled` flag is not set: those rows stay the vector before it (TEI's
+    `normalize: false`)."""
+    norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    if pooled is not None and any(pooled):
+        norms[np.asarray(pooled, dtype=bool)] = 1.0
+    return np.ascontiguousarray(vectors / norms, dtype=np.float32)
+
+
 class TorchFreeEmbedder:
     """Tokenize with `tokenizers`, encode with ONNX Runtime, pool and normalize with numpy."""
 
@@ -164,8 +175,11 @@ class TorchFreeEmbedder:
     def __call__(self, texts: list[str]) -> np.ndarray:
         return self.encode(texts)[0]
 
-    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(float32 embeddings, int32 tokens each text fed the encoder, prompt included)."""
+    def encode(
+        self, texts: list[str], pooled: Sequence[bool] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 embeddings, int32 tokens each text fed the encoder, prompt included).
+        Rows whose `pooled` flag is set skip the model's Normalize module."""
         spec = self.spec
         if spec.prompt:
             texts = [spec.prompt + text for text in texts]
@@ -180,8 +194,7 @@ class TorchFreeEmbedder:
             mask = mask.copy()
             mask[:, : self.prompt_length] = 0  # right padding: the prompt leads every row
         vectors = pool(token_embeddings, mask, spec.pooling_modes)
-        if spec.normalize:  # torch.nn.functional.normalize: eps 1e-12
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.maximum(norms, 1e-12)
+        if spec.normalize:
+            vectors = normalize_rows(vectors, pooled)
         tokens = np.array([sum(e.attention_mask) for e in encodings], dtype=np.int32)
         return np.ascontiguousarray(vectors, dtype=np.float32), tokens

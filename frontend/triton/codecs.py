@@ -14,6 +14,14 @@ def texts_input(texts: list[str], name: str = "TEXT") -> grpcclient.InferInput:
     return tensor
 
 
+def bools_input(values: list[bool], name: str) -> grpcclient.InferInput:
+    """A [n, 1] BOOL tensor (one flag per batch row)."""
+    array = np.array(values, dtype=np.bool_).reshape(len(values), 1)
+    tensor = grpcclient.InferInput(name, list(array.shape), "BOOL")
+    tensor.set_data_from_numpy(array)
+    return tensor
+
+
 def fp32_matrix(result: grpcclient.InferResult, name: str, rows: int) -> np.ndarray:
     """An output as a float32 [rows, d] matrix, checked against the number of inputs sent."""
     array = result.as_numpy(name)

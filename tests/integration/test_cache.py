@@ -134,6 +134,27 @@ def test_every_embedding_route_shares_the_cache(cached: httpx.Client) -> None:
     np.testing.assert_allclose(np.array(tei.json()[0]), ours[1], atol=1e-6)
 
 
+def test_tei_pooled_vectors_are_cached_apart(cached: httpx.Client) -> None:
+    """`normalize: false` (the vector before the model's Normalize module) has entries of its
+    own: neither answer is served from the other's."""
+    texts = fresh(2)
+
+    def tei(normalize: bool) -> httpx.Response:
+        response = cached.post("/embed", json={"inputs": texts, "normalize": normalize})
+        assert response.status_code == 200, response.text
+        return response
+
+    unit = tei(True)
+    raw = tei(False)
+    assert unit.headers["X-Cache"] == raw.headers["X-Cache"] == "miss"
+    unit_vectors, raw_vectors = np.array(unit.json()), np.array(raw.json())
+    assert np.abs(np.linalg.norm(raw_vectors, axis=1) - 1).min() > 0.1
+    direction = raw_vectors / np.linalg.norm(raw_vectors, axis=1, keepdims=True)
+    np.testing.assert_allclose(direction, unit_vectors, atol=1e-5)
+    assert tei(False).headers["X-Cache"] == tei(True).headers["X-Cache"] == "hit"
+    assert tei(False).json() == raw.json()
+
+
 def test_ocr_and_captions_hit_per_image(cached: httpx.Client, triton: EmbeddedTriton) -> None:
     image = render_text([f"Cache {uuid.uuid4().hex[:4]}"])
     body: dict[str, Any] = {"image": b64(encode(image))}

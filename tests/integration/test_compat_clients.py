@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -20,6 +21,20 @@ def expected(api: RunningApi) -> np.ndarray:
         response = http.post("/api/embed", json={"texts": TEXTS})
     assert response.status_code == 200, response.text
     return np.asarray(response.json()["embeddings"], dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def pooled(minilm_source: Path) -> np.ndarray:
+    """TEI's `normalize: false` reference: sentence-transformers' all-MiniLM-L6-v2 (the real
+    weights) with its Normalize module removed, i.e. the mean-pooled vectors."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_source), device="cpu")
+    assert type(model[-1]).__name__ == "Normalize"
+    del model[len(model) - 1]
+    vectors = np.asarray(model.encode(TEXTS), dtype=np.float32)
+    assert np.abs(np.linalg.norm(vectors, axis=1) - 1).min() > 0.1  # not unit length
+    return vectors
 
 
 @pytest.mark.parametrize("encoding_format", [None, "float"])
@@ -112,28 +127,31 @@ def test_ollama_version(client: httpx.Client) -> None:
     assert client.get("/api/version").json()["version"]
 
 
-def test_tei_embed_and_info(client: httpx.Client, expected: np.ndarray) -> None:
+def test_tei_embed_and_info(client: httpx.Client, expected: np.ndarray, pooled: np.ndarray) -> None:
     response = client.post("/embed", json={"inputs": TEXTS})
     assert response.status_code == 200, response.text
     np.testing.assert_allclose(np.asarray(response.json(), dtype=np.float32), expected, atol=1e-6)
     one = client.post("/embed", json={"inputs": TEXTS[0], "normalize": False}).json()
-    np.testing.assert_array_equal(np.asarray(one, dtype=np.float32), expected[:1])
+    np.testing.assert_allclose(np.asarray(one, dtype=np.float32), pooled[:1], atol=1e-5)
     info = client.get("/info").json()
     assert info["model_id"] == MINILM_ID
     assert info["model_type"]["reranker"]["model_id"] == "homelab-test/tiny-reranker"
 
 
 def test_huggingface_inference_client_on_tei_root_route(
-    api: RunningApi, expected: np.ndarray
+    api: RunningApi, expected: np.ndarray, pooled: np.ndarray
 ) -> None:
-    """InferenceClient (and so langchain-huggingface) posts a TEI URL's requests to POST /."""
+    """InferenceClient posts a TEI URL's requests to POST /; `normalize=False` (what Haystack's
+    HuggingFaceAPITextEmbedder sends by default) gets TEI's pooled vectors."""
     from huggingface_hub import InferenceClient
 
     client = InferenceClient(model=api.url)
     got = client.feature_extraction(TEXTS[1])
     np.testing.assert_allclose(np.asarray(got, dtype=np.float32), expected[1:2], atol=1e-6)
-    raw = client.feature_extraction(TEXTS[2], normalize=False)
-    np.testing.assert_array_equal(np.asarray(raw, dtype=np.float32), expected[2:3])
+    unit = client.feature_extraction(TEXTS[1], normalize=True)
+    np.testing.assert_allclose(np.asarray(unit, dtype=np.float32), expected[1:2], atol=1e-6)
+    raw = client.feature_extraction(TEXTS, normalize=False)
+    np.testing.assert_allclose(np.asarray(raw, dtype=np.float32), pooled, rtol=1e-4, atol=1e-5)
 
 
 def test_infinity_paths_without_v1(client: httpx.Client, expected: np.ndarray) -> None:

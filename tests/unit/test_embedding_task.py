@@ -120,3 +120,34 @@ def test_torch_engine_keeps_a_default_prompt(
     np.testing.assert_allclose(got, with_prompt, atol=1e-5)
     plain = SentenceTransformer(str(minilm_source), device="cpu").encode(TEXTS[:2])
     assert np.abs(got - plain).max() > 1e-3  # the prompt changed the vectors
+
+
+@pytest.mark.parametrize("engine", ["onnx", "torch"])
+def test_pooled_rows_are_the_vectors_before_the_normalize_module(
+    hf_home: Path, minilm_source: Path, engine: str
+) -> None:
+    """TEI's `normalize: false`: the vector sentence-transformers computes with the model's
+    Normalize module removed, for the flagged rows of a batch only (one forward for all)."""
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(minilm_source), device="cpu")
+    normalized = reference.encode(TEXTS, convert_to_numpy=True)
+    assert type(reference[-1]).__name__ == "Normalize"
+    del reference[len(reference) - 1]
+    pooled = reference.encode(TEXTS, convert_to_numpy=True)
+    norms = np.linalg.norm(pooled, axis=1)
+    assert np.abs(norms - 1).min() > 0.1  # the pooled vectors are not unit length
+
+    task = EmbeddingTask(MINILM_ID, engine=engine)
+    assert task.engine == engine and task.normalizes
+    got, tokens = task.embed_counted(TEXTS, [True] * len(TEXTS))
+    np.testing.assert_allclose(got, pooled, rtol=1e-4, atol=1e-5)
+    assert got.dtype == np.float32
+
+    flags = [True, False, True, False]
+    mixed, mixed_tokens = task.embed_counted(TEXTS, flags)
+    plain, _ = task.embed_counted(TEXTS)
+    np.testing.assert_allclose(plain, normalized, atol=1e-5)
+    for row, flag in enumerate(flags):
+        np.testing.assert_array_equal(mixed[row], got[row] if flag else plain[row])
+    assert mixed_tokens.tolist() == tokens.tolist()
