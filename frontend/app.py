@@ -67,6 +67,7 @@ from frontend.models.service import ModelService, sweep_deleted
 from frontend.models.store import SettingsStore
 from frontend.rerank.routes import router as rerank_router
 from frontend.rerank.service import RerankService
+from frontend.sandbox.pool import close_sandbox
 from frontend.status.routes import router as status_router
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
@@ -183,6 +184,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await stop_jobs(app, jobs)
+        await close_sandbox(app)
         downloads.shutdown()
         if cache is not None:
             await cache.close()

@@ -2,48 +2,29 @@
 Apache Tika's PUT /tika/text (JSON) and PUT /tika (plain text), and the "External" loader's
 PUT /process. Images, PDFs and TIFFs go through /api/ocr's pipeline (a PDF page's text layer
 without OCR, the cache, the model choice); DOCX, XLSX and PPTX files are read by compat.office;
-text files come back as they are, HTML files as their text."""
+text files come back as they are, HTML files as their text (compat.document_text, run in
+the document sandbox)."""
 
 from __future__ import annotations
 
-import io
 import time
-import warnings
 from email.message import Message
 from typing import Any
 from urllib.parse import unquote
 
-import anyio
-import lxml.etree
-import lxml.html
 from fastapi import APIRouter, Request, Response
-from PIL import Image, UnidentifiedImageError
 
-from frontend.compat.office import office_kind, office_text
+from frontend.compat.document_text import read_here
 from frontend.core.deps import RegistryDep
 from frontend.core.errors import InvalidRequest, json_response
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
-from frontend.crawl.extract import normalize_text
-from frontend.images.decode import SUPPORTED_FORMATS
-from frontend.images.document import PDF_TYPES, document_kind
 from frontend.images.inputs import RawImages
 from frontend.images.routes import OCR, run_images
 from frontend.images.schemas import OcrOptions
 from frontend.models.registry import ModelRegistry
+from frontend.sandbox.pool import sandbox_of
 
 router = APIRouter(tags=["documents"])
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-TEXT_TYPES = (
-    "application/json",
-    "application/xml",
-    "application/xhtml+xml",
-    "application/x-yaml",
-    "application/yaml",
-)
-UNSUPPORTED = (
-    "cannot read this file: send an image, a PDF, a TIFF, a DOCX, XLSX or PPTX file, or text "
-    "(older Office formats and others are not read)"
-)
 _FILE_BODY = {
     "requestBody": {
         "required": True,
@@ -52,76 +33,6 @@ _FILE_BODY = {
     }
 }
 _LANG_HEADER = "x-tika-ocrlanguage"  # Tika's per-request OCR language(s), e.g. eng+deu
-
-
-def _is_image(data: bytes) -> bool:
-    """Whether Pillow recognises the bytes (header only: nothing is decoded here)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS).close()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-        return False
-    return True
-
-
-def _readable(data: bytes, declared: str | None) -> bool:
-    """A document (PDF, multi-page TIFF) or an image, by its bytes (header reads only)."""
-    return document_kind(data, declared) is not None or _is_image(data)
-
-
-def _html_text(html: str) -> str:
-    """An HTML file's text, as Tika gives it: the whole document's (not a guess at its main
-    article, as for crawled pages), without scripts and styles."""
-    try:
-        tree = lxml.html.fromstring(html)
-    except (ValueError, lxml.etree.ParserError):
-        return html
-    for element in tree.xpath("//script|//style|//noscript|//template"):
-        element.drop_tree()
-    return normalize_text(tree.text_content())
-
-
-def _as_text(data: bytes, declared: str | None, charset: str | None) -> str | None:
-    """UTF-8, or the charset a text file declares; a text file that declares none and is not
-    UTF-8 is read as Windows-1252 (what legacy .txt and .csv files mostly are). Bytes not
-    declared as text must be UTF-8."""
-    if b"\x00" in data:
-        return None
-    textual = declared is not None and (declared.startswith("text/") or declared in TEXT_TYPES)
-    if charset and textual:
-        try:
-            return data.decode(charset)
-        except (LookupError, UnicodeDecodeError):
-            pass
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    if not textual:
-        return None
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:  # the five bytes Windows-1252 leaves undefined
-        return data.decode("latin-1")
-
-
-def _read_here(data: bytes, declared: str | None, charset: str | None) -> dict[str, Any] | None:
-    """{text, content_type} of an Office, HTML or text file; None for what OCR reads (images,
-    PDFs, TIFFs, and whatever is declared as one, so its errors say why); 400 for the rest."""
-    office = office_kind(data)
-    if office is not None:
-        kind, media = office
-        return {"text": office_text(data, kind), "content_type": media}
-    claimed = declared is not None and (declared.startswith("image/") or declared in PDF_TYPES)
-    if claimed or _readable(data, declared):
-        return None
-    text = _as_text(data, declared, charset)
-    if text is None:
-        raise InvalidRequest(UNSUPPORTED, {"content_type": (declared or "")[:100]})
-    if declared in HTML_TYPES:
-        text = _html_text(text)
-    return {"text": text, "content_type": declared or "text/plain"}
 
 
 async def extract(request: Request, registry: ModelRegistry, lang: str | None) -> dict[str, Any]:
@@ -134,7 +45,9 @@ async def extract(request: Request, registry: ModelRegistry, lang: str | None) -
     charset = header.get_content_charset()
     if not data:
         raise InvalidRequest("the request body is empty: send the file itself")
-    here = await anyio.to_thread.run_sync(_read_here, data, declared, charset)
+    # The file's parsers run in the document sandbox: a parser bomb costs its limits, no more.
+    async with sandbox_of(request.app).lease() as worker:
+        here = await worker.call(read_here, data, declared, charset)
     if here is not None:
         return here
     try:

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from frontend.core.config_sections import (
     CacheSection,
     CrawlSection,
+    DocumentsSection,
     HubSection,
     JobsSection,
     LimitsSection,
@@ -35,6 +36,7 @@ __all__ = [
     "CacheSection",
     "ConfigError",
     "CrawlSection",
+    "DocumentsSection",
     "HubSection",
     "JobsSection",
     "LimitsSection",
@@ -186,6 +188,7 @@ class Settings(BaseSettings):
     models: ModelsSection = Field(default_factory=ModelsSection)
     limits: LimitsSection = Field(default_factory=LimitsSection)
     ocr: OcrSection = Field(default_factory=OcrSection)
+    documents: DocumentsSection = Field(default_factory=DocumentsSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     security: SecuritySection = Field(default_factory=SecuritySection)
     hub: HubSection = Field(default_factory=HubSection)

@@ -1,4 +1,5 @@
-"""The plain config.yaml sections: server, triton, limits, resources, hub, crawl and cache."""
+"""The plain config.yaml sections: server, triton, limits, documents, resources, hub, crawl and
+cache."""
 
 from __future__ import annotations
 
@@ -95,6 +96,22 @@ class OcrSection(Section):
         if self.pdf_dpi > self.max_pdf_dpi:
             raise ValueError("pdf_dpi must not exceed max_pdf_dpi")
         return self
+
+
+class DocumentsSection(Section):
+    """The sandbox that parses uploaded files (PDF, Office, TIFF, images): worker processes
+    whose memory, CPU time and wall time are capped, so a parser bomb costs at most these."""
+
+    workers: int | None = Field(default=None, ge=1, le=64)  # None: one per core, 2 to 8
+    memory_mib: int = Field(default=1024, ge=256)  # address space per worker (RLIMIT_AS)
+    cpu_seconds: int = Field(default=30, ge=1)  # CPU per parsing step (RLIMIT_CPU)
+    timeout_seconds: float = Field(default=60, gt=0)  # wall time per parsing step
+    queue_timeout_seconds: float = Field(default=30, ge=0)  # wait for a worker, then 503
+    max_tasks_per_worker: int = Field(default=200, ge=1)  # then the worker is replaced
+
+    @property
+    def pool_size(self) -> int:
+        return self.workers or min(8, max(2, os.cpu_count() or 1))
 
 
 class ResourcesSection(Section):

@@ -28,6 +28,8 @@ UNAUTHORIZED = "UNAUTHORIZED"
 FORBIDDEN = "FORBIDDEN"
 METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
 INTERNAL_ERROR = "INTERNAL_ERROR"
+# An uploaded file whose parsing passed the document sandbox's limits (config: documents)
+DOCUMENT_TOO_COMPLEX = "DOCUMENT_TOO_COMPLEX"
 # POST /api/crawl: the target page could not be fetched
 CRAWL_DNS_FAILED = "CRAWL_DNS_FAILED"
 CRAWL_UNREACHABLE = "CRAWL_UNREACHABLE"
@@ -95,6 +97,11 @@ class Conflict(NamedError):
     doc = "the id is taken, or a download of the model is running"
 
 
+class DocumentTooComplex(NamedError):
+    status, code = 413, DOCUMENT_TOO_COMPLEX
+    doc = "a file too large or too complex to read within the document sandbox's limits"
+
+
 class RateLimited(NamedError):
     status, code, doc = 429, RATE_LIMIT_EXCEEDED, "too many requests (see Retry-After)"
 
@@ -126,6 +133,7 @@ NAMED_ERRORS: tuple[type[NamedError], ...] = (
     ModelNotFound,
     NotFound,
     Conflict,
+    DocumentTooComplex,
     RateLimited,
     ModelLoadFailed,
     ResourceExhausted,

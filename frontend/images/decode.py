@@ -1,4 +1,5 @@
-"""Decode untrusted image bytes exactly once, safely, into RGB uint8 arrays for the models."""
+"""Decode untrusted image bytes exactly once, safely, into RGB uint8 arrays for the models (in
+the document sandbox, whose memory limit a MemoryError here is left to name)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def decode_image(
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _bad(index, "is too large to decode (decompression bomb)") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError):
+    except (OSError, SyntaxError, ValueError, EOFError):
         # Pillow reports truncated and corrupt files this way; the text stays out of the reply.
         raise _bad(index, "is truncated or corrupt") from None
     return np.asarray(rgb, dtype=np.uint8)

@@ -41,6 +41,8 @@ def tiff_frame_count(data: bytes) -> int:
     try:
         with Image.open(io.BytesIO(data), formats=["TIFF"]) as image:
             return int(getattr(image, "n_frames", 1))
+    except MemoryError:  # the sandbox's limit, named there
+        raise
     except Exception:  # any damage: let decode_image give its usual clear error
         return 1
 
@@ -115,6 +117,8 @@ def tiff_frames(data: bytes, numbers: list[int], limits: ImageLimits) -> list[np
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _bad_frame(number, "is too large to decode (decompression bomb)") from None
+    except MemoryError:  # the sandbox's limit, named there
+        raise
     except Exception:  # Pillow's ways of saying truncated or corrupt; keep them out of the reply
         raise _bad_frame(number, "is truncated or corrupt") from None
     return [frames[n] for n in numbers]

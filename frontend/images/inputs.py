@@ -8,7 +8,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import anyio
 import numpy as np
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -18,7 +17,9 @@ from starlette.formparsers import MultiPartException
 from frontend.core.config import LimitsSection
 from frontend.core.errors import APIError, InvalidRequest
 from frontend.core.jsonbody import decode_json
-from frontend.images.decode import ImageLimits, decode_image
+from frontend.images.decode import ImageLimits
+from frontend.images.pages import decode_file
+from frontend.sandbox.pool import Lease
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
@@ -133,24 +134,13 @@ async def read_raw(request: Request, options: type[OptionsT], limits: LimitsSect
 
 
 async def decode_images(
-    raw: RawImages, limits: LimitsSection, fit_within: int | None = None
+    raw: RawImages, limits: LimitsSection, worker: Lease, fit_within: int | None = None
 ) -> ImageRequest:
-    """Check and decode the images (shrunk to `fit_within` if given)."""
+    """Check and decode the images (shrunk to `fit_within` if given) in the lease's sandbox
+    worker, which holds them since `pages.classify`."""
     image_limits = ImageLimits(limits.max_image_pixels, limits.max_image_side)
-
-    def decode_all() -> list[np.ndarray]:
-        return [decode_image(blob, i, image_limits, fit_within) for i, blob in enumerate(raw.data)]
-
-    # Pillow releases the GIL while decoding: keep the event loop free meanwhile.
-    images = await anyio.to_thread.run_sync(decode_all)
+    images = [
+        await worker.call(decode_file, index, image_limits, fit_within)
+        for index in range(len(raw.data))
+    ]
     return ImageRequest(images, raw.single, raw.options)
-
-
-async def read_images(
-    request: Request,
-    options: type[OptionsT],
-    limits: LimitsSection,
-    fit_within: int | None = None,
-) -> ImageRequest:
-    """Parse, check and decode the request's images (shrunk to `fit_within` if given)."""
-    return await decode_images(await read_raw(request, options, limits), limits, fit_within)

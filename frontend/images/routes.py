@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import orjson
 from fastapi import APIRouter, Request, Response
 
@@ -17,11 +16,11 @@ from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.images.cached import cached_outputs
-from frontend.images.document import find_document
 from frontend.images.inputs import RawImages, decode_images, read_raw
 from frontend.images.languages import choose_ocr_model
 from frontend.images.ocr_document import read_document
 from frontend.images.openapi import image_request_body
+from frontend.images.pages import classify
 from frontend.images.schemas import (
     CaptionOptions,
     CaptionResponse,
@@ -33,6 +32,7 @@ from frontend.images.schemas import (
 from frontend.models.catalog import ModelCatalog
 from frontend.models.lifecycle import parse_keep_alive
 from frontend.models.registry import ModelRegistry
+from frontend.sandbox.pool import sandbox_of
 from frontend.triton.codecs import image_input, strings
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api")
@@ -91,12 +91,13 @@ async def run_images(
     request each, batched by Triton): the reply with request_id, model_used and
     processing_time_ms."""
     limits = request.app.state.settings.limits
-    kind = await anyio.to_thread.run_sync(
-        find_document, raw.data, raw.types, raw.single, spec.documents
-    )
-    if kind is not None:
-        return await read_document(request, registry, raw, kind, started)
-    parsed = await decode_images(raw, limits, fit_within=spec.fit_within)
+    # The files are parsed in the document sandbox; a document keeps its worker while its
+    # pages are read, images only while they are decoded (not during inference).
+    async with sandbox_of(request.app).lease() as worker:
+        kind = await worker.call(classify, raw.data, raw.types, raw.single, spec.documents)
+        if kind is not None:
+            return await read_document(request, registry, raw, kind, started, worker)
+        parsed = await decode_images(raw, limits, worker, fit_within=spec.fit_within)
     options: ImageOptions = parsed.options
     entry, chosen = spec.choose(registry.catalog, options, spec.task)
     keep_alive = parse_keep_alive(options.keep_alive)

@@ -1,0 +1,1 @@
+"""The document sandbox: uploaded files are parsed in bounded worker processes."""
