@@ -83,6 +83,19 @@ def compose_config(*files: Path, profiles: tuple[str, ...] = ()) -> dict[str, An
     return config
 
 
+def published_ports(service: dict[str, Any]) -> list[tuple[str, int]]:
+    """(host address, container port) of each published port, whichever form `compose config`
+    prints: v2 gives mappings, Debian's docker-compose 1.29 strings ("127.0.0.1:8000:8000/tcp")."""
+    ports = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            ports.append((str(port.get("host_ip", "0.0.0.0")), int(port["target"])))
+        else:
+            parts = str(port).split("/")[0].split(":")
+            ports.append((parts[0] if len(parts) == 3 else "0.0.0.0", int(parts[-1])))
+    return ports
+
+
 def env_example() -> dict[str, str]:
     values = {}
     for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():

@@ -32,6 +32,7 @@ from tests.deploy_files import (
     env_example,
     manifest,
     manifests,
+    published_ports,
     served_command,
 )
 
@@ -150,7 +151,7 @@ def test_compose_frontend_reaches_triton_and_shares_its_data(
     settings = frontend_settings(frontend["environment"], monkeypatch)
 
     assert settings.data_dir == DATA_DIR
-    assert [p["target"] for p in frontend["ports"]] == [settings.server.port]
+    assert published_ports(frontend) == [("127.0.0.1", settings.server.port)]  # host-only
     assert settings.server.host == "0.0.0.0"
     host, port = settings.triton.urls[0].rsplit(":", 1)
     names = {triton_name, *triton.get("networks", {}).get("default", {}).get("aliases", [])}

@@ -25,6 +25,7 @@ from tests.deploy_files import (
     compose_config,
     dockerfile_instructions,
     manifests,
+    published_ports,
     run_compose,
     tool,
 )
@@ -74,7 +75,7 @@ def test_gpu_variant_reserves_a_gpu_and_publishes_only_the_api() -> None:
     assert devices == [{"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
     assert "ports" not in services["triton"]
     assert sorted(services["triton"]["expose"]) == ["8000", "8001", "8002"]
-    assert [p["target"] for p in services["frontend"]["ports"]] == [8000]
+    assert [target for _, target in published_ports(services["frontend"])] == [8000]
     assert services["frontend"]["init"] is True  # Chromium's child processes are reaped
     assert services["frontend"]["shm_size"] and services["triton"]["shm_size"]
     assert services["prometheus"]["profiles"] == ["monitoring"]
