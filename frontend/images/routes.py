@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from frontend.core.config import ModelEntry, Task
 from frontend.core.deps import RegistryDep
-from frontend.core.errors import json_response, request_id_of
+from frontend.core.errors import InvalidRequest, json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.images.cached import cached_outputs
@@ -33,7 +34,10 @@ from frontend.models.catalog import ModelCatalog
 from frontend.models.lifecycle import parse_keep_alive
 from frontend.models.registry import ModelRegistry
 from frontend.sandbox.pool import sandbox_of
+from frontend.tasks.caption import PLAIN_PROMPTS
 from frontend.triton.codecs import image_input, strings
+from frontend.vision import service as vision
+from frontend.vision.schemas import GenerationOptions
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api")
 # Captioning models look at a few hundred pixels (BLIP: 384); shipping a 12 MP photo's raw
@@ -116,22 +120,93 @@ async def run_images(
     return body
 
 
+async def _caption(request: Request, registry: ModelRegistry) -> Response:
+    """Each image captioned (or, with `together`, one answer about all), prompt and options
+    applied, through the vision-language service; one Triton request per answer."""
+    started = time.perf_counter()
+    limits = request.app.state.settings.limits
+    raw = await read_raw(request, CaptionOptions, limits)
+    options: CaptionOptions = raw.options
+    entry = registry.catalog.lookup(options.model, Task.IMAGE_CAPTION)
+    keep_alive = parse_keep_alive(options.keep_alive)
+    count = 1 if options.together else len(raw.data)
+    several = options.together and len(raw.data) > 1
+    if several and vision.model_family(registry, entry) in PLAIN_PROMPTS:
+        raise InvalidRequest(f"model '{entry.id}' answers about one image at a time")
+    generation = GenerationOptions(
+        max_new_tokens=options.max_new_tokens,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        top_k=options.top_k,
+        seed=options.seed,
+        stop=options.stops(),
+    )
+    settings = vision.check_options(generation, limits)
+    if options.num_beams is not None:
+        settings["num_beams"] = options.num_beams
+    async with sandbox_of(request.app).lease() as worker:  # images only: no documents
+        await worker.call(classify, raw.data, raw.types, raw.single, False)
+        parsed = await decode_images(raw, limits, worker, fit_within=CAPTION_MAX_SIDE)
+
+    def turns(images: int) -> list[dict[str, Any]]:
+        said = [("system", options.system, 0), ("user", options.prompt or "", images)]
+        return [{"role": r, "text": t, "images": n} for r, t, n in said if t is not None]
+
+    async def one(*images: Any) -> str:
+        prepared = vision.prepared(entry, list(images), turns(len(images)), settings, False)
+        return (await vision.run(registry, prepared, None, keep_alive)).text
+
+    if count == 1 and len(parsed.images) > 1:
+        outputs = [await one(*parsed.images)]
+    elif options.temperature and options.seed is None:  # sampled: never from the cache
+        outputs = list(await asyncio.gather(*(one(image) for image in parsed.images)))
+    else:
+        key = options.parameters()
+        outputs = await cached_outputs(request, Task.IMAGE_CAPTION, entry, key, parsed.images, one)
+    body: dict[str, Any] = {"request_id": request_id_of(request)}
+    body.update(_captions(outputs, parsed.single or count == 1))
+    body["model_used"] = entry.id
+    body["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return json_response(body)
+
+
+_GENERATION_FIELDS: dict[str, Any] = {
+    "model": _MODEL_FIELD,
+    "prompt": {
+        "type": "string",
+        "maxLength": 20000,
+        "description": "the question or instruction; chat models get it as the user turn, "
+        "BLIP as a prefix to continue, Florence-2 as a task token (`<MORE_DETAILED_CAPTION>`, "
+        "`<OCR>`), PaliGemma as its prefix (`caption en`). Default: a plain caption",
+    },
+    "system": {"type": "string", "maxLength": 20000, "description": "chat models' system turn"},
+    "together": {
+        "type": "boolean",
+        "description": "one answer about all images of `batch` (models that take several)",
+    },
+    "max_new_tokens": {"type": "integer", "minimum": 1},
+    "num_beams": {"type": "integer", "minimum": 1},
+    "temperature": {"type": "number", "minimum": 0, "description": "0 or absent: greedy"},
+    "top_p": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    "top_k": {"type": "integer", "minimum": 1},
+    "seed": {"type": "integer", "minimum": 0},
+    "stop": {
+        "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "the answer ends before the first of these strings",
+    },
+}
+
+
 @router.post(
     "/caption",
     response_model=CaptionResponse,
     responses=error_responses(*INFERENCE_ERRORS),
     summary="Describe images in words",
     tags=["captioning"],
-    openapi_extra=image_request_body(
-        {
-            "model": _MODEL_FIELD,
-            "max_new_tokens": {"type": "integer", "minimum": 1},
-            "num_beams": {"type": "integer", "minimum": 1},
-        }
-    ),
+    openapi_extra=image_request_body(_GENERATION_FIELDS),
 )
 async def caption(request: Request, registry: RegistryDep) -> Response:
-    return await serve_images(request, registry, CAPTION)
+    return await _caption(request, registry)
 
 
 @router.post(

@@ -29,8 +29,19 @@ class ImageOptions(BaseModel):
 
 
 class CaptionOptions(ImageOptions):
+    """Caption and visual-question options; None leaves the checkpoint's generation_config
+    (and the model's configured max_new_tokens) in charge. Greedy unless temperature > 0."""
+
+    prompt: StrictStr | None = Field(default=None, max_length=20_000)
+    system: StrictStr | None = Field(default=None, max_length=20_000)
+    together: bool = False  # one answer about all images of `batch`, not one per image
     max_new_tokens: int | None = Field(default=None, ge=1)
     num_beams: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=10)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=1, le=100_000)
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
+    stop: list[StrictStr] | StrictStr | None = None
 
     @field_validator("max_new_tokens", "num_beams")
     @classmethod
@@ -47,8 +58,14 @@ class CaptionOptions(ImageOptions):
         return value
 
     def parameters(self) -> dict[str, int | str]:
-        chosen = {"max_new_tokens": self.max_new_tokens, "num_beams": self.num_beams}
+        """Everything that changes the answer (the result cache's key)."""
+        chosen: dict[str, Any] = self.model_dump(exclude={"model", "keep_alive", "together"})
+        if isinstance(self.stop, list):
+            chosen["stop"] = "\x00".join(self.stop)
         return {name: value for name, value in chosen.items() if value is not None}
+
+    def stops(self) -> tuple[str, ...]:
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
 
 class OcrOptions(ImageOptions):

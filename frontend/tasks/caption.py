@@ -5,6 +5,7 @@ task tokens, PaliGemma's prefix); one left-padded generate for a whole Triton ba
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,7 @@ class Answer:
     completion_tokens: int
     done_reason: str  # stop, length or cancelled
     sent: str = field(default="", repr=False)  # what was streamed of it already
+    prompt_ms: float = 0.0  # reading the prompt (images included): time to the first token
 
 
 class CaptionTask:
@@ -144,12 +146,22 @@ class CaptionTask:
             kwargs["stopping_criteria"] = [tracker]
         if sampling.seed is not None:
             self._torch.manual_seed(sampling.seed)
+        started = time.perf_counter()
         with self._torch.inference_mode():
             tokens = self.model.generate(**inputs, **kwargs)
         if tracker is None:
             self._trim(rows, tokens, inputs)
+        first = tracker.first_step_at if tracker is not None else None
+        prompt_ms = ((first or started) - started) * 1000
         return [
-            Answer(self._final(p, row), counts[i], len(row.tokens), row.done or "stop", row.sent)
+            Answer(
+                self._final(p, row),
+                counts[i],
+                len(row.tokens),
+                row.done or "stop",
+                row.sent,
+                prompt_ms,
+            )
             for i, (p, row) in enumerate(zip(prompts, rows, strict=True))
         ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,12 +54,14 @@ class RowTracker:
         self.on_text = on_text
         self.cancelled = cancelled
         self.start: int | None = None  # where the generated tokens begin in input_ids
+        self.first_step_at: float | None = None  # perf_counter when the prompt was read
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
         if self.start is None:  # first call: exactly one new token per row so far
             self.start = input_ids.shape[1] - 1
+            self.first_step_at = time.perf_counter()
         latest = input_ids[:, -1].tolist()
         for index, row in enumerate(self.rows):
             if row.done is None:

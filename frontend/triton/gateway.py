@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
@@ -230,6 +232,60 @@ class TritonGateway:
                 replica.in_flight -= 1
             replica.served += 1
             return result
+        raise unavailable()
+
+    async def stream(
+        self,
+        name: str,
+        inputs: list[grpcclient.InferInput],
+        outputs: list[str],
+        final_output: str,
+        parameters: dict[str, int | str] | None = None,
+    ) -> AsyncIterator[grpcclient.InferResult]:
+        """One request to a decoupled model over gRPC's stream API: its responses as they come,
+        up to the first that carries `final_output` (the model's last). Closing the iterator
+        cancels the stream (Triton then reports the request cancelled to the model). A replica
+        that cannot be reached is tried no more; one that answered is never retried."""
+        requested = [grpcclient.InferRequestedOutput(o) for o in outputs]
+        request: dict[str, Any] = {"model_name": name, "inputs": inputs, "outputs": requested}
+        if parameters:
+            request["parameters"] = parameters
+        tried: set[Replica] = set()
+        while (replica := self._pick(tried)) is not None:
+            tried.add(replica)
+            finished = asyncio.Event()
+
+            async def requests(done: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
+                yield request
+                await done.wait()  # a half-closed stream may drop the responses still due
+
+            replica.in_flight += 1
+            answered = False
+            responses = replica.client.stream_infer(
+                requests(finished), stream_timeout=self.infer_timeout
+            )
+            try:
+                async for result, error in responses:
+                    if error is not None:
+                        raise error
+                    answered = True
+                    yield result
+                    if result.get_output(final_output) is not None:
+                        replica.served += 1
+                        return
+                raise unavailable()  # the stream ended without its final response
+            except grpc.RpcError as rpc:
+                exc = InferenceServerException(msg=rpc.details(), status=str(rpc.code()))
+                if is_unreachable(exc) and not answered:
+                    self._mark_down(replica, str(exc.message())[:200])
+                    continue
+                raise triton_error(exc, name) from None
+            except InferenceServerException as exc:
+                raise triton_error(exc, name) from None
+            finally:
+                finished.set()
+                responses.cancel()
+                replica.in_flight -= 1
         raise unavailable()
 
     async def model_states(self, name: str) -> list[str]:

@@ -28,7 +28,7 @@ from frontend.triton.repository import write_repository
 from tests.conftest import MINILM_ID
 from tests.fake_hub import FakeHub
 from tests.serving import serve_app
-from tools.build_test_models import TINY_BLIP, TINY_RERANKER, build_test_models
+from tools.build_test_models import TINY_BLIP, TINY_LLAVA, TINY_RERANKER, build_test_models
 
 MODELS: dict[str, Any] = {
     "text_embedding": [
@@ -60,6 +60,8 @@ MODELS: dict[str, Any] = {
             "max_new_tokens": 8,
         },
         {"id": "lru-blip", "hf_model": "homelab-test/tiny-blip", "keep_alive_seconds": 600},
+        # a chat-template VLM (tests/integration/test_vision.py)
+        {"id": "tiny-llava", "hf_model": TINY_LLAVA, "max_batch_size": 8, "max_new_tokens": 8},
     ],
     "ocr": [
         {"id": "rapidocr", "hf_model": "rapidocr/PP-OCRv4", "default": True, "threads": 2},
