@@ -28,8 +28,12 @@ from frontend.compat.firecrawl_errors import FirecrawlErrorMiddleware, document_
 from frontend.compat.firecrawl_jobs import router as firecrawl_jobs_router
 from frontend.compat.firecrawl_v1 import router as firecrawl_v1_router
 from frontend.compat.ollama import router as ollama_router
+from frontend.compat.ollama_chat import router as ollama_chat_router
+from frontend.compat.ollama_models import OllamaErrorMiddleware, document_ollama_errors
+from frontend.compat.ollama_models import router as ollama_models_router
 from frontend.compat.openai import router as openai_router
 from frontend.compat.openai import unprefixed_router as infinity_router
+from frontend.compat.openai_chat import router as openai_chat_router
 from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
 from frontend.compat.tei import router as tei_router
 from frontend.compat.weaviate import router as weaviate_router
@@ -80,9 +84,12 @@ ROUTERS = [
     embed_router,
     rerank_router,
     openai_router,
+    openai_chat_router,
     infinity_router,
     cohere_router,
     ollama_router,
+    ollama_chat_router,
+    ollama_models_router,
     tei_router,
     weaviate_router,
     images_router,
@@ -234,7 +241,8 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     """The app; `crawl_resolver` answers the crawler's DNS lookups (tests put a fake one in)."""
     settings = settings.model_copy(deep=True)  # the app's own: later changes by the caller stay out
     # In the order a request meets them, outermost first: every error under /v1/ (the
-    # security checks' too) in OpenAI's shape, under Firecrawl's /v2/ paths in Firecrawl's;
+    # security checks' too) in OpenAI's shape, under Firecrawl's /v2/ paths in Firecrawl's,
+    # under Ollama's chat and model paths in Ollama's;
     # request id and body limit; metrics and the access log (so refusals are counted); the
     # Host check (DNS rebinding); CORS, if configured (preflights answered before the key
     # check, which browsers never pass them); the shutdown drain; the security checks; the
@@ -242,6 +250,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     middleware = [
         Middleware(OpenAIErrorMiddleware),
         Middleware(FirecrawlErrorMiddleware),
+        Middleware(OllamaErrorMiddleware),
         Middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes),
         Middleware(ObservabilityMiddleware),
         Middleware(
@@ -281,16 +290,18 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
         if app.openapi_schema is None:
             app.openapi_schema = document_async(
                 document_cache(
-                    document_firecrawl_errors(
-                        document_openai_errors(
-                            complete_openapi(
-                                get_openapi(
-                                    title=app.title,
-                                    version=app.version,
-                                    description=app.description,
-                                    routes=app.routes,
-                                ),
-                                app.state.security.policy,
+                    document_ollama_errors(
+                        document_firecrawl_errors(
+                            document_openai_errors(
+                                complete_openapi(
+                                    get_openapi(
+                                        title=app.title,
+                                        version=app.version,
+                                        description=app.description,
+                                        routes=app.routes,
+                                    ),
+                                    app.state.security.policy,
+                                )
                             )
                         )
                     )

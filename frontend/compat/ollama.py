@@ -1,6 +1,7 @@
-"""Ollama's other routes: POST /api/embeddings (its older embed), GET /api/tags and
+"""Ollama's other routes: POST /api/embeddings (its older embed), GET /api/tags, GET /api/ps and
 GET /api/version, so Ollama clients and Open WebUI's Ollama connection list and use the
-embedding models. POST /api/embed itself is frontend.embed.routes (it takes both requests)."""
+embedding and vision models. POST /api/embed itself is frontend.embed.routes (it takes both
+requests); the chat routes are compat.ollama_chat, /api/show and /api/pull compat.ollama_models."""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ class OllamaPs(BaseModel):
 
 # What Ollama answers for a model kept loaded forever (keep_alive -1).
 _FOREVER = "2318-11-29T00:00:00Z"
+# The tasks Ollama clients see, with the family their details name.
+LISTED = {Task.TEXT_EMBEDDING: "embedding", Task.IMAGE_CAPTION: "vision"}
 
 
 @router.post(
@@ -92,12 +95,14 @@ def _size(hub: Path, hf_model: str) -> int:
     return sum(p.stat().st_size for p in snapshot.rglob("*") if p.is_file())
 
 
-@router.get("/tags", response_model=OllamaTags, summary="Ollama's model list: the embedders")
+@router.get(
+    "/tags", response_model=OllamaTags, summary="Ollama's model list: embedders and vision models"
+)
 async def tags(request: Request, registry: RegistryDep) -> Response:
     started = getattr(request.app.state, "started_at", 0.0)
     modified = datetime.fromtimestamp(started, UTC).isoformat().replace("+00:00", "Z")
     models = []
-    for found in registry.catalog.all(Task.TEXT_EMBEDDING):
+    for found in (f for task in LISTED for f in registry.catalog.all(task)):
         entry = found.entry
         models.append(
             {
@@ -108,8 +113,8 @@ async def tags(request: Request, registry: RegistryDep) -> Response:
                 "digest": "",
                 "details": {
                     "format": "safetensors",
-                    "family": "embedding",
-                    "families": ["embedding"],
+                    "family": LISTED[found.task],
+                    "families": [LISTED[found.task]],
                     "parameter_size": "",
                     "quantization_level": "",
                     "hf_model": entry.hf_model,
@@ -124,13 +129,15 @@ async def version() -> Response:
     return json_response({"version": __version__})
 
 
-@router.get("/ps", response_model=OllamaPs, summary="Ollama's loaded models: the loaded embedders")
+@router.get(
+    "/ps", response_model=OllamaPs, summary="Ollama's loaded models: embedders and vision models"
+)
 async def ps(registry: RegistryDep, lifecycle: LifecycleDep) -> Response:
     now = time.monotonic()
-    embedders = {found.entry.id for found in registry.catalog.all(Task.TEXT_EMBEDDING)}
+    listed = {f.entry.id: LISTED[task] for task in LISTED for f in registry.catalog.all(task)}
     models = []
     for entry in registry.loaded_entries():
-        if entry.id not in embedders:
+        if entry.id not in listed:
             continue
         memory, gpu_memory = registry.footprint(entry.id)
         remaining = lifecycle.expires_in(entry, now)
@@ -148,7 +155,7 @@ async def ps(registry: RegistryDep, lifecycle: LifecycleDep) -> Response:
                 "digest": "",
                 "details": {
                     "format": "safetensors",
-                    "family": "embedding",
+                    "family": listed[entry.id],
                     "hf_model": entry.hf_model,
                 },
                 "expires_at": expires,

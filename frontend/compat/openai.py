@@ -1,4 +1,5 @@
-"""OpenAI-compatible POST /v1/embeddings and GET /v1/models (errors: compat.openai_errors)."""
+"""OpenAI-compatible POST /v1/embeddings and GET /v1/models (errors: compat.openai_errors;
+chat completions: compat.openai_chat)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.embed.routes import numpy_json, timed_embed
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/v1", tags=["openai"])
-SERVED_TASKS = (Task.TEXT_EMBEDDING, Task.RERANK)
+SERVED_TASKS = (Task.TEXT_EMBEDDING, Task.RERANK, Task.IMAGE_CAPTION)
 TOKEN_IDS = (
     "input: token ids are not accepted; send the text itself (langchain-openai: "
     "OpenAIEmbeddings(check_embedding_ctx_length=False))"
@@ -118,7 +119,9 @@ def _card(model_id: str, started: float) -> dict[str, object]:
     return {"id": model_id, "object": "model", "created": int(started), "owned_by": "homelab-ai"}
 
 
-@router.get("/models", response_model=ModelList, summary="Enabled embedding and rerank models")
+@router.get(
+    "/models", response_model=ModelList, summary="Enabled embedding, rerank and vision models"
+)
 async def list_models(request: Request, registry: RegistryDep) -> Response:
     started = getattr(request.app.state, "started_at", time.time())
     found = [f for task in SERVED_TASKS for f in registry.catalog.all(task)]
@@ -129,7 +132,7 @@ async def list_models(request: Request, registry: RegistryDep) -> Response:
     "/models/{model_id:path}",
     response_model=ModelCard,
     responses=error_responses(ModelNotFound),
-    summary="One enabled embedding or rerank model (config id or HF id)",
+    summary="One enabled embedding, rerank or vision model (config id or HF id)",
 )
 async def get_model(model_id: str, request: Request, registry: RegistryDep) -> Response:
     started = getattr(request.app.state, "started_at", time.time())
@@ -137,7 +140,7 @@ async def get_model(model_id: str, request: Request, registry: RegistryDep) -> R
         found = registry.catalog.find(model_id, task)
         if found is not None:
             return json_response(_card(found.entry.id, started))
-    raise ModelNotFound(f"model '{model_id[:100]}' is not an enabled embedding or rerank model")
+    raise ModelNotFound(f"model '{model_id[:100]}' is not an enabled model")
 
 
 # Infinity serves these two without the /v1 prefix, and its clients (such as langchain's
@@ -156,5 +159,5 @@ unprefixed_router.add_api_route(
     list_models,
     methods=["GET"],
     response_model=ModelList,
-    summary="Enabled embedding and rerank models at Infinity's path (no /v1)",
+    summary="Enabled embedding, rerank and vision models at Infinity's path (no /v1)",
 )

@@ -1,0 +1,174 @@
+"""What the Ollama and OpenAI chat dialects share: the chat backend (frontend.vision.service),
+base64 and fetched images, the JSON constraint check, and the first-item-then-stream helper."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+
+from frontend.core.config import LimitsSection, Task
+from frontend.core.errors import InvalidRequest
+from frontend.crawl.fetch import Fetcher, RefusedFetch
+from frontend.models.registry import ModelRegistry
+from frontend.vision.grammar import SchemaError, check_schema
+from frontend.vision.schemas import ChatRequest, ChatResult, TextDelta
+
+CHAT_TASK = Task.IMAGE_CAPTION
+_DATA_URL = re.compile(r"^data:(?P<type>[\w.+/-]*)(?P<params>(;[^,;]*)*?);base64,", re.I)
+_IMAGE_FETCH_TIMEOUT = 15.0
+
+
+def field_error(field: str, message: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"invalid request: {field}: {message}", {"errors": [{"field": field, "message": message}]}
+    )
+
+
+class ChatBackend(Protocol):
+    """The vision-language service as the chat routes use it (tests put a fake in)."""
+
+    async def chat(self, request: ChatRequest, keep_alive: float | None) -> ChatResult: ...
+
+    def stream(
+        self, request: ChatRequest, keep_alive: float | None
+    ) -> AsyncIterator[TextDelta | ChatResult]: ...
+
+
+class VisionBackend:
+    """frontend.vision.service on the app's registry and limits."""
+
+    def __init__(self, registry: ModelRegistry, limits: LimitsSection) -> None:
+        self.registry = registry
+        self.limits = limits
+
+    async def chat(self, request: ChatRequest, keep_alive: float | None) -> ChatResult:
+        from frontend.vision import service
+
+        return await service.chat(self.registry, request, limits=self.limits, keep_alive=keep_alive)
+
+    def stream(
+        self, request: ChatRequest, keep_alive: float | None
+    ) -> AsyncIterator[TextDelta | ChatResult]:
+        from frontend.vision import service
+
+        return service.stream(self.registry, request, limits=self.limits, keep_alive=keep_alive)
+
+
+async def get_chat_backend(request: Request) -> ChatBackend:
+    state = request.app.state
+    return VisionBackend(state.registry, state.settings.limits)
+
+
+ChatBackendDep = Annotated[ChatBackend, Depends(get_chat_backend)]
+
+
+def check_image_count(count: int, limits: LimitsSection) -> None:
+    """Before decoding anything: a thousand images are refused for the count alone."""
+    if count > limits.max_images_per_request:
+        raise InvalidRequest(
+            f"too many images: {count} > {limits.max_images_per_request} per request",
+            {"errors": [{"field": "images", "message": "too many images"}]},
+        )
+
+
+def decode_base64_image(value: str, field: str) -> bytes:
+    """An image sent as base64 (a data URL's prefix is tolerated); 400 naming the field."""
+    text = _DATA_URL.sub("", value.strip(), count=1)
+    try:
+        data = base64.b64decode(re.sub(r"\s+", "", text), validate=True)
+    except (binascii.Error, ValueError):
+        raise field_error(field, "not valid base64") from None
+    if not data:
+        raise field_error(field, "the image is empty")
+    return data
+
+
+def is_data_url(value: str) -> bool:
+    return _DATA_URL.match(value) is not None
+
+
+async def fetch_image(request: Request, url: str, field: str, max_bytes: int) -> bytes:
+    """An http(s) image URL fetched through the crawler's filtering proxy, so the address
+    policy (crawl.allow_private_networks, crawl.allowed_hosts) holds for every hop."""
+    state = request.app.state
+    settings = state.settings.crawl
+    crawl = state.crawl
+    try:
+        async with Fetcher(
+            crawl.policy,
+            crawl.resolver,
+            settings.fetch_user_agent,
+            not settings.ignore_tls_errors,
+            timeout=_IMAGE_FETCH_TIMEOUT,
+        ) as fetcher:
+            fetched = await fetcher.get(url, max_bytes + 1)
+    except RefusedFetch:
+        raise field_error(
+            field, "the URL's address may not be fetched (crawl.allowed_hosts opens it)"
+        ) from None
+    if fetched is None:
+        raise field_error(field, "the image could not be fetched")
+    if fetched.status != 200:
+        raise field_error(field, f"fetching the image answered HTTP {fetched.status}")
+    if len(fetched.body) > max_bytes:
+        raise field_error(field, f"the image is larger than {max_bytes} bytes")
+    if not fetched.body:
+        raise field_error(field, "the image is empty")
+    return fetched.body
+
+
+def checked_constraint(schema: Any, json_mode: bool, field: str) -> dict[str, Any] | None:
+    """The schema after its metaschema and grammar check (400 naming `field`)."""
+    if schema is not None and not isinstance(schema, dict):
+        raise field_error(field, "the schema must be a JSON object")
+    try:
+        check_schema(schema, json_mode)
+    except SchemaError as error:
+        raise field_error(field, str(error)) from None
+    return schema
+
+
+def check_max_tokens(value: int | None, limits: LimitsSection, field: str) -> int | None:
+    if value is not None and not 1 <= value <= limits.max_new_tokens:
+        raise field_error(
+            field, f"must be from 1 to {limits.max_new_tokens} (limits.max_new_tokens)"
+        )
+    return value
+
+
+async def first_then_rest(
+    items: AsyncIterator[TextDelta | ChatResult],
+) -> tuple[TextDelta | ChatResult, AsyncIterator[TextDelta | ChatResult]]:
+    """The first item now, so bad input still gets its 4xx before the 200 of a stream."""
+    try:
+        first = await anext(items)
+    except StopAsyncIteration:
+        raise InvalidRequest("the model gave no answer") from None
+    except BaseException:
+        await _close(items)
+        raise
+    return first, items
+
+
+async def _close(items: AsyncIterator[Any]) -> None:
+    close = getattr(items, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def with_first(
+    first: TextDelta | ChatResult, rest: AsyncIterator[TextDelta | ChatResult]
+) -> AsyncIterator[TextDelta | ChatResult]:
+    """`first` then the rest; the source is closed however the stream ends (a client gone)."""
+    try:
+        yield first
+        if not isinstance(first, ChatResult):
+            async for item in rest:
+                yield item
+    finally:
+        await _close(rest)
