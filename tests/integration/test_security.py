@@ -18,6 +18,7 @@ from tritonclient.utils import InferenceServerException
 
 from frontend.app import create_app
 from frontend.compat.firecrawl_errors import is_firecrawl_path
+from frontend.compat.ollama_models import OLLAMA_PATHS
 from frontend.core.config import SecuritySection, Settings
 from frontend.core.security import Security, hash_key
 from frontend.triton.embedded import EmbeddedTriton
@@ -150,6 +151,9 @@ def test_every_protected_route(
                 if is_firecrawl_path(path):  # Firecrawl's error shape
                     body = response.json()
                     assert body["success"] is False and body["code"] == code, where
+                elif path in OLLAMA_PATHS:  # Ollama's: {"error": message}
+                    assert list(response.json()) == ["error"], where
+                    assert isinstance(response.json()["error"], str), where
                 else:
                     error = response.json()["error"]
                     # OpenAI's error shape under /v1/ (lower-case codes)
