@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -21,6 +20,7 @@ from pydantic import (
 from frontend.core.errors import InvalidRequest
 from frontend.crawl.schemas import PageOptions
 from frontend.crawl.site_schemas import SiteCrawlRequest
+from frontend.crawl.urls import path_of
 
 FORMATS = ("markdown", "html", "rawHtml", "links", "screenshot", "screenshot@fullPage")
 # Our fields by the Firecrawl field they come from (for error messages).
@@ -191,10 +191,7 @@ class CrawlBody(BaseModel):
         """Ours. As Firecrawl, without crawlEntireDomain only the start URL's path and below
         are crawled."""
         include = list(self.includePaths or ())
-        try:
-            path = urlsplit(self.url).path if "://" in self.url else ""
-        except ValueError:  # e.g. "http://[::1": refused as a URL by SiteCrawl.prepare()
-            path = ""
+        path = path_of(self.url).split("?")[0]  # "/" when unparsable: SiteCrawl refuses it
         folder = path.rsplit("/", 1)[0] if not path.endswith("/") else path.rstrip("/")
         if not self.crawlEntireDomain and folder and not include:
             include = [f"^{re.escape(folder)}(/|$|\\?)"]

@@ -4,7 +4,6 @@ Chromium net error to an API error."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from frontend.core.errors import (
     CRAWL_DNS_FAILED,
@@ -16,6 +15,7 @@ from frontend.core.errors import (
     InvalidRequest,
 )
 from frontend.crawl.policy import Refusal
+from frontend.crawl.urls import parse_url
 
 
 def refused(refusal: Refusal) -> APIError:
@@ -64,8 +64,5 @@ def classify_net_error(net_error: str) -> str:
 
 
 def host_port(url: str) -> tuple[str, int]:
-    try:
-        parts = urlsplit(url)
-        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return "", 0
+    parsed = parse_url(url)
+    return (parsed.host, parsed.effective_port) if parsed is not None else ("", 0)

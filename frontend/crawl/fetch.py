@@ -74,7 +74,8 @@ class Fetcher:
         failed (DNS, connection, TLS, timeout, too many redirects). Raises RefusedFetch."""
         assert self._client is not None, "use `async with Fetcher(...)`"
         try:
-            self.policy.check_url(url)
+            # httpx parses URLs its own way: it gets the browser's spelling that was checked.
+            url = self.policy.parse(url).href
         except TargetRefused:
             raise RefusedFetch(url) from None
         try:

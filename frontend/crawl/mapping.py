@@ -20,9 +20,8 @@ async def map_site(service: CrawlService, request: MapRequest) -> list[dict[str,
     """[{url, title?}], the start URL first, at most `limit` (and `crawl.max_map_urls`)."""
     settings = service.settings
     limit = min(request.limit or settings.max_map_urls, settings.max_map_urls)
-    start = request.url.strip()
     service.timeout_ms(request.timeout_ms)
-    await service.check_target(start)
+    start = await service.check_target(request.url)  # as the browser reads it
     start_host = host_of(start)
 
     def keep(url: str) -> bool:

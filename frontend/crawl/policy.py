@@ -7,9 +7,8 @@ import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from frontend.crawl.urls import FORBIDDEN_HOST
+from frontend.crawl.urls import WebUrl, parse_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -124,26 +123,26 @@ class CrawlPolicy:
             else:
                 self.allowed_networks.append(network)
 
+    def parse(self, url: str) -> WebUrl:
+        """The URL as the browser reads it, if its scheme and host may be crawled at all
+        (addresses are checked by `resolve`). Raises TargetRefused."""
+        parsed = parse_url(url)
+        if parsed is None:
+            raise TargetRefused(Refusal("invalid_url", "", "the URL cannot be parsed"))
+        if parsed.scheme not in ALLOWED_SCHEMES:
+            raise TargetRefused(
+                Refusal(
+                    "scheme", "", f"only http and https URLs can be crawled, not '{parsed.scheme}:'"
+                )
+            )
+        if not parsed.host:
+            raise TargetRefused(Refusal("invalid_url", "", "the URL has no host"))
+        return parsed
+
     def check_url(self, url: str) -> tuple[str, int]:
         """Scheme and host syntax of a URL; returns (host, port). Raises TargetRefused."""
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            raise TargetRefused(Refusal("invalid_url", "", "the URL cannot be parsed")) from None
-        scheme = parts.scheme.lower()
-        if scheme not in ALLOWED_SCHEMES:
-            raise TargetRefused(
-                Refusal("scheme", "", f"only http and https URLs can be crawled, not '{scheme}:'")
-            )
-        host = (parts.hostname or "").rstrip(".")
-        if not host:
-            raise TargetRefused(Refusal("invalid_url", "", "the URL has no host"))
-        if parse_ip(host) is None and FORBIDDEN_HOST.search(host):
-            raise TargetRefused(
-                Refusal("invalid_url", "", "the URL's host is not a valid host name")
-            )
-        return host, port or (443 if scheme == "https" else 80)
+        parsed = self.parse(url)
+        return parsed.host, parsed.effective_port
 
     def host_allowed_by_name(self, host: str) -> bool:
         return host.lower().rstrip(".") in self.allowed_names

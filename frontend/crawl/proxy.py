@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from frontend.crawl.policy import CrawlPolicy, IPAddress, Refusal, Resolver, TargetRefused
+from frontend.crawl.urls import parse_url, path_of
 
 MAX_EVENTS = 256  # refusals and connection failures remembered per session
 logger = logging.getLogger(__name__)
@@ -26,6 +27,8 @@ _HOP_HEADERS = (b"connection", b"keep-alive", b"proxy-connection", b"proxy-autho
 _MARKER_PREFIX = MARKER_HEADER.encode() + b":"  # a site cannot fake the proxy's answers
 _HEAD_LIMIT = 64 * 1024
 _CHUNK = 64 * 1024
+# A CONNECT target is host:port and nothing else.
+_NOT_AUTHORITY = re.compile(r"[@/\\?#\s]")
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,14 @@ class ProxyEvent:
 
 
 def split_host_port(authority: str, default_port: int) -> tuple[str, int]:
-    """'host:port', '[v6]:port' or 'host' -> (host without brackets, port). ValueError if bad."""
-    parts = urlsplit("//" + authority)
-    port = parts.port or default_port
-    if not parts.hostname:
+    """'host:port', '[v6]:port' or 'host' -> (host without brackets, port), read by the URL
+    parser of every other check. ValueError if bad (user info and paths included)."""
+    if _NOT_AUTHORITY.search(authority):
+        raise ValueError("not a host and port")
+    parsed = parse_url(f"https://{authority}/")
+    if parsed is None or not parsed.host:
         raise ValueError("no host")
-    return parts.hostname, port
+    return parsed.host, parsed.port or default_port
 
 
 class ProxySession:
@@ -121,11 +126,12 @@ class ProxySession:
         if tunnel:
             host, port = split_host_port(target, 443)
         else:
-            parts = urlsplit(target)
-            if parts.scheme.lower() != "http" or not parts.hostname:
+            parsed = parse_url(target)
+            if parsed is None or parsed.scheme != "http" or not parsed.host:
                 await _reply(writer, 400, "bad proxy request", "invalid")
                 return None
-            host, port = parts.hostname, parts.port or 80
+            host, port = parsed.host, parsed.effective_port
+            target = parsed.href  # what was checked is what is asked for
         host = host.lower()
         if self.limit_hit:
             await _reply(writer, 502, "crawl transfer limit reached", "limit")
@@ -217,8 +223,7 @@ async def _pipe(
 
 
 def _origin_form_head(method: str, target: str, header_block: bytes) -> bytes:
-    parts = urlsplit(target)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    path = path_of(target)
     lines = [f"{method} {path} HTTP/1.1".encode("latin-1")]
     lines += [line for line in header_block.split(b"\r\n") if line and not _is_hop(line)]
     lines.append(b"Connection: close")

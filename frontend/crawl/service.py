@@ -67,18 +67,38 @@ class CrawlService:
             )
         return requested
 
-    async def check_target(self, url: str) -> None:
-        """Refuse a bad scheme or a refused address before any browser work."""
+    async def check_target(self, url: str) -> str:
+        """Refuse a bad scheme or a refused address before any browser work; the URL as the
+        browser reads it (crawl that: it is the one whose host was checked)."""
         try:
-            host, port = self.policy.check_url(url)
+            target = self.policy.parse(url)
         except TargetRefused as exc:
             raise refused(exc.refusal) from None
+        host, port = target.host, target.effective_port
         try:
             await asyncio.wait_for(self.policy.resolve(host, port, self.resolver), _DNS_TIMEOUT)
         except TargetRefused as exc:
             raise refused(exc.refusal) from None
         except (OSError, TimeoutError, ValueError):
             raise net_failure("dns", host) from None
+        return target.href
+
+    async def check_selectors(self, selectors: list[str]) -> None:
+        """Refuse (400) the CSS selectors Chromium cannot parse before a crawl of many pages
+        starts, with the parser that applies them (querySelectorAll) on a blank page."""
+        if not selectors:
+            return
+        try:
+            async with self.browser.context(
+                None, **context_options(self.settings, self._default_proxy)
+            ) as context:
+                bad = await pages.bad_selectors(await context.new_page(), selectors)
+        except BrowserUnavailable:
+            raise Unavailable("the crawl browser could not be started") from None
+        except BROWSER_GONE:
+            raise Unavailable("the crawl browser failed; retry") from None
+        if bad:
+            raise bad_selector_error(bad)
 
     def check_options(self, options: PageOptions) -> None:
         """What the schema cannot see: limits from the config and option combinations."""
@@ -95,8 +115,7 @@ class CrawlService:
         bounded by its own concurrency) waits, and free slots go to foreground crawls first."""
         self.check_options(request)
         timeout_ms = self.timeout_ms(request.timeout_ms)
-        url = request.url.strip()
-        await self.check_target(url)
+        url = await self.check_target(request.url)
         if background:
             async with self.slots.hold(background=True):
                 return await self._crawl(request, url, timeout_ms)
@@ -171,10 +190,7 @@ class CrawlService:
             page = prepared.page if prepared is not None and taken else await context.new_page()
             bad = await pages.bad_selectors(page, request.selectors())
             if bad:
-                raise InvalidRequest(
-                    f"not a valid CSS selector: {bad[0][:200]}",
-                    {"errors": [{"field": "selector", "message": s[:200]} for s in bad[:10]]},
-                )
+                raise bad_selector_error(bad)
             try:
                 navigation, partial = await pages.load(
                     page, url, deadline, request.wait_for_js, settings.js_wait_ms
@@ -296,3 +312,10 @@ class CrawlService:
         if loaded.pdf is not None:
             result["pdf_base64"] = base64.b64encode(loaded.pdf).decode("ascii")
         return result
+
+
+def bad_selector_error(bad: list[str]) -> APIError:
+    return InvalidRequest(
+        f"not a valid CSS selector: {bad[0][:200]}",
+        {"errors": [{"field": "selector", "message": s[:200]} for s in bad[:10]]},
+    )

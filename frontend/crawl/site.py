@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from frontend.core.errors import APIError, InvalidRequest, ResourceExhausted
 from frontend.crawl.fetch import Fetcher
@@ -30,7 +29,7 @@ from frontend.crawl.schemas import CrawlRequest
 from frontend.crawl.service import CrawlService
 from frontend.crawl.site_schemas import SiteCrawlRequest
 from frontend.crawl.sitemap import sitemap_urls
-from frontend.crawl.urls import host_of, in_scope, normalize, path_of
+from frontend.crawl.urls import host_of, in_scope, normalize, parse_url, path_of
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +55,8 @@ ProgressCallback = Callable[[Progress], Awaitable[None]]
 
 
 def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    parsed = parse_url(url)
+    return parsed.origin if parsed is not None else ""
 
 
 @dataclass
@@ -111,9 +110,12 @@ class SiteCrawl:
                 {"errors": [{"field": "max_pages", "message": "over crawl.max_site_pages"}]},
             )
         self.service.check_options(self.request.page)
-        await self.service.check_target(self.start_url)
+        # From here on the URL as the browser reads it: the one whose address was checked.
+        self.start_url = await self.service.check_target(self.start_url)
+        self.start_host = host_of(self.start_url)
         if normalize(self.start_url) is None:
             raise InvalidRequest("url is not an http(s) URL with a host")
+        await self.service.check_selectors(self.request.page.selectors())
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -10,12 +10,13 @@ import socket
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlunsplit
 
 import httpx
 
 from frontend.core.errors import InvalidRequest
 from frontend.crawl.policy import CrawlPolicy, IPAddress, Resolver, TargetRefused
+from frontend.crawl.urls import parse_url
 
 SIGNATURE_HEADER = "X-Homelab-Signature"
 MAX_URL_CHARS = 2048
@@ -52,13 +53,16 @@ async def check_target(policy: CrawlPolicy, resolver: Resolver, url: str) -> IPA
 def _pinned(url: str, address: IPAddress) -> tuple[str, dict[str, str], dict[str, Any]]:
     """The URL with the checked address in place of the name (DNS cannot change between the
     check and the connection), the Host header and the TLS server name."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    parsed = parse_url(url)  # the parser check_target used: the same host, port and path
+    if parsed is None:
+        raise InvalidRequest("webhook: the URL cannot be parsed")
     literal = f"[{address}]" if address.version == 6 else str(address)
-    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
-    host_header = host if parts.port is None else f"{host}:{parts.port}"
-    extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-    return urlunsplit(parts._replace(netloc=netloc)), {"Host": host_header}, extensions
+    netloc = literal if parsed.port is None else f"{literal}:{parsed.port}"
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    host_header = host if parsed.port is None else f"{host}:{parsed.port}"
+    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
+    pinned = urlunsplit((parsed.scheme, netloc, parsed.path, parsed.query, ""))
+    return pinned, {"Host": host_header}, extensions
 
 
 def deliver(

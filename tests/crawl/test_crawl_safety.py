@@ -42,7 +42,8 @@ def _assert_refused(response_json: dict[str, object], rule: str) -> None:
         ("javascript:alert(1)", "scheme"),
         ("data:text/html,<p>hi</p>", "scheme"),
         ("chrome://version", "scheme"),
-        ("http:///nohost", "invalid_url"),
+        ("http://:80/", "invalid_url"),  # no host (http:///x is host x to a browser)
+        ("http:///127.0.0.1:{trap}/", "loopback"),
         ("http://example.org:99999/", "invalid_url"),
     ],
 )

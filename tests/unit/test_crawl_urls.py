@@ -26,7 +26,9 @@ from frontend.crawl.urls import in_scope, normalize, path_of
         ("http://[::1]:80/", "http://[::1]/"),
         ("mailto:a@b.c", None),
         ("javascript:void(0)", None),
-        ("http:///x", None),
+        ("http:///x", "http://x/"),  # as a browser reads it: the empty authority is skipped
+        ("http://127.0.0.1:1\\@127.0.0.2:2/", "http://127.0.0.1:1/@127.0.0.2:2/"),
+        ("http://2130706433/", "http://127.0.0.1/"),
         ("http://example.com:99999/", None),
     ],
 )
