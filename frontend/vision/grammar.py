@@ -130,7 +130,13 @@ class GrammarLogitsProcessor(LogitsProcessor):
             matcher.unsafe_compute_mask_ptr(bitmask[row].ctypes.data, own * 4)
         allowed = np.unpackbits(bitmask.view(np.uint8), axis=1, bitorder="little")[:, :vocab]
         blocked = torch.from_numpy(allowed == 0).to(scores.device)
-        return scores.masked_fill(blocked, float("-inf"))
+        masked = scores.masked_fill(blocked, float("-inf"))
+        # The processors before this one (a checkpoint's suppress_tokens, top-k) may have ruled
+        # out every token the grammar allows: the grammar wins, its tokens scored alike.
+        dead = ~torch.isfinite(masked).any(dim=1)
+        if bool(dead.any()):
+            masked[dead] = torch.zeros_like(masked[dead]).masked_fill(blocked[dead], float("-inf"))
+        return masked
 
 
 def make_logits_processor(

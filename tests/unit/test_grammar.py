@@ -186,3 +186,14 @@ def test_a_wordpiece_tokenizer_is_refused_clearly(tmp_path: Any) -> None:
     wordpiece = BertTokenizer(vocab=str(vocab))  # BLIP's kind: llguidance cannot read it
     with pytest.raises(SchemaError, match="cannot constrain"):
         make_logits_processor(wordpiece, PET, False)
+
+
+def test_the_grammar_wins_over_suppressed_tokens(
+    model: GPT2LMHeadModel, tokenizer: PreTrainedTokenizerFast
+) -> None:
+    """A checkpoint's suppress_tokens (test models keep to printable text so) may rule out
+    every token the schema allows next: the output still follows the schema."""
+    quote_and_brace = [i for t, i in tokenizer.get_vocab().items() if set(t) & set('{"')]
+    processor = make_logits_processor(tokenizer, SMALL_OBJECT, False)
+    text = generate(model, tokenizer, processor, suppress_tokens=quote_and_brace)[0]
+    jsonschema.validate(json.loads(text), SMALL_OBJECT)
