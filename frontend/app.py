@@ -36,6 +36,7 @@ from frontend.compat.openai import unprefixed_router as infinity_router
 from frontend.compat.openai_chat import router as openai_chat_router
 from frontend.compat.openai_errors import OpenAIErrorMiddleware, document_openai_errors
 from frontend.compat.tei import router as tei_router
+from frontend.compat.tika import router as tika_router
 from frontend.compat.weaviate import router as weaviate_router
 from frontend.core.config import Settings
 from frontend.core.cors import cors_middleware
@@ -93,6 +94,7 @@ ROUTERS = [
     tei_router,
     weaviate_router,
     images_router,
+    tika_router,
     documents_router,
     status_router,
     models_router,

@@ -1,9 +1,8 @@
-"""Document text for Open WebUI's content extraction engines, whose request is the file itself:
-Apache Tika's PUT /tika/text (JSON) and PUT /tika (plain text), and the "External" loader's
-PUT /process. Images, PDFs and TIFFs go through /api/ocr's pipeline (a PDF page's text layer
-without OCR, the cache, the model choice); DOCX, XLSX and PPTX files are read by compat.office;
-text files come back as they are, HTML files as their text (compat.document_text, run in
-the document sandbox)."""
+"""Document text for the routes whose request is the file itself: Open WebUI's "External"
+loader's PUT /process here, Apache Tika's routes in compat.tika (both call `extract`). Images,
+PDFs and TIFFs go through /api/ocr's pipeline (a PDF page's text layer without OCR, the cache,
+the model choice); DOCX, XLSX and PPTX files are read by compat.office; text files come back as
+they are, HTML files as their text (compat.document_text, run in the document sandbox)."""
 
 from __future__ import annotations
 
@@ -32,7 +31,6 @@ _FILE_BODY = {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
     }
 }
-_LANG_HEADER = "x-tika-ocrlanguage"  # Tika's per-request OCR language(s), e.g. eng+deu
 
 
 async def extract(request: Request, registry: ModelRegistry, lang: str | None) -> dict[str, Any]:
@@ -64,36 +62,6 @@ async def extract(request: Request, registry: ModelRegistry, lang: str | None) -
     if "pages" in body:
         found["pages"] = body["page_count"]
     return found
-
-
-@router.put(
-    "/tika/text",
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="Apache Tika's text extraction (Open WebUI's Tika engine): the file's text as "
-    "`X-TIKA:content`",
-    openapi_extra=_FILE_BODY,
-)
-async def tika_text(request: Request, registry: RegistryDep) -> Response:
-    found = await extract(request, registry, request.headers.get(_LANG_HEADER))
-    body: dict[str, Any] = {
-        "X-TIKA:content": found["text"],
-        "Content-Type": found["content_type"],
-        "X-TIKA:Parsed-By": ["homelab-ai"],
-    }
-    if "pages" in found:
-        body["xmpTPg:NPages"] = str(found["pages"])
-    return json_response(body)
-
-
-@router.put(
-    "/tika",
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="Apache Tika's plain-text extraction: the file's text",
-    openapi_extra=_FILE_BODY,
-)
-async def tika(request: Request, registry: RegistryDep) -> Response:
-    found = await extract(request, registry, request.headers.get(_LANG_HEADER))
-    return Response(found["text"], media_type="text/plain; charset=utf-8")
 
 
 @router.put(

@@ -136,6 +136,8 @@ def test_every_protected_route(
     # ours under /api/, OpenAI's and Cohere's under /v1/ and /v2/, TEI's and Infinity's at the root
     root = {"/embed", "/rerank", "/info", "/", "/embeddings", "/models", "/tika", "/tika/text"}
     root |= {"/process", "/vectors", "/vectors/", "/meta"}  # Open WebUI's, Weaviate's
+    handlers = ("", "/xml", "/html", "/text", "/ignore")
+    root |= {f"{under}/rmeta{h}" for under in ("", "/tika") for h in handlers}  # Tika's
     assert all(p.startswith(("/api/", "/v1/", "/v2/")) or p in root for _, p in protected)
     assert ("POST", "/") in protected and ("GET", "/") not in protected  # TEI's, the admin page
     assert len(protected) >= 15
