@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 _lease_ids = itertools.count(1)
+START_SECONDS = 120  # for a worker's imports (1-5 s measured, on a busy 2-core box)
 
 
 class SandboxFailure(RuntimeError):
@@ -66,7 +67,7 @@ class _Worker:
         # The worker imports what the service imports: the same sys.path (a checkout run
         # from its own directory, tests' paths).
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        command = [sys.executable, "-m", "frontend.sandbox.worker", str(theirs.fileno())]
+        command = [sys.executable, "-m", "frontend.sandbox", str(theirs.fileno())]
         command += [str(limits.memory_bytes), str(limits.cpu_seconds)]
         try:
             self.process = subprocess.Popen(
@@ -78,6 +79,16 @@ class _Worker:
         self.pid = self.process.pid
         self.leases = 0
         self.broken = False
+
+    def wait_ready(self) -> bool:
+        """Whether the worker finished its imports within START_SECONDS (ended otherwise)."""
+        try:
+            if self.conn.poll(START_SECONDS) and self.conn.recv() == ("ready",):
+                return True
+        except (EOFError, OSError):
+            pass
+        self.stop(kill=True)
+        return False
 
     def call(self, lease: int, function: Callable[..., Any], args: tuple[Any, ...],
              section: DocumentsSection) -> Any:  # fmt: skip
@@ -200,6 +211,9 @@ class Sandbox:
         except OSError as exc:
             logger.error("cannot start a document sandbox worker: %s", exc)
             raise Unavailable("the document sandbox cannot start a worker process") from None
+        if not worker.wait_ready():
+            logger.error("a document sandbox worker did not start (exit %s)", worker.process.poll())
+            raise Unavailable("the document sandbox cannot start a worker process")
         with self._lock:
             self._all.add(worker)
             self.started += 1

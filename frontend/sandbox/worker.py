@@ -1,4 +1,4 @@
-"""The sandbox's worker process (`python -m frontend.sandbox.worker FD MEMORY CPU`): runs the
+"""The sandbox's worker process (`python -m frontend.sandbox FD MEMORY CPU`): runs the
 parsing calls sent over its socket under rlimits (address space, CPU time per call, no core
 files) and answers with the value, an array's raw bytes, or the APIError the call raised.
 State a lease keeps (an open PDF) lives in `session()`. It exits when the socket closes, so a
@@ -86,6 +86,7 @@ def _answer(conn: Connection, value: Any) -> None:
 def serve(conn: Connection, limits: WorkerLimits) -> None:
     """Answer calls until the pipe closes; exit after a MemoryError (the heap may be torn)."""
     _apply_limits(limits)
+    conn.send(("ready",))  # imports done: the parent's call timeouts start from here
     lease: int | None = None
     while True:
         try:
@@ -115,7 +116,3 @@ def main() -> None:
     for module in PRELOAD:
         importlib.import_module(module)
     serve(Connection(fd), WorkerLimits(memory_bytes, cpu_seconds))
-
-
-if __name__ == "__main__":
-    main()
