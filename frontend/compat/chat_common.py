@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import AsyncIterator
+from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
@@ -14,9 +17,10 @@ from fastapi import Depends, Request
 from frontend.core.config import LimitsSection, Task
 from frontend.core.errors import InvalidRequest
 from frontend.crawl.fetch import Fetcher, RefusedFetch
+from frontend.models.cache import snapshot_path
 from frontend.models.registry import ModelRegistry
 from frontend.vision.grammar import SchemaError, check_schema
-from frontend.vision.schemas import ChatRequest, ChatResult, TextDelta
+from frontend.vision.schemas import ChatRequest, ChatResult, GenerationOptions, TextDelta
 
 CHAT_TASK = Task.IMAGE_CAPTION
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+/-]*)(?P<params>(;[^,;]*)*?);base64,", re.I)
@@ -172,3 +176,34 @@ async def with_first(
                 yield item
     finally:
         await _close(rest)
+
+
+@lru_cache(maxsize=64)
+def _wordpiece(snapshot: Path) -> bool:
+    """Whether the checkpoint's tokenizer is WordPiece (BERT's, BLIP's): llguidance reads
+    byte-level BPE and SentencePiece vocabularies only."""
+    try:
+        with (snapshot / "tokenizer.json").open("rb") as file:
+            model = json.load(file).get("model") or {}
+    except FileNotFoundError:
+        return (snapshot / "vocab.txt").is_file()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(model, dict) and model.get("type") == "WordPiece"
+
+
+def check_constrainable(
+    registry: ModelRegistry, model: str | None, options: GenerationOptions, field: str
+) -> None:
+    """A 400 before Triton when a constraint is asked of a model whose tokenizer cannot take
+    one (the stub would fail the whole request)."""
+    if options.json_schema is None and not options.json_mode:
+        return
+    found = registry.catalog.find(model, CHAT_TASK)
+    if found is None:
+        return  # the service answers 404 for it
+    snapshot = snapshot_path(registry.hub_dir, found.entry.hf_model)
+    if snapshot is not None and _wordpiece(Path(snapshot)):
+        raise field_error(
+            field, f"model '{found.entry.id}' cannot constrain its output (WordPiece tokenizer)"
+        )

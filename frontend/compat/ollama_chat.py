@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from frontend.compat.chat_common import (
     CHAT_TASK,
     ChatBackendDep,
+    check_constrainable,
     check_image_count,
     check_max_tokens,
     checked_constraint,
@@ -216,6 +217,7 @@ async def generate(
         messages.append(ChatMessage("system", body.system))
     messages.append(ChatMessage("user", body.prompt or "", _images(body.images, "images")))
     chat = ChatRequest(_name(body.model), tuple(messages), _options(body, request))
+    check_constrainable(registry, chat.model, chat.options, "format")
     return await _answer(backend, chat, keep_alive, body.stream, _response, body.model)
 
 
@@ -239,4 +241,5 @@ async def chat(
         images = _images(message.images, f"messages.{i}.images")
         messages.append(ChatMessage(message.role, message.content, images))  # type: ignore[arg-type]
     chat = ChatRequest(_name(body.model), tuple(messages), _options(body, request))
+    check_constrainable(registry, chat.model, chat.options, "format")
     return await _answer(backend, chat, keep_alive, body.stream, _message, body.model)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from frontend.compat.chat_common import (
     ChatBackendDep,
+    check_constrainable,
     check_image_count,
     check_max_tokens,
     checked_constraint,
@@ -28,6 +29,7 @@ from frontend.compat.chat_common import (
     with_first,
 )
 from frontend.compat.openai_errors import openai_error
+from frontend.core.deps import RegistryDep
 from frontend.core.errors import APIError, envelope, json_response
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
@@ -191,10 +193,11 @@ def _sse(chunk: dict[str, Any]) -> bytes:
     summary="OpenAI-compatible chat completions with images (vision-language models)",
 )
 async def chat_completions(
-    body: ChatCompletionRequest, request: Request, backend: ChatBackendDep
+    body: ChatCompletionRequest, request: Request, backend: ChatBackendDep, registry: RegistryDep
 ) -> Response:
     check_image_count(_image_count(body), request.app.state.settings.limits)
     options = _options(body, request)
+    check_constrainable(registry, body.model, options, "response_format")
     messages = [await _message(request, i, m) for i, m in enumerate(body.messages)]
     chat = ChatRequest(body.model, tuple(messages), options)
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())

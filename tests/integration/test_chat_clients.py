@@ -162,3 +162,12 @@ def test_hostile_openai_requests_are_4xx(client: httpx.Client) -> None:
         assert response.json()["error"]["type"] == "invalid_request_error"
     unknown = {"model": "nope", "messages": [{"role": "user", "content": "hi"}]}
     assert client.post("/v1/chat/completions", json=unknown).status_code == 404
+
+
+def test_a_schema_on_a_wordpiece_model_is_refused(client: httpx.Client) -> None:
+    """BLIP's WordPiece tokenizer cannot be read by the grammar library: a 400, not a 500."""
+    image = base64.b64encode(IMAGE).decode()
+    body = {"model": "tiny-blip", "prompt": "a", "images": [image], "format": "json"}
+    response = client.post("/api/generate", json={**body, "stream": False})
+    assert response.status_code == 400, response.text
+    assert "cannot constrain" in response.json()["error"]
