@@ -25,7 +25,7 @@ COMPOSE_CPU_FILE = REPO / "docker-compose.cpu.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 KUBERNETES_DIR = REPO / "deploy" / "kubernetes"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
-DOCKERFILES = (REPO / "Dockerfile.frontend", REPO / "Dockerfile.triton")
+DOCKERFILES = (REPO / "Dockerfile.frontend", REPO / "Dockerfile.triton", REPO / "Dockerfile")
 INSTALL_HINT = "install the deployment validators with: bash tools/install.sh --dev"
 
 
