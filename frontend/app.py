@@ -27,6 +27,7 @@ from frontend.compat.firecrawl import router as firecrawl_router
 from frontend.compat.firecrawl_errors import FirecrawlErrorMiddleware, document_firecrawl_errors
 from frontend.compat.firecrawl_jobs import router as firecrawl_jobs_router
 from frontend.compat.firecrawl_v1 import router as firecrawl_v1_router
+from frontend.compat.immich import router as immich_router
 from frontend.compat.ollama import router as ollama_router
 from frontend.compat.ollama_chat import router as ollama_chat_router
 from frontend.compat.ollama_models import OllamaErrorMiddleware, document_ollama_errors
@@ -93,6 +94,7 @@ ROUTERS = [
     ollama_models_router,
     tei_router,
     weaviate_router,
+    immich_router,
     images_router,
     tika_router,
     documents_router,

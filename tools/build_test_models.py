@@ -19,12 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from frontend.models.cache import import_model, is_downloaded
+from tools.build_clip_models import save_tiny_buffalo, save_tiny_clip, save_tiny_clip_immich_built
 
 TINY_BLIP = "homelab-test/tiny-blip"
 TINY_LLAVA = "homelab-test/tiny-llava"
 TINY_TROCR = "homelab-test/tiny-trocr"
 TINY_CLS_EMBEDDER = "homelab-test/tiny-cls-embedder"
 TINY_RERANKER = "homelab-test/tiny-reranker"
+TINY_CLIP = "homelab-test/tiny-clip"  # image embedding (tools/build_clip_models.py)
+TINY_CLIP_IMMICH = "homelab-test/tiny-clip-immich"
+TINY_BUFFALO = "homelab-test/tiny-buffalo"
 SEED = 0
 SIZE = 32  # image side, hidden width
 # Weights drawn wider than the usual 0.02: with tiny std every image yields the same caption,
@@ -315,6 +319,10 @@ def _save_cls_embedder(folder: Path) -> None:
 # pipeline need it, the integration suite does not
 ON_REQUEST: dict[str, tuple[str, Callable[[Path], None]]] = {
     "cls-embedding": (TINY_CLS_EMBEDDER, _save_cls_embedder),
+    # image embedding and faces (tests/integration/test_immich.py)
+    "clip": (TINY_CLIP, save_tiny_clip),
+    "clip-immich": (TINY_CLIP_IMMICH, save_tiny_clip_immich_built),
+    "faces": (TINY_BUFFALO, save_tiny_buffalo),
 }
 
 

@@ -69,6 +69,7 @@ class Task(StrEnum):
     IMAGE_CAPTION = "image_caption"
     OCR = "ocr"
     RERANK = "rerank"
+    IMAGE_EMBEDDING = "image_embedding"  # images and texts in one space (CLIP, SigLIP, faces)
 
     @property
     def short(self) -> str:
@@ -85,6 +86,7 @@ _SHORT_NAMES = {
     Task.IMAGE_CAPTION: "caption",
     Task.OCR: "ocr",
     Task.RERANK: "rerank",
+    Task.IMAGE_EMBEDDING: "image_embedding",
 }
 # Path words of the model API (task filters, downloads): never a model's config id.
 RESERVED_MODEL_IDS = frozenset(
@@ -149,6 +151,7 @@ class ModelsSection(Section):
     image_caption: list[ModelEntry] = Field(default_factory=list)
     ocr: list[ModelEntry] = Field(default_factory=list)
     rerank: list[ModelEntry] = Field(default_factory=list)
+    image_embedding: list[ModelEntry] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_unique_and_defaults(self) -> ModelsSection:

@@ -41,7 +41,9 @@ def snapshot_path(hub_dir: Path, model_id: str) -> Path | None:
     if not revision or "/" in revision or revision.startswith("."):
         return None
     snapshot = repo / "snapshots" / revision
-    if (snapshot / "config.json").is_file() or (snapshot / "modules.json").is_file():
+    # buffalo_l (Immich's face models) has no config.json, only its two ONNX graphs
+    markers = ("config.json", "modules.json", "detection/model.onnx")
+    if any((snapshot / marker).is_file() for marker in markers):
         return snapshot
     return None
 

@@ -68,9 +68,10 @@ class ManifestEntry(BaseModel):
                 check_hf_id(self.id)
             except InvalidModelId as exc:
                 raise ValueError(str(exc)) from None
+        vectors = self.task in ("embedding", "image_embedding")
         if self.task == "embedding" and self.dimensions is None:
             raise ValueError("embedding models need 'dimensions'")
-        if self.task != "embedding" and self.dimensions is not None:
+        if not vectors and self.dimensions is not None:
             raise ValueError("'dimensions' is only meaningful for embedding models")
         if self.task != "embedding" and self.matryoshka:
             raise ValueError("'matryoshka' is only meaningful for embedding models")

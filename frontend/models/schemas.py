@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictBool
 
-TaskName = Literal["embedding", "caption", "ocr", "rerank", "text_embedding", "image_caption"]
+TaskName = Literal[
+    "embedding", "caption", "ocr", "rerank", "text_embedding", "image_caption", "image_embedding"
+]
 
 
 class DownloadJobOut(BaseModel):
@@ -27,7 +29,7 @@ class ModelInfo(BaseModel):
         description="Hugging Face model id (or rapidocr/..., tesseract/... for built-in engines)"
     )
     config_id: str | None = Field(description="the configured model's id, used by the task APIs")
-    task: Literal["embedding", "caption", "ocr", "rerank"] | None = Field(
+    task: Literal["embedding", "caption", "ocr", "rerank", "image_embedding"] | None = Field(
         description="null for a cached model that is neither configured nor in the manifest"
     )
     name: str | None

@@ -43,7 +43,9 @@ def parse_task(name: str) -> Task:
     """'embedding' or 'text_embedding' -> Task.TEXT_EMBEDDING (404 for any other word)."""
     task = Task.parse(name)
     if task is None:
-        raise ModelNotFound(f"unknown task '{name[:50]}'; expected embedding, caption or ocr")
+        raise ModelNotFound(
+            f"unknown task '{name[:50]}'; expected embedding, caption, ocr, rerank, image_embedding"
+        )
     return task
 
 
@@ -261,7 +263,9 @@ class ModelService:
                 entry = ModelEntry(
                     id=model_id,
                     hf_model=hf_model,
-                    dimensions=dimensions if task is Task.TEXT_EMBEDDING else None,
+                    dimensions=dimensions
+                    if task in (Task.TEXT_EMBEDDING, Task.IMAGE_EMBEDDING)
+                    else None,
                     device=request.device,
                     instances=request.instances,
                     threads=request.threads,
