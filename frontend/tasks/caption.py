@@ -89,10 +89,17 @@ class CaptionTask:
         self.num_beams = num_beams
         self.family = str(self.model.config.model_type)
         self.tokenizer: Any = self.processor.tokenizer
-        self.tokenizer.padding_side = "left"  # generate continues every row at the right edge
+        # A decoder-only model continues every row at the right edge: pad on the left. An
+        # encoder-decoder's prompt is encoded, not continued: pad on the right, where padding
+        # shifts no learned positions (Florence-2's BART answered differently left-padded).
+        encoder_decoder = bool(self.model.config.is_encoder_decoder)
+        self.tokenizer.padding_side = "right" if encoder_decoder else "left"
         self.chat = bool(getattr(self.processor, "chat_template", None)) and (
             self.family not in PLAIN_PROMPTS
         )
+        # BART-style checkpoints (Florence-2) force an end token at the batch's token limit:
+        # rows keep limits of their own, so a row must not end differently batched than alone.
+        self.model.generation_config.forced_eos_token_id = None
         eos = self.model.generation_config.eos_token_id
         if eos is None:
             eos = self.tokenizer.eos_token_id

@@ -112,6 +112,53 @@ def request_settings(parameters_json: str, allowed: dict[str, int]) -> dict[str,
     return settings
 
 
+def image_only_processor(processor_class: Any) -> Any:
+    """`processor_class` (Qwen2-VL's, SmolVLM2's: image, video and text) without its video
+    part: with no torchvision, transformers has no video processor class and refuses to build
+    one even as None. Named like its parent, so what it saves loads with AutoProcessor."""
+
+    def __init__(
+        self: Any,
+        image_processor: Any = None,
+        tokenizer: Any = None,
+        chat_template: str | None = None,  # named: from_pretrained passes only what is named
+        **kwargs: Any,
+    ) -> None:
+        # ProcessorMixin zips its positional sub-processors with this signature's: the video
+        # processor the parent passes on is dropped.
+        processor_class.__init__(
+            self,
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            video_processor=None,
+            chat_template=chat_template,
+            **kwargs,
+        )
+
+    namespace = {"__init__": __init__, "__module__": processor_class.__module__}
+    return type(processor_class.__name__, (processor_class,), namespace)
+
+
+def auto_processor(snapshot: Path) -> Any:
+    """AutoProcessor for a checkpoint; for one whose processor also takes videos, when loading
+    it fails for want of torchvision, its image-and-text part (all a caption request sends)."""
+    import transformers
+
+    try:
+        return transformers.AutoProcessor.from_pretrained(snapshot, local_files_only=True)
+    except (OSError, ValueError, ImportError):
+        recorded = None
+        for name in ("processor_config.json", "preprocessor_config.json"):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                recorded = recorded or json.loads((snapshot / name).read_text()).get(
+                    "processor_class"
+                )
+        found = getattr(transformers, str(recorded), None) if recorded else None
+        if found is None or "video_processor" not in inspect.signature(found.__init__).parameters:
+            raise
+        return image_only_processor(found).from_pretrained(snapshot, local_files_only=True)
+
+
 def load_generation_model(
     hf_model: str,
     model_class: Any,
@@ -128,10 +175,8 @@ def load_generation_model(
     `fp16` computes in float16, `bf16` in bfloat16; `quantize` "8bit"/"4bit" loads the weights
     through bitsandbytes (GPU only; ignored on the CPU).
     """
-    from transformers import AutoProcessor
-
     snapshot = local_snapshot(hf_model)
-    processor: Any = AutoProcessor.from_pretrained(snapshot, local_files_only=True)
+    processor: Any = auto_processor(snapshot)
     if not hasattr(processor, "image_processor"):  # no processor_class recorded
         processor = processor_class.from_pretrained(snapshot, local_files_only=True)
     # Any: transformers' decorated `to` does not type-check, and `generate` returns a Union.

@@ -62,6 +62,10 @@ MODELS: dict[str, Any] = {
         {"id": "lru-blip", "hf_model": "homelab-test/tiny-blip", "keep_alive_seconds": 600},
         # a chat-template VLM (tests/integration/test_vision.py)
         {"id": "tiny-llava", "hf_model": TINY_LLAVA, "max_batch_size": 8, "max_new_tokens": 8},
+        *(
+            {"id": f"tiny-{family}", "hf_model": f"homelab-test/tiny-{family}", "max_new_tokens": 8}
+            for family in ("qwen2-vl", "smolvlm", "florence2")
+        ),
     ],
     "ocr": [
         {"id": "rapidocr", "hf_model": "rapidocr/PP-OCRv4", "default": True, "threads": 2},

@@ -1,5 +1,6 @@
-"""Prompted captions and visual questions on a real Triton (tiny LLaVA and BLIP): prompts and
-options, several images, batched answers equal to single ones, streaming, hostile input."""
+"""Prompted captions and visual questions on a real Triton (tiny LLaVA, Qwen2-VL, SmolVLM,
+Florence-2 and BLIP): prompts and options, several images, batched answers equal to single ones,
+streaming, hostile input."""
 
 from __future__ import annotations
 
@@ -38,7 +39,10 @@ def ask(client: httpx.Client, **body: Any) -> httpx.Response:
     return client.post("/api/caption", json=body)
 
 
-@pytest.mark.parametrize("model", ["tiny-llava", "tiny-blip"])
+FAMILIES = ["tiny-llava", "tiny-qwen2-vl", "tiny-smolvlm", "tiny-florence2", "tiny-blip"]
+
+
+@pytest.mark.parametrize("model", FAMILIES)
 def test_each_family_answers_a_prompted_caption(client: httpx.Client, model: str) -> None:
     plain = ask(client, model=model, image=b64(png(1)))
     prompted = ask(client, model=model, image=b64(png(1)), prompt="a picture of", seed=1)
@@ -70,25 +74,27 @@ def test_a_question_about_two_pictures(client: httpx.Client) -> None:
     assert blip.status_code == 400  # BLIP reads one image per prompt
 
 
-def _executions(triton: EmbeddedTriton) -> int:
-    """How many times Triton ran the tiny LLaVA's execute (batches, not requests)."""
-    stats = httpx.get(f"http://{triton.http_url}/v2/models/tiny-llava/stats", timeout=30).json()
+def _executions(triton: EmbeddedTriton, model: str) -> int:
+    """How many times Triton ran the model's execute (batches, not requests)."""
+    stats = httpx.get(f"http://{triton.http_url}/v2/models/{model}/stats", timeout=30).json()
     return int(stats["model_stats"][0]["execution_count"])
 
 
+# Qwen2-VL: left padding under M-RoPE's 3-D positions; Florence-2: an encoder-decoder.
+@pytest.mark.parametrize("model", ["tiny-llava", "tiny-qwen2-vl", "tiny-florence2"])
 def test_batched_answers_equal_single_answers(
-    api: RunningApi, client: httpx.Client, triton: EmbeddedTriton
+    api: RunningApi, client: httpx.Client, triton: EmbeddedTriton, model: str
 ) -> None:
     bodies = [
-        {"model": "tiny-llava", "image": b64(png(10 + i)), "prompt": p, "max_new_tokens": n}
+        {"model": model, "image": b64(png(10 + i)), "prompt": p, "max_new_tokens": n}
         for i, (p, n) in enumerate(
             [("describe", 8), ("what is this?", 3), ("", 8), ("count the cats please", 5)] * 2
         )
     ]
     alone = [ask(client, **body).json()["caption"] for body in bodies]
-    before = _executions(triton)
+    before = _executions(triton, model)
     together = concurrent_posts(api, bodies, "/api/caption")
-    after = _executions(triton)
+    after = _executions(triton, model)
     assert [r.json()["caption"] for r in together] == alone
     assert after - before < len(bodies)  # Triton joined some of them into one generate
 
