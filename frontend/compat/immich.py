@@ -144,10 +144,10 @@ async def _read_form(request: Request) -> tuple[Any, bytes | None, str | None]:
 
 @router.post("/predict", summary="Immich's inference call: clip, facial-recognition, ocr")
 async def predict(request: Request) -> Response:
-    registry: ModelRegistry = request.app.state.registry
     try:
         entries_text, image, text = await _read_form(request)
         entries = parse_entries(entries_text)
+        registry: ModelRegistry = request.app.state.registry
         if image is None and text is None:
             raise ImmichError(400, "Either image or text must be provided")
         picture = (await images.decode_pictures(request.app, [image]))[0] if image else None

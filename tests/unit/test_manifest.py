@@ -27,7 +27,7 @@ def _raw() -> dict[str, Any]:
 
 def test_loads_with_every_task() -> None:
     manifest = load_manifest()
-    assert set(_raw()) == {"embedding", "caption", "ocr", "rerank"}
+    assert set(_raw()) == {"embedding", "caption", "ocr", "rerank", "image_embedding"}
     for task in Task:
         assert manifest.entries(task.short), task
     assert len(manifest) == len(manifest.entries()) == sum(len(v) for v in _raw().values())
@@ -40,6 +40,7 @@ def test_task_names_match_config_sections() -> None:
         "caption": "image_caption",
         "ocr": "ocr",
         "rerank": "rerank",
+        "image_embedding": "image_embedding",
     }
     for task in Task:
         assert Task.parse(task.value) is Task.parse(task.short) is task
