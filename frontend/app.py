@@ -74,6 +74,7 @@ from frontend.models.store import SettingsStore
 from frontend.rerank.routes import router as rerank_router
 from frontend.rerank.service import RerankService
 from frontend.sandbox.pool import close_sandbox
+from frontend.status.history import StatusHistory
 from frontend.status.routes import router as status_router
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
@@ -191,9 +192,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.crawl = CrawlService(settings.crawl, app.state.crawl_resolver)
     await app.state.crawl.start()
     jobs = start_jobs(app, settings)
+    history = start_history(app, registry)
     try:
         yield
     finally:
+        history.cancel()
+        metrics.listeners.remove(app.state.history.record)
         await stop_jobs(app, jobs)
         await close_sandbox(app)
         downloads.shutdown()
@@ -205,6 +209,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if embedded is not None:
             await embedded.stop()
         store.close()
+
+
+def start_history(app: FastAPI, registry: ModelRegistry) -> asyncio.Task[None]:
+    """The Status tab's charts: every request into app.state.history, a sample every 10 s."""
+    history: StatusHistory = app.state.history
+    app.state.metrics.listeners.append(history.record)
+
+    def gauges() -> tuple[dict[str, int], int | None]:
+        memory = {e.id: registry.footprint(e.id).host for e in registry.loaded_entries()}
+        return memory, gpu.gpu_memory_used()
+
+    return asyncio.create_task(history.run(gauges))
 
 
 def start_jobs(app: FastAPI, settings: Settings) -> asyncio.Task[None] | None:
@@ -277,6 +293,7 @@ def create_app(settings: Settings, crawl_resolver: Resolver = system_resolver) -
     app.state.settings = settings
     app.state.crawl_resolver = crawl_resolver
     app.state.metrics = Metrics()
+    app.state.history = StatusHistory()  # the lifespan fills it
     app.state.security = Security(settings.security)
     app.state.drain = Drain()
     app.state.cache = None  # the lifespan makes it (cache.enabled)

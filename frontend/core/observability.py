@@ -143,6 +143,8 @@ class Metrics:
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.active = Gauge("active_requests", "API requests in flight", registry=self.registry)
         self.recent = RecentTraffic()
+        # (endpoint, status, seconds) of every counted request: e.g. the Status tab's history
+        self.listeners: list[Callable[[str, int, float], None]] = []
 
     def observe(self, endpoint: str, status: int, elapsed: float) -> None:
         """Count and time one request (label children cached: this runs on every request)."""
@@ -221,6 +223,8 @@ class ObservabilityMiddleware:
             metrics.observe(endpoint, status, elapsed)
             if counted:
                 metrics.recent.record(elapsed, status)
+                for listener in metrics.listeners:
+                    listener(endpoint, status, elapsed)
             state = scope.get("state", {})
             access_logger.info(
                 "%s | %s | %s | %s %s | %d | %.1f | %s",

@@ -7,11 +7,13 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
 from frontend import __version__
 from frontend.core.deps import GatewayDep, LifecycleDep, RegistryDep
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.models import gpu
+from frontend.status.history import StatusHistory
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["status"])
 
@@ -80,3 +82,38 @@ async def status(
             "budget_bytes": lifecycle.gpu_budget_bytes(),
         },
     }
+
+
+class LatencySeries(BaseModel):
+    p50: list[float | None] = Field(description="median latency per point, ms")
+    p95: list[float | None] = Field(description="95th percentile latency per point, ms")
+
+
+class StatusHistoryOut(BaseModel):
+    """Columns of equal length, oldest point first; null where nothing was measured."""
+
+    interval_seconds: float = Field(description="seconds between points (10)")
+    capacity: int = Field(description="points kept (360: the last hour)")
+    t: list[float] = Field(description="each point's end, seconds since the epoch")
+    requests_per_second: list[float]
+    server_errors_per_second: list[float] = Field(description="5xx answers per second")
+    client_errors_per_second: list[float] = Field(description="4xx answers per second")
+    latency_ms: dict[str, LatencySeries] = Field(
+        description="per route family: embed, rerank, vision, ocr, crawl, jobs, models, other"
+    )
+    model_memory_bytes: dict[str, list[int | None]] = Field(
+        description="host memory (PSS) of each model's processes; null while not loaded"
+    )
+    gpu_memory_used_bytes: list[int | None] | None = Field(
+        description="GPU memory in use on this host; null without a GPU"
+    )
+
+
+@router.get(
+    "/status/history",
+    summary="The last hour at 10 s resolution: rates, latency per route family, memory",
+    response_model=StatusHistoryOut,
+)
+async def status_history(request: Request) -> dict[str, Any]:
+    history: StatusHistory = request.app.state.history
+    return history.to_json()

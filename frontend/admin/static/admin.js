@@ -1,6 +1,7 @@
 // The admin page: tabs, the API key prompt, and the live refresh of status and models.
 
 import { forgetKey, onUnauthorized, storedKey, storeKey } from "./api.js";
+import { refreshCharts, resizeCharts } from "./charts.js";
 import { setUpCrawls } from "./crawls.js";
 import { $, setText } from "./dom.js";
 import { refreshJobs, setUpJobs } from "./jobs.js";
@@ -52,7 +53,7 @@ function setUpAuth() {
 }
 
 async function refreshAll() {
-  await Promise.all([pollStatus(), pollModels(), pollJobs()]);
+  await Promise.all([pollStatus(), pollModels(), pollJobs(), pollCharts()]);
 }
 
 function connection(error) {
@@ -78,6 +79,24 @@ async function pollStatus() {
   }
   clearTimeout(timers.status); // a refresh may have run meanwhile: keep one chain
   timers.status = setTimeout(pollStatus, STATUS_EVERY_MS);
+}
+
+// The charts' history gains a point every interval_seconds (10): poll at that pace.
+let chartsEveryMs = 10000;
+
+async function pollCharts() {
+  clearTimeout(timers.charts);
+  if (!waitingForKey && !document.hidden && !$("#panel-status").hidden) {
+    try {
+      const history = await refreshCharts();
+      chartsEveryMs = Math.min(Math.max(history.interval_seconds * 1000, 1000), 10000);
+      setText("#charts-error", "");
+    } catch (error) {
+      if (error.status !== 401) setText("#charts-error", error.message);
+    }
+  }
+  clearTimeout(timers.charts);
+  timers.charts = setTimeout(pollCharts, chartsEveryMs);
 }
 
 async function pollModels() {
@@ -112,6 +131,7 @@ function start() {
     tab.addEventListener("click", () => {
       showTab(tab.dataset.panel);
       if (tab.dataset.panel === "jobs") pollJobs();
+      if (tab.dataset.panel === "status") pollCharts();
     });
   }
   const wanted = location.hash.slice(1);
@@ -122,6 +142,7 @@ function start() {
   setUpJobs();
   setUpCrawls();
   modelsChanged(() => fillModelSelects(configuredModels));
+  window.addEventListener("resize", resizeCharts);
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) refreshAll();
   });
