@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Request, Response
 
@@ -13,6 +14,7 @@ from frontend.core.deps import EmbeddingServiceDep
 from frontend.core.errors import request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
+from frontend.embed import images
 from frontend.embed.schemas import EmbedRequest, EmbedResponse
 from frontend.embed.service import Embedded, EmbeddingService
 from frontend.models.catalog import ModelCatalog
@@ -88,6 +90,13 @@ def numpy_json(payload: Any, status: int = 200) -> Response:
 async def embed(body: EmbedRequest, request: Request, service: EmbeddingServiceDep) -> Response:
     started = time.perf_counter()
     keep_alive = parse_keep_alive(body.keep_alive)
+    catalog = service.registry.catalog
+    named = model_name(body.model)
+    if body.images is not None or (
+        named is not None and catalog.find(named, Task.TEXT_EMBEDDING) is None
+        and catalog.find(named, Task.IMAGE_EMBEDDING) is not None
+    ):  # fmt: skip
+        return await _embed_images(body, request, service, keep_alive, started)
     done, load_ns = await timed_embed(
         service, body.all_texts(), body.model, keep_alive, body.dimensions
     )
@@ -103,5 +112,41 @@ async def embed(body: EmbedRequest, request: Request, service: EmbeddingServiceD
             "total_duration": int(elapsed * 1e9),
             "load_duration": load_ns,
             "prompt_eval_count": int(done.tokens.sum()),
+        }
+    )
+
+
+async def _embed_images(
+    body: EmbedRequest,
+    request: Request,
+    service: EmbeddingService,
+    keep_alive: float | None,
+    started: float,
+) -> Response:
+    """Texts and images through one image_embedding model: the texts' vectors, then the
+    images'."""
+    registry = service.registry
+    entry = images.vector_model(registry, model_name(body.model))
+    texts = body.all_texts()
+    blobs = [images.base64_image(value, i) for i, value in enumerate(body.images or [])]
+    pictures = await images.decode_pictures(request.app, blobs) if blobs else []
+    parts = []
+    if texts:
+        parts.append(await images.embed_texts(registry, entry, texts, service.limits, keep_alive))
+    if pictures:
+        parts.append(await images.embed_pictures(registry, entry, pictures, keep_alive))
+    vectors = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    elapsed = time.perf_counter() - started
+    return numpy_json(
+        {
+            "request_id": request_id_of(request),
+            "embeddings": vectors,
+            "dimensions": int(vectors.shape[1]),
+            "model_used": entry.id,
+            "processing_time_ms": round(elapsed * 1000, 2),
+            "model": body.model or entry.id,
+            "total_duration": int(elapsed * 1e9),
+            "load_duration": 0,
+            "prompt_eval_count": 0,
         }
     )

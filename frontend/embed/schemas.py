@@ -47,11 +47,20 @@ class EmbedRequest(BaseModel):
     options: dict[str, Any] | None = Field(
         default=None, description="Ollama's runtime options (ignored)"
     )
+    images: list[StrictStr] | None = Field(
+        default=None,
+        min_length=1,
+        description="Images (base64 or data: URLs), embedded by an image_embedding model "
+        "(CLIP, SigLIP) into the space of its texts: `embeddings` lists the texts' vectors, "
+        "then the images'. Limits and decoding as on /api/caption.",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> EmbedRequest:
-        if (self.texts is None) == (self.input is None):
+        if self.texts is not None and self.input is not None:
             raise ValueError("give either texts or input")
+        if self.texts is None and self.input is None and self.images is None:
+            raise ValueError("give texts, input or images")
         return self
 
     def all_texts(self) -> list[str]:

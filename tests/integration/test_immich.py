@@ -15,7 +15,7 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from frontend.models.cache import snapshot_path
-from tests.images import encode, png_header, render_text
+from tests.images import b64, encode, png_header, render_text
 from tests.integration.fixtures import RunningApi
 from tools.build_test_models import TINY_BUFFALO, TINY_CLIP, TINY_CLIP_IMMICH, build_test_models
 
@@ -255,3 +255,38 @@ def test_an_unknown_model_names_what_is_available(
     response = predict(client, {"clip": {"textual": {"modelName": "ViT-H-14__nope"}}}, text="a dog")
     assert response.status_code == 422
     assert "tiny-clip-immich" in response.json()["detail"]
+
+
+def test_api_embed_puts_texts_and_images_in_the_predict_space(
+    client: httpx.Client, immich_models: dict[str, Path]
+) -> None:
+    data, text = photo(3), "a dog in the snow"
+    body = {"model": "tiny-clip-immich", "texts": [text], "images": [b64(data, "image/png")]}
+    response = client.post("/api/embed", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["model_used"] == "tiny-clip-immich" and answer["dimensions"] == 16
+    text_vector, image_vector = (np.array(v) for v in answer["embeddings"])
+    visual = vector(predict(client, CLIP_VISUAL, image=data).json())
+    textual = vector(predict(client, CLIP_TEXTUAL, text=text).json())
+    np.testing.assert_allclose(image_vector, visual, atol=1e-6)
+    np.testing.assert_allclose(text_vector, textual, atol=1e-6)
+    # texts alone, naming the image model, take its text tower
+    alone = client.post("/api/embed", json={"model": "tiny-clip-immich", "texts": [text]})
+    np.testing.assert_allclose(alone.json()["embeddings"][0], textual, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"model": "tiny-clip-immich", "images": ["not base64!"]}, "base64"),
+        ({"model": "tiny-clip-immich", "images": [b64(b"junk")]}, "image 0"),
+        ({"model": "tiny-buffalo", "images": [b64(b"junk")]}, "face model"),
+    ],
+)
+def test_api_embed_refuses_bad_images(
+    client: httpx.Client, immich_models: dict[str, Path], body: dict[str, Any], fragment: str
+) -> None:
+    response = client.post("/api/embed", json=body)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["error"]["message"]
