@@ -111,6 +111,9 @@ class ModelEntry(Section):
     device: Literal["auto", "cpu", "gpu"] = "auto"
     engine: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     fp16: bool = False  # half precision on a GPU (ignored on the CPU)
+    bf16: bool = False  # caption: bfloat16 on a GPU (ignored on the CPU)
+    # caption: 8-bit or 4-bit weights through bitsandbytes, GPU only (a 7B VLM in ~5 GB)
+    quantize: Literal["none", "8bit", "4bit"] = "none"
     keep_alive_seconds: float | None = Field(default=None, ge=0)
     pinned: bool = False  # never unloaded for idleness or evicted
     # generation defaults for caption and HF OCR models (requests may lower or raise them
@@ -130,6 +133,14 @@ class ModelEntry(Section):
             return None
         codes = [normalise(code) for code in value]  # ValueError names an unknown code
         return list(dict.fromkeys(codes))
+
+    @model_validator(mode="after")
+    def _check_precision(self) -> ModelEntry:
+        if self.fp16 and self.bf16:
+            raise ValueError("choose fp16 or bf16, not both")
+        if self.quantize != "none" and self.device == "cpu":
+            raise ValueError(f"quantize: {self.quantize} weights need a GPU (device is cpu)")
+        return self
 
     @field_validator("id")
     @classmethod
@@ -198,6 +209,26 @@ class Settings(BaseSettings):
     crawl: CrawlSection = Field(default_factory=CrawlSection)
     cache: CacheSection = Field(default_factory=CacheSection)
     jobs: JobsSection = Field(default_factory=JobsSection)
+
+    @model_validator(mode="after")
+    def _check_quantized_models_have_a_gpu(self) -> Settings:
+        if self.triton.url is not None:  # an external Triton: its GPUs are not visible here
+            return self
+        for task in Task:
+            for index, entry in enumerate(self.models.entries(task)):
+                if entry.quantize == "none" or not entry.enabled:
+                    continue
+                key = f"models.{task}[{index}] ({entry.id}).quantize"
+                if task is not Task.IMAGE_CAPTION:
+                    raise ValueError(f"{key}: only image_caption models can be quantized")
+                from frontend.models.gpu import gpu_available  # NVML, asked only when needed
+
+                if not gpu_available():
+                    raise ValueError(
+                        f"{key}: {entry.quantize} weights (bitsandbytes) need an NVIDIA GPU "
+                        "and this host has none; use quantize: none"
+                    )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -1,5 +1,6 @@
 """Which model a name means: the enabled entries of config.yaml and those added at runtime,
-by config id or Hugging Face id, each task's default, and the operator's runtime overrides."""
+by config id, Hugging Face id or Ollama's name of a manifest model, each task's default, and
+the operator's runtime overrides."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import NamedTuple
 
 from frontend.core.config import ModelEntry, Settings, Task
 from frontend.core.errors import ModelNotFound
+from frontend.models.manifest import load_manifest
 from frontend.models.store import SettingsStore
 
 
@@ -102,7 +104,12 @@ class ModelCatalog:
             default = next((d for t in tasks if (d := self.default(t)) is not None), None)
             return default or (found[0] if found else None)
         by_id = next((f for f in found if f.entry.id == ref), None)
-        return by_id or next((f for f in found if f.entry.hf_model == ref), None)
+        by_hf_id = by_id or next((f for f in found if f.entry.hf_model == ref), None)
+        if by_hf_id is not None:
+            return by_hf_id
+        # Ollama's library name ("qwen2.5vl:3b") of a manifest model enabled here by its HF id
+        listed = load_manifest().by_ollama_name(ref)
+        return next((f for f in found if listed and f.entry.hf_model == listed.id), None)
 
     def lookup(self, ref: str | None, task: Task | None = None) -> ModelEntry:
         """As `find` among enabled models; 404 MODEL_NOT_FOUND naming the choices otherwise."""

@@ -142,7 +142,9 @@ class Lifecycle:
     def estimate_gpu_bytes(self, entry: ModelEntry) -> int:
         if entry.id in self.registry.gpu_footprints:
             return self.registry.gpu_footprints[entry.id]
-        weights = self._weights_bytes(entry) // (2 if entry.fp16 else 1)
+        # 8/4-bit weights hold a half/quarter of a 16-bit checkpoint's bytes (VLMs ship bf16).
+        shrink = {"8bit": 2, "4bit": 4}.get(entry.quantize, 2 if entry.fp16 or entry.bf16 else 1)
+        weights = self._weights_bytes(entry) // shrink
         return entry.instances * (CUDA_CONTEXT_BYTES + weights)
 
     def _shortfall(self, entry: ModelEntry) -> tuple[str, int, int, int] | None:

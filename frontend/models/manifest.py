@@ -45,6 +45,11 @@ class ManifestEntry(BaseModel):
     # trained Matryoshka-style: a prefix of the vector, re-normalized, is a good embedding
     # (the OpenAI API's `dimensions`)
     matryoshka: bool = False
+    # approximate memory the model needs loaded at its checkpoint's dtype (weights, vision
+    # tower, working memory for a short answer); 8-bit weights need about half, 4-bit a third
+    memory_mb: int | None = Field(default=None, gt=0)
+    # Ollama's library names of the same model ("llava:7b"): Ollama clients find it by them
+    ollama: tuple[str, ...] = ()
 
     @property
     def kind(self) -> Task:
@@ -75,6 +80,8 @@ class ManifestEntry(BaseModel):
             raise ValueError("'dimensions' is only meaningful for embedding models")
         if self.task != "embedding" and self.matryoshka:
             raise ValueError("'matryoshka' is only meaningful for embedding models")
+        if self.ollama and self.task != "caption":
+            raise ValueError("'ollama' names are only listed for caption models")
         return self
 
 
@@ -85,6 +92,7 @@ class Manifest:
         self._entries = list(entries)
         self._by_id = {entry.id: entry for entry in self._entries}
         self._by_folded_id = {entry.id.casefold(): entry for entry in self._entries}
+        self._by_ollama_name = {name: entry for entry in self._entries for name in entry.ollama}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -102,6 +110,10 @@ class Manifest:
     def get(self, model_id: str) -> ManifestEntry | None:
         """The entry for a hub id (exact match first; hub ids are case-insensitive)."""
         return self._by_id.get(model_id) or self._by_folded_id.get(model_id.casefold())
+
+    def by_ollama_name(self, name: str) -> ManifestEntry | None:
+        """The entry Ollama's library calls `name` ("qwen2.5vl:3b"; "llava" is "llava:latest")."""
+        return self._by_ollama_name.get(name.removesuffix(":latest").casefold())
 
     def ids(self) -> list[str]:
         return [entry.id for entry in self._entries]

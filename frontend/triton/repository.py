@@ -45,6 +45,9 @@ def build_config(template: Path, entry: ModelEntry, task: Task) -> mc.ModelConfi
         "num_beams": str(entry.num_beams),
         "fp16": "true" if entry.fp16 else "false",
     }
+    if task == Task.IMAGE_CAPTION:  # what the caption task alone reads
+        parameters["bf16"] = "true" if entry.bf16 else "false"
+        parameters["quantize"] = entry.quantize
     if entry.max_new_tokens is not None:  # else the task's own default applies in the stub
         parameters["max_new_tokens"] = str(entry.max_new_tokens)
     if entry.languages:  # Tesseract's default language (requests may ask for another)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from frontend.models.cache import is_downloaded, snapshot_path
-from tools.build_test_models import TINY_BLIP, TINY_RERANKER, TINY_TROCR, build_test_models
+from tools.build_test_models import BUILDERS, TINY_RERANKER, build_test_models
 
-IDS = {"caption": TINY_BLIP, "ocr": TINY_TROCR, "rerank": TINY_RERANKER}
+IDS = {name: model_id for name, (model_id, _) in BUILDERS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_second_call_keeps_what_is_there(data_dir: Path) -> None:
     assert {path: path.stat().st_mtime_ns for path in hub.rglob("*")} == before
 
 
-@pytest.mark.parametrize("only", ["caption", "ocr", "rerank"])
+@pytest.mark.parametrize("only", ["caption", "ocr", "rerank", "qwen2-vl", "smolvlm", "florence2"])
 def test_fresh_builds_give_identical_files(data_dir: Path, tmp_path: Path, only: str) -> None:
     model_id = IDS[only]
     assert build_test_models(tmp_path, only=only) == {only: model_id}
