@@ -19,7 +19,7 @@ from frontend.core.errors import InvalidRequest
 from frontend.crawl.fetch import Fetcher, RefusedFetch
 from frontend.models.cache import snapshot_path
 from frontend.models.registry import ModelRegistry
-from frontend.vision.grammar import SchemaError, check_schema
+from frontend.vision.schema_check import SchemaError, check_schema
 from frontend.vision.schemas import ChatRequest, ChatResult, GenerationOptions, TextDelta
 
 CHAT_TASK = Task.IMAGE_CAPTION

@@ -142,7 +142,11 @@ async def _read_form(request: Request) -> tuple[Any, bytes | None, str | None]:
         await form.close()
 
 
-@router.post("/predict", summary="Immich's inference call: clip, facial-recognition, ocr")
+@router.post(
+    "/predict",
+    summary="Immich's inference call: clip, facial-recognition, ocr",
+    responses={422: {"description": "Immich's answer to bad or unknown entries: {detail}"}},
+)
 async def predict(request: Request) -> Response:
     try:
         entries_text, image, text = await _read_form(request)

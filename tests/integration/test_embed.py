@@ -198,6 +198,10 @@ def test_models_are_not_loaded_at_start(api: RunningApi, triton: EmbeddedTriton)
         "lru-blip",
         "tiny-reranker",
         "tiny-reranker-torch",
+        "tiny-llava",
+        "tiny-qwen2-vl",
+        "tiny-smolvlm",
+        "tiny-florence2",
     }
     assert index["ghost"].get("state") != "READY"
     assert api.app.state.embedded_triton is None  # triton.url set: no Triton of its own

@@ -138,6 +138,7 @@ def test_every_protected_route(
     root |= {"/process", "/vectors", "/vectors/", "/meta"}  # Open WebUI's, Weaviate's
     handlers = ("", "/xml", "/html", "/text", "/ignore")
     root |= {f"{under}/rmeta{h}" for under in ("", "/tika") for h in handlers}  # Tika's
+    root |= {"/predict"}  # Immich's machine-learning API (its /ping is an open probe)
     assert all(p.startswith(("/api/", "/v1/", "/v2/")) or p in root for _, p in protected)
     assert ("POST", "/") in protected and ("GET", "/") not in protected  # TEI's, the admin page
     assert len(protected) >= 15

@@ -194,7 +194,7 @@ def test_ocr_entry_point_reads_each_request_in_its_own_language(
 def test_embedding_entry_point_refuses_text_that_is_not_utf8(pb: types.SimpleNamespace) -> None:
     model = entry_point("embedding")
     model.task = types.SimpleNamespace(
-        embed_counted=lambda texts: (
+        embed_counted=lambda texts, pooled: (
             np.ones((len(texts), 2), dtype=np.float32),
             np.arange(len(texts), dtype=np.int32),
         )
@@ -234,26 +234,3 @@ def test_rerank_entry_point_scores_every_pair_of_the_batch_at_once(
     assert responses[0].output_tensors[0].data.tolist() == [[1.0], [3.0]]
     assert responses[1].error.message == "QUERY and DOCUMENT need one row per pair"
     assert responses[2].output_tensors[1].data.tolist() == [[np.float32(0.2)]]
-
-
-def test_caption_entry_point_groups_by_generation_setting(pb: types.SimpleNamespace) -> None:
-    model = entry_point("caption")
-    calls: list[tuple[int, Any, Any]] = []
-
-    def caption(images: list[np.ndarray], max_new_tokens: Any, num_beams: Any) -> list[str]:
-        calls.append((len(images), max_new_tokens, num_beams))
-        return ["a cat"] * len(images)
-
-    model.task = types.SimpleNamespace(caption=caption)
-    image = np.zeros((1, 8, 8, 3), dtype=np.uint8)
-    responses = model.execute(
-        [
-            Request({"IMAGE": image}),
-            Request({"IMAGE": image}, {"num_beams": 2}),
-            Request({"IMAGE": image}, {"num_beams": 99}),
-            Request({"IMAGE": image}),
-        ]
-    )
-    assert calls == [(2, None, None), (1, None, 2)]
-    assert responses[0].output_tensors[0].data.tolist() == [[b"a cat"]]
-    assert "num_beams must be an integer from 1 to 16" in responses[2].error.message

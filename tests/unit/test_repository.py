@@ -90,7 +90,8 @@ def test_build_config_keeps_the_template_tensors() -> None:
     config = build_config(TEMPLATE, entry(), "text_embedding")
 
     assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == [
-        ("TEXT", mc.TYPE_STRING, [1])
+        ("TEXT", mc.TYPE_STRING, [1]),
+        ("NORMALIZE", mc.TYPE_BOOL, [1]),  # optional: TEI's normalize=false asks for pooled
     ]
     assert [(o.name, o.data_type, list(o.dims)) for o in config.output] == [
         ("EMBEDDING", mc.TYPE_FP32, [-1]),

@@ -28,6 +28,8 @@ def test_embedded_command_binds_loopback_on_its_ports_and_restricts_the_reposito
     assert sorted(command[3:]) == sorted(
         [
             f"--backend-directory={tmp_path / 'backends'}",
+            # this data dir's own shared-memory names, so a later start can reap what it left
+            f"--backend-config=python,shm-region-prefix-name={triton.shm_prefix}",
             "--model-control-mode=explicit",
             "--disable-auto-complete-config",
             "--strict-readiness=false",
