@@ -119,7 +119,9 @@ def complete_openapi(schema: dict[str, Any], policy: SecurityPolicy) -> dict[str
     }
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
-            operation["responses"].pop("422", None)
+            # ...except Immich's /predict, which answers bad entries 422 as Immich's server does
+            if path != "/predict":
+                operation["responses"].pop("422", None)
             if method.upper() not in DRAIN_SAFE_METHODS:
                 _add(operation, 503)  # refused while the service drains (core.shutdown)
             if path not in PROBE_PATHS:  # the Host check (400) and the IP allowlist (403)
