@@ -37,7 +37,7 @@ from frontend.sandbox.pool import sandbox_of
 from frontend.tasks.caption import PLAIN_PROMPTS
 from frontend.triton.codecs import image_input, strings
 from frontend.vision import service as vision
-from frontend.vision.schemas import GenerationOptions
+from frontend.vision.schemas import ChatResult, GenerationOptions
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api")
 # Captioning models look at a few hundred pixels (BLIP: 384); shipping a 12 MP photo's raw
@@ -70,6 +70,23 @@ class ImageTask:
 
 def _captions(outputs: list[str], single: bool) -> dict[str, Any]:
     return {"caption": outputs[0]} if single else {"captions": outputs}
+
+
+def _answer_json(result: ChatResult) -> str:
+    """What the result cache keeps of an answer: its text, why it ended and its token counts."""
+    fields = ("text", "done_reason", "prompt_tokens", "completion_tokens")
+    return orjson.dumps({name: getattr(result, name) for name in fields}).decode("utf-8")
+
+
+def _answer_of(cached: str) -> dict[str, Any]:
+    """An answer back from `_answer_json`; a plain caption a cache kept from before counts 0."""
+    try:
+        answer = orjson.loads(cached)
+    except orjson.JSONDecodeError:
+        answer = None
+    if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
+        return {"text": cached, "done_reason": "stop", "prompt_tokens": 0, "completion_tokens": 0}
+    return answer
 
 
 def _pages(outputs: list[str], single: bool) -> dict[str, Any]:
@@ -154,7 +171,7 @@ async def _caption(request: Request, registry: ModelRegistry) -> Response:
 
     async def one(*images: Any) -> str:
         prepared = vision.prepared(entry, list(images), turns(len(images)), settings, False)
-        return (await vision.run(registry, prepared, None, keep_alive)).text
+        return _answer_json(await vision.run(registry, prepared, None, keep_alive))
 
     if count == 1 and len(parsed.images) > 1:
         outputs = [await one(*parsed.images)]
@@ -163,8 +180,19 @@ async def _caption(request: Request, registry: ModelRegistry) -> Response:
     else:
         key = options.parameters()
         outputs = await cached_outputs(request, Task.IMAGE_CAPTION, entry, key, parsed.images, one)
+    answers = [_answer_of(output) for output in outputs]
+    single = parsed.single or count == 1
     body: dict[str, Any] = {"request_id": request_id_of(request)}
-    body.update(_captions(outputs, parsed.single or count == 1))
+    body.update(_captions([str(a["text"]) for a in answers], single))
+    reasons = [str(a["done_reason"]) for a in answers]
+    body.update({"done_reason": reasons[0]} if single else {"done_reasons": reasons})
+    prompt = sum(int(a["prompt_tokens"]) for a in answers)
+    completion = sum(int(a["completion_tokens"]) for a in answers)
+    body["usage"] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
     body["model_used"] = entry.id
     body["processing_time_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return json_response(body)

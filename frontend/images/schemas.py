@@ -80,10 +80,25 @@ class OcrOptions(ImageOptions):
     page_images: bool = False
 
 
+class TokenUsage(BaseModel):
+    prompt_tokens: int = Field(description="tokens the model read (text and image tokens)")
+    completion_tokens: int = Field(description="tokens it generated")
+    total_tokens: int
+
+
 class CaptionResponse(BaseModel):
     request_id: str
     caption: str | None = Field(default=None, description="for a single `image`")
     captions: list[str] | None = Field(default=None, description="for `batch`, in input order")
+    done_reason: Literal["stop", "length"] | None = Field(
+        default=None, description="for a single answer: `length` when max_new_tokens cut it"
+    )
+    done_reasons: list[Literal["stop", "length"]] | None = Field(
+        default=None, description="for `batch`, per answer"
+    )
+    usage: TokenUsage | None = Field(
+        default=None, description="summed over the answers (a cached answer counts its own)"
+    )
     model_used: str
     processing_time_ms: float
 

@@ -34,8 +34,13 @@ def test_caption_single_image(client: httpx.Client) -> None:
     response = client.post("/api/caption", json={"image": b64(encode(IMAGES[0]))})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"request_id", "caption", "model_used", "processing_time_ms"}
+    assert set(body) == {
+        *("request_id", "caption", "done_reason", "usage", "model_used", "processing_time_ms")
+    }
     assert isinstance(body["caption"], str)
+    assert body["done_reason"] in ("stop", "length")
+    usage = body["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"] > 0
     assert body["model_used"] == "tiny-blip"
     assert body["request_id"] == response.headers["x-request-id"]
 

@@ -54,7 +54,11 @@ def test_each_family_answers_a_prompted_caption(client: httpx.Client, model: str
 
 
 def test_options_bound_the_answer(client: httpx.Client) -> None:
-    one = ask(client, model="tiny-llava", image=b64(png(2)), max_new_tokens=1).json()["caption"]
+    short = ask(client, model="tiny-llava", image=b64(png(2)), max_new_tokens=1).json()
+    assert short["done_reason"] == "length" and short["usage"]["completion_tokens"] == 1
+    assert short["usage"]["prompt_tokens"] > 1
+    assert short["usage"]["total_tokens"] == short["usage"]["prompt_tokens"] + 1
+    one = short["caption"]
     many = ask(client, model="tiny-llava", image=b64(png(2)), max_new_tokens=12).json()["caption"]
     assert many.startswith(one) and len(many) > len(one)
     stop = many.split()[1][0] if len(many.split()) > 1 else many[-1]
@@ -68,8 +72,9 @@ def test_a_question_about_two_pictures(client: httpx.Client) -> None:
     together = ask(client, **body, together=True)
     assert together.status_code == 200, together.text
     assert isinstance(together.json()["caption"], str)
-    apart = ask(client, **body).json()["captions"]
-    assert len(apart) == 2 and together.json()["caption"] not in apart
+    apart = ask(client, **body).json()
+    assert len(apart["captions"]) == 2 and together.json()["caption"] not in apart["captions"]
+    assert len(apart["done_reasons"]) == 2 and apart["usage"]["completion_tokens"] > 0
     blip = ask(client, model="tiny-blip", batch=body["batch"], together=True)
     assert blip.status_code == 400  # BLIP reads one image per prompt
 
