@@ -10,7 +10,7 @@ import zlib
 from collections.abc import Callable
 
 from tests.images import encode, render_text
-from tests.pdfs import image_pdf, multipage_tiff, text_pdf
+from tests.pdfs import image_pdf, multipage_tiff, pdf_file, text_pdf
 
 MIB = 2**20
 
@@ -156,19 +156,7 @@ def pdf_with_streams(streams: list[bytes], filters: str = "/Filter /FlateDecode"
             b"<< /Length %d %s >>\nstream\n%s\nendstream" % (len(stream), filters.encode(), stream)
         )
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>".encode()
-    out = io.BytesIO()
-    out.write(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (number, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref))  # fmt: skip
-    return out.getvalue()
+    return pdf_file(objects, version="1.7")
 
 
 def inflating_pdf(megabytes: int = 1024) -> bytes:

@@ -55,8 +55,14 @@ def text_pdf(
     kids = " ".join(f"{ref} 0 R" for ref in page_refs)
     objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>"
     objects[1] = f"<< /Type /Pages /Kids [{kids}] /Count {len(page_refs)} >>".encode()
+    return pdf_file(objects, trailer_extra)
+
+
+def pdf_file(objects: list[bytes], trailer_extra: str = "", version: str = "1.4") -> bytes:
+    """A PDF of these objects (object n is objects[n - 1], the catalog first), with its xref
+    table and trailer; `trailer_extra` adds trailer entries (/Encrypt, /ID)."""
     out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    out.write(b"%%PDF-%s\n%%\xe2\xe3\xcf\xd3\n" % version.encode())
     offsets = []
     for number, body in enumerate(objects, start=1):
         offsets.append(out.tell())

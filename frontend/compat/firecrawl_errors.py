@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel
 
 from frontend.compat.openai_errors import FIRECRAWL_V1, ErrorRewriteMiddleware
+from frontend.core.openapi import use_error_shape
 
 PREFIXES = ("/v2/scrape", "/v2/map", "/v2/crawl", "/v2/batch/", *FIRECRAWL_V1)
 _CODES = {
@@ -67,19 +68,10 @@ class FirecrawlErrorEnvelope(BaseModel):
 
 def document_firecrawl_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Point the error responses of Firecrawl's operations at its shape in the OpenAPI."""
-    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-    schemas["FirecrawlErrorEnvelope"] = FirecrawlErrorEnvelope.model_json_schema()
-    ours = "#/components/schemas/ErrorEnvelope"
-    theirs = "#/components/schemas/FirecrawlErrorEnvelope"
     for path, operations in schema.get("paths", {}).items():
-        if not is_firecrawl_path(path):
-            continue
-        for operation in operations.values():
-            responses = operation.get("responses", {})
-            if "504" in responses:  # a page timeout answers 408, as Firecrawl's
-                responses.setdefault("408", responses["504"])
-            for response in responses.values():
-                for media in response.get("content", {}).values():
-                    if media.get("schema", {}).get("$ref") == ours:
-                        media["schema"] = {"$ref": theirs}
-    return schema
+        if is_firecrawl_path(path):
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if "504" in responses:  # a page timeout answers 408, as Firecrawl's
+                    responses.setdefault("408", responses["504"])
+    return use_error_shape(schema, FirecrawlErrorEnvelope, is_firecrawl_path)

@@ -19,7 +19,7 @@ from frontend.core.config import Task
 from frontend.core.deps import DownloadsDep, ModelServiceDep, RegistryDep
 from frontend.core.errors import InvalidRequest, ModelNotFound, json_response
 from frontend.core.jsonbody import StrictJSONRoute
-from frontend.core.openapi import error_responses
+from frontend.core.openapi import error_responses, use_error_shape
 from frontend.models.downloads import DownloadJob
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["ollama"])
@@ -179,21 +179,10 @@ class OllamaErrorMiddleware(ErrorRewriteMiddleware):
         return status, ollama_error(body)
 
 
-class OllamaErrorBody(BaseModel):
+class OllamaError(BaseModel):
     error: str
 
 
 def document_ollama_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Point the error responses of Ollama's chat and model operations at its shape."""
-    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-    schemas["OllamaError"] = OllamaErrorBody.model_json_schema()
-    ours, theirs = "#/components/schemas/ErrorEnvelope", "#/components/schemas/OllamaError"
-    for path, operations in schema.get("paths", {}).items():
-        if path not in OLLAMA_PATHS:
-            continue
-        for operation in operations.values():
-            for response in operation.get("responses", {}).values():
-                for media in response.get("content", {}).values():
-                    if media.get("schema", {}).get("$ref") == ours:
-                        media["schema"] = {"$ref": theirs}
-    return schema
+    return use_error_shape(schema, OllamaError, OLLAMA_PATHS.__contains__)

@@ -14,6 +14,8 @@ import orjson
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from frontend.core.openapi import use_error_shape
+
 PREFIX = "/v1/"
 # Firecrawl's v1 routes live under /v1/ too; their errors have Firecrawl's shape instead
 # (compat.firecrawl_errors).
@@ -123,17 +125,4 @@ class OpenAIErrorEnvelope(BaseModel):
 
 def document_openai_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Point the error responses of /v1/ operations at OpenAI's shape in the OpenAPI."""
-    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-    envelope = OpenAIErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(envelope.pop("$defs", {}))
-    schemas["OpenAIErrorEnvelope"] = envelope
-    ours, theirs = "#/components/schemas/ErrorEnvelope", "#/components/schemas/OpenAIErrorEnvelope"
-    for path, operations in schema.get("paths", {}).items():
-        if not is_openai_path(path):
-            continue
-        for operation in operations.values():
-            for response in operation.get("responses", {}).values():
-                for media in response.get("content", {}).values():
-                    if media.get("schema", {}).get("$ref") == ours:
-                        media["schema"] = {"$ref": theirs}
-    return schema
+    return use_error_shape(schema, OpenAIErrorEnvelope, is_openai_path)

@@ -7,6 +7,7 @@ schema stays true when a route or a security rule changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -75,6 +76,35 @@ _RATE_HEADERS = {
 _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 
 
+def use_error_shape(
+    schema: dict[str, Any], model: type[BaseModel], applies: Callable[[str], bool]
+) -> dict[str, Any]:
+    """Point the error responses of the paths `applies` accepts at a compat API's own error
+    `model` (Ollama's, OpenAI's, Firecrawl's) instead of the envelope, as their routes answer."""
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    shape = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(shape.pop("$defs", {}))
+    schemas[model.__name__] = shape
+    theirs = {"$ref": f"#/components/schemas/{model.__name__}"}
+    for path, operations in schema.get("paths", {}).items():
+        if not applies(path):
+            continue
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                for media in response.get("content", {}).values():
+                    if media.get("schema", {}).get("$ref") == _ENVELOPE_REF["$ref"]:
+                        media["schema"] = dict(theirs)
+    return schema
+
+
+def _is_fastapi_validation(response: dict[str, Any] | None) -> bool:
+    """Whether this is the 422 FastAPI adds to every route with parameters (HTTPValidationError)."""
+    if response is None:
+        return False
+    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+    return bool(schema.get("$ref", "").endswith("/HTTPValidationError"))
+
+
 def error_responses(
     *errors: type[APIError] | int, **descriptions: str
 ) -> dict[int | str, dict[str, Any]]:
@@ -119,9 +149,9 @@ def complete_openapi(schema: dict[str, Any], policy: SecurityPolicy) -> dict[str
     }
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
-            # ...except Immich's /predict, which answers bad entries 422 as Immich's server does
-            if path != "/predict":
-                operation["responses"].pop("422", None)
+            # FastAPI's own 422 goes; a 422 a route declares (Immich's /predict) stays
+            if _is_fastapi_validation(operation["responses"].get("422")):
+                operation["responses"].pop("422")
             if method.upper() not in DRAIN_SAFE_METHODS:
                 _add(operation, 503)  # refused while the service drains (core.shutdown)
             if path not in PROBE_PATHS:  # the Host check (400) and the IP allowlist (403)
