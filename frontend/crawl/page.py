@@ -12,6 +12,8 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page, Request, Response
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
+from frontend.crawl.settle import install, settle
+
 # Everything is read in one evaluate, so a meta refresh or script navigation between reads
 # cannot mix two documents.
 _SNAPSHOT_JS = """({maxHtml, maxText, maxLinks, clean}) => {
@@ -70,28 +72,18 @@ _SNAPSHOT_JS = """({maxHtml, maxText, maxLinks, clean}) => {
   };
 }"""
 
-# Resolves once the DOM has not changed for quietMs (or after maxMs): text that scripts
-# insert shortly after the network went idle is still caught.
-_DOM_QUIET_JS = """({quietMs, maxMs}) => new Promise((resolve) => {
-  let timer = null;
-  const done = () => { observer.disconnect(); clearTimeout(timer); clearTimeout(cap); resolve(); };
-  const observer = new MutationObserver(() => {
-    clearTimeout(timer);
-    timer = setTimeout(done, quietMs);
-  });
-  observer.observe(document, {subtree: true, childList: true, characterData: true});
-  timer = setTimeout(done, quietMs);
-  const cap = setTimeout(done, maxMs);
-})"""
-
 # The selectors a request names that the browser cannot parse.
 _BAD_SELECTORS_JS = """(selectors) => selectors.filter((s) => {
   try { document.createDocumentFragment().querySelector(s); return false; }
   catch (e) { return true; }
 })"""
 
-_DOM_QUIET_MS = 500
 _READ_ATTEMPTS = 4
+# Requests that can bring a page's text; images, fonts, media and styles cannot (an image's
+# onload that changes the DOM is seen as a DOM change).
+_TEXT_REQUESTS = frozenset({"document", "script", "xhr", "fetch"})
+_REQUEST_PATIENCE_S = 3.0
+_POLL_S = 0.02
 _SCREENSHOT_MIN_MS = 5000.0
 
 
@@ -111,22 +103,30 @@ class NothingLoaded(Exception):
 @dataclass
 class Navigation:
     """Main-frame documents in load order (redirect hops included) and failed ones, and the
-    page's network activity (requests in flight, when one last started or ended)."""
+    page's requests that can bring text (documents, scripts, fetch/XHR) still in flight."""
 
     responses: list[Response] = field(default_factory=list)
     failed: list[Request] = field(default_factory=list)
-    in_flight: int = 0
+    in_flight: dict[Request, float] = field(default_factory=dict)  # request: when it started
     last_activity: float = field(default_factory=time.monotonic)
 
-    def network_quiet(self, seconds: float) -> bool:
-        """No request in flight and none started or ended for `seconds`. A request whose end
-        Chromium never reports does not hold the wait for more than twice that."""
-        idle = time.monotonic() - self.last_activity
-        return idle >= seconds * (1 if self.in_flight <= 0 else 2)
+    def busy_for(self, quiet: float) -> float:
+        """Seconds until the network can be quiet for `quiet` seconds (<= 0: it is): no such
+        request in flight and none started or ended meanwhile. A request in flight longer
+        than _REQUEST_PATIENCE_S (a long poll, a stalled script) no longer holds the wait."""
+        now = time.monotonic()
+        busy = self.last_activity + quiet - now
+        if any(now - started < _REQUEST_PATIENCE_S for started in self.in_flight.values()):
+            busy = max(busy, _POLL_S)
+        return busy
 
-    def _activity(self, change: int) -> None:
-        self.in_flight += change
-        self.last_activity = time.monotonic()
+    def _started(self, request: Request) -> None:
+        if request.resource_type in _TEXT_REQUESTS:
+            self.in_flight[request] = self.last_activity = time.monotonic()
+
+    def _ended(self, request: Request) -> None:
+        if self.in_flight.pop(request, None) is not None:
+            self.last_activity = time.monotonic()
 
 
 @dataclass
@@ -162,9 +162,9 @@ def _watch(page: Page) -> Navigation:
 
     page.on("response", on_response)
     page.on("requestfailed", on_failed)
-    page.on("request", lambda _: navigation._activity(1))
-    page.on("requestfinished", lambda _: navigation._activity(-1))
-    page.on("requestfailed", lambda _: navigation._activity(-1))
+    page.on("request", navigation._started)
+    page.on("requestfinished", navigation._ended)
+    page.on("requestfailed", navigation._ended)
     return navigation
 
 
@@ -224,6 +224,8 @@ async def load(
     when the time was up, and what rendered so far is read."""
     navigation = _watch(page)
     reserve = min(2000.0, deadline.left_ms() / 4)  # kept for reading and the screenshot
+    if wait_for_js:
+        await install(page)
     try:
         await page.goto(url, wait_until="domcontentloaded", timeout=deadline.left_ms(reserve))
     except PlaywrightTimeout:
@@ -241,27 +243,8 @@ async def load(
         return navigation, True
     if wait_for_js:
         budget = min(float(js_wait_ms), deadline.left_ms(reserve))
-        await _settle(page, navigation, time.monotonic() + budget / 1000)
+        await settle(page, navigation, time.monotonic() + budget / 1000)
     return navigation, False
-
-
-async def _settle(page: Page, navigation: Navigation, end: float) -> None:
-    """Until the DOM and the network have both been quiet for _DOM_QUIET_MS at once (or
-    `end`): the DOM's quiet window runs while the network's is counted, not after it."""
-    quiet = _DOM_QUIET_MS / 1000
-    while (left := (end - time.monotonic()) * 1000) > 0:
-        try:
-            await page.evaluate(_DOM_QUIET_JS, {"quietMs": min(_DOM_QUIET_MS, left), "maxMs": left})
-        except PlaywrightError:  # a navigation replaced the document: watch the new one
-            if browser_gone(page):
-                raise
-            await asyncio.sleep(0.05)
-            continue
-        if navigation.network_quiet(quiet):
-            return
-        while not navigation.network_quiet(quiet) and time.monotonic() < end:
-            await asyncio.sleep(0.05)
-        # the network went quiet after the DOM did: what it brought may still be rendering
 
 
 async def read(page: Page, deadline: Deadline, limits: dict[str, Any]) -> dict[str, Any]:
