@@ -7,12 +7,20 @@ tiny-clip-immich  the same weights in Immich's ONNX layout (visual/, textual/, c
 tiny-buffalo      SCRFD- and ArcFace-shaped ONNX graphs (buffalo_l's input and output names
                   and shapes), built with onnx.helper: the detector scores 32 x 32 cells by
                   brightness, so a white square on black is a "face" whose box is that cell
+
+`--shape vit-b-32` writes random weights of ViT-B-32's shape (openai/clip-vit-base-patch32: 224 px,
+patch 32, 12 x 768 vision, 12 x 512 text, 77 tokens, 512-d vectors; ~150 M parameters) in
+Immich's layout, for tools/bench_clip.py:
+
+    python -m tools.build_clip_models --shape vit-b-32 --immich DIR
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +44,29 @@ SCRFD_OUTPUTS = {8: ("448", "451", "454"), 16: ("471", "474", "477"), 32: ("494"
 ARCFACE_OUTPUT = "683"
 
 
+@dataclass(frozen=True)
+class ClipShape:
+    """A CLIPModel's sizes: the tiny test model's by default."""
+
+    image_size: int = CLIP_SIZE
+    patch_size: int = 8
+    vision_width: int = CLIP_SIZE
+    vision_layers: int = 2
+    vision_heads: int = 4
+    text_width: int = CLIP_SIZE
+    text_layers: int = 2
+    text_heads: int = 4
+    context: int = CONTEXT
+    vocab_size: int = 0  # 0: the word-level tokenizer's own
+    projection: int = PROJECTION
+
+
+TINY = ClipShape()
+# openai/clip-vit-base-patch32 (= Immich's ViT-B-32__openai)
+VIT_B_32 = ClipShape(224, 32, 768, 12, 12, 512, 12, 8, 77, 49408, 512)
+SHAPES = {"tiny": TINY, "vit-b-32": VIT_B_32}
+
+
 def _clip_tokenizer() -> Any:
     from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordLevel
@@ -52,26 +83,32 @@ def _clip_tokenizer() -> Any:
     return tokenizer
 
 
-def _tiny_clip(vocab_size: int, eos: int) -> Any:
+def _tiny_clip(vocab_size: int, eos: int, shape: ClipShape = TINY) -> Any:
     from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
 
-    layers: dict[str, Any] = {
-        "hidden_size": CLIP_SIZE,
-        "intermediate_size": 2 * CLIP_SIZE,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-    }
+    # the tiny model's MLP is 2x wide; CLIP's own is 4x
+    ratio = 2 if shape == TINY else 4
     text = CLIPTextConfig(
-        vocab_size=vocab_size,
-        max_position_embeddings=CONTEXT,
+        vocab_size=shape.vocab_size or vocab_size,
+        max_position_embeddings=shape.context,
         eos_token_id=eos,
         bos_token_id=eos - 1,
         pad_token_id=0,
-        **layers,
+        hidden_size=shape.text_width,
+        intermediate_size=ratio * shape.text_width,
+        num_hidden_layers=shape.text_layers,
+        num_attention_heads=shape.text_heads,
     )
-    vision = CLIPVisionConfig(image_size=CLIP_SIZE, patch_size=8, **layers)
+    vision = CLIPVisionConfig(
+        image_size=shape.image_size,
+        patch_size=shape.patch_size,
+        hidden_size=shape.vision_width,
+        intermediate_size=ratio * shape.vision_width,
+        num_hidden_layers=shape.vision_layers,
+        num_attention_heads=shape.vision_heads,
+    )
     config = CLIPConfig(
-        text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=PROJECTION
+        text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=shape.projection
     )
     return CLIPModel(config).eval()
 
@@ -101,10 +138,25 @@ def save_tiny_clip(folder: Path) -> None:
 
 def save_tiny_clip_immich(folder: Path, checkpoint: Path) -> None:
     """`checkpoint`'s weights in Immich's layout; both towers end in an L2 normalization."""
-    import torch
     from transformers import CLIPModel
 
-    model = CLIPModel.from_pretrained(checkpoint).eval()
+    save_clip_immich(folder, CLIPModel.from_pretrained(checkpoint).eval())
+
+
+def save_random_clip_immich(folder: Path, shape: ClipShape) -> None:
+    """A random CLIPModel of `shape` (seeded by the caller), straight into Immich's layout."""
+    raw = _clip_tokenizer()
+    save_clip_immich(
+        folder, _tiny_clip(raw.get_vocab_size(), raw.token_to_id("<|endoftext|>"), shape)
+    )
+
+
+def save_clip_immich(folder: Path, model: Any) -> None:
+    """A CLIPModel's two towers as Immich's visual/ and textual/ ONNX graphs plus its configs."""
+    import torch
+
+    vision_config, text_config = model.config.vision_config, model.config.text_config
+    size, context = vision_config.image_size, text_config.max_position_embeddings
 
     def features(output: Any) -> Any:
         return output if isinstance(output, torch.Tensor) else output.pooler_output
@@ -122,8 +174,8 @@ def save_tiny_clip_immich(folder: Path, checkpoint: Path) -> None:
             return torch.nn.functional.normalize(vector, dim=-1)
 
     for tower, module, example, name in (
-        ("visual", Tower(True), torch.zeros(2, 3, CLIP_SIZE, CLIP_SIZE), "image"),
-        ("textual", Tower(False), torch.zeros(2, CONTEXT, dtype=torch.int32), "text"),
+        ("visual", Tower(True), torch.zeros(2, 3, size, size), "image"),
+        ("textual", Tower(False), torch.zeros(2, context, dtype=torch.int32), "text"),
     ):
         (folder / tower).mkdir(parents=True)
         with warnings.catch_warnings(), torch.no_grad():
@@ -139,7 +191,7 @@ def save_tiny_clip_immich(folder: Path, checkpoint: Path) -> None:
                 dynamo=False,
             )
     preprocess = {
-        "size": [CLIP_SIZE, CLIP_SIZE],
+        "size": [size, size],
         "mode": "RGB",
         "mean": CLIP_MEAN,
         "std": CLIP_STD,
@@ -150,16 +202,20 @@ def save_tiny_clip_immich(folder: Path, checkpoint: Path) -> None:
     (folder / "visual" / "preprocess_cfg.json").write_text(json.dumps(preprocess))
     _clip_tokenizer().save(str(folder / "textual" / "tokenizer.json"))
     (folder / "textual" / "tokenizer_config.json").write_text(json.dumps({"pad_token": "<pad>"}))
-    text_config = model.config.text_config
     config = {
-        "embed_dim": PROJECTION,
-        "vision_cfg": {"image_size": CLIP_SIZE, "layers": 2, "width": CLIP_SIZE, "patch_size": 8},
+        "embed_dim": model.config.projection_dim,
+        "vision_cfg": {
+            "image_size": size,
+            "layers": vision_config.num_hidden_layers,
+            "width": vision_config.hidden_size,
+            "patch_size": vision_config.patch_size,
+        },
         "text_cfg": {
-            "context_length": CONTEXT,
+            "context_length": context,
             "vocab_size": text_config.vocab_size,
-            "width": CLIP_SIZE,
-            "heads": 4,
-            "layers": 2,
+            "width": text_config.hidden_size,
+            "heads": text_config.num_attention_heads,
+            "layers": text_config.num_hidden_layers,
         },
     }
     (folder / "config.json").write_text(json.dumps(config))
@@ -279,3 +335,20 @@ def save_tiny_buffalo(folder: Path) -> None:
         (folder / part).mkdir(parents=True)
         onnx.checker.check_model(model)
         onnx.save(model, str(folder / part / "model.onnx"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Random CLIP weights in Immich's ONNX layout")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
+    parser.add_argument("--immich", type=Path, required=True, help="folder to write (new)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.manual_seed(args.seed)
+    save_random_clip_immich(args.immich, SHAPES[args.shape])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,12 +6,17 @@ The checkpoint's files choose the engine:
   buffalo_l faces        detection/ + recognition/ (frontend.tasks.image_embedding_faces): faces
                          found, aligned and embedded as Immich does.
   transformers           CLIPModel, SiglipModel, Siglip2Model (anything AutoModel loads with
-                         get_image_features / get_text_features): torch, fp16 on a GPU; its
-                         vectors are unit length (what cosine search wants).
+                         get_image_features / get_text_features). On a CPU ("auto", "onnx"):
+                         torch-free, both towers exported once to ONNX and checked against
+                         transformers on a probe before serving
+                         (frontend.tasks.image_embedding_onnx); "torch", a GPU, or an export
+                         that fails its probe under "auto": torch, fp16 on a GPU. Its vectors
+                         are unit length (what cosine search wants).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +25,9 @@ import numpy as np
 from frontend.tasks.common import configure_threads, local_snapshot
 from frontend.tasks.image_embedding_faces import FaceTask, is_face_model
 from frontend.tasks.image_embedding_immich import ImmichClip, is_immich_clip
+from frontend.tasks.image_embedding_onnx import ClipOnnx, torch_free_clip
+
+logger = logging.getLogger(__name__)
 
 SIGLIP_TYPES = ("siglip", "siglip2")
 SIGLIP_TEXT_LENGTH = 64  # SigLIP's text tower was trained on max_length padding
@@ -82,16 +90,39 @@ class TransformersClip:
         return unit_rows(_features(output).float().cpu().numpy())
 
 
+class OnnxTransformersClip:
+    """A transformers checkpoint on its ONNX export: unit-length vectors like TransformersClip."""
+
+    def __init__(self, clip: ClipOnnx) -> None:
+        self.clip = clip
+
+    def embed_images(self, images: list[np.ndarray]) -> np.ndarray:
+        return unit_rows(self.clip.embed_images(images))
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        return unit_rows(self.clip.embed_texts(texts))
+
+
+Clip = ImmichClip | TransformersClip | OnnxTransformersClip
+
+
 class ImageEmbeddingTask:
     """One image-embedding checkpoint: `engine` names what serves it (immich-onnx, faces,
-    torch); `faces` is set for face models, which answer per image with their faces."""
+    onnx: a transformers checkpoint torch-free, torch); `faces` is set for face models, which
+    answer per image with their faces; `probe_cosine` is the onnx engine's match to torch."""
 
     def __init__(
-        self, hf_model: str, threads: int = 1, device: str = "cpu", fp16: bool = False
+        self,
+        hf_model: str,
+        threads: int = 1,
+        device: str = "cpu",
+        fp16: bool = False,
+        engine: str = "auto",
     ) -> None:
         snapshot = local_snapshot(hf_model)
         self.faces: FaceTask | None = None
-        self.clip: ImmichClip | TransformersClip | None = None
+        self.clip: Clip | None = None
+        self.probe_cosine: float | None = None
         if is_face_model(snapshot):
             self.faces = FaceTask(snapshot, threads, device)
             self.engine, self.dimensions = "faces", self.faces.dimensions
@@ -100,10 +131,30 @@ class ImageEmbeddingTask:
             self.engine = "immich-onnx"
             self.dimensions = self.clip.dimensions or int(self.clip.embed_texts(["ok"]).shape[1])
         else:
-            self.clip = TransformersClip(snapshot, threads, device, fp16)
-            self.engine, self.dimensions = "torch", self.clip.dimensions
+            self._load_transformers(snapshot, threads, device, fp16, engine)
 
-    def _clip(self) -> ImmichClip | TransformersClip:
+    def _load_transformers(
+        self, snapshot: Path, threads: int, device: str, fp16: bool, engine: str
+    ) -> None:
+        # ONNX Runtime's CUDA provider needs onnxruntime-gpu: a GPU takes torch unless "onnx"
+        if engine == "onnx" or (engine == "auto" and device == "cpu"):
+            try:
+                onnx, self.probe_cosine = torch_free_clip(snapshot, threads, device)
+            except Exception as exc:
+                if engine == "onnx":
+                    raise
+                logger.warning("torch-free CLIP unavailable (%s: %s); using torch",
+                               type(exc).__name__, exc)  # fmt: skip
+            else:
+                self.clip, self.engine = OnnxTransformersClip(onnx), "onnx"
+                self.dimensions = onnx.dimensions
+                return
+        elif engine not in ("auto", "torch"):
+            raise ValueError(f"engine {engine!r} is not available for image embedding")
+        clip = TransformersClip(snapshot, threads, device, fp16)
+        self.clip, self.engine, self.dimensions = clip, "torch", clip.dimensions
+
+    def _clip(self) -> Clip:
         if self.clip is None:
             raise ValueError("this is a face model: it embeds faces found in images, not texts")
         return self.clip

@@ -15,8 +15,9 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from frontend.models.cache import snapshot_path
+from frontend.triton.embedded import EmbeddedTriton
 from tests.images import b64, encode, png_header, render_text
-from tests.integration.fixtures import RunningApi
+from tests.integration.fixtures import RunningApi, triton_log_count
 from tools.build_test_models import TINY_BUFFALO, TINY_CLIP, TINY_CLIP_IMMICH, build_test_models
 
 MODELS = {
@@ -152,8 +153,9 @@ def test_clip_textual_equals_the_onnx_graph_on_immichs_tokens(
 
 
 def test_a_transformers_checkpoint_matches_transformers_in_process(
-    client: httpx.Client, immich_models: dict[str, Path]
+    client: httpx.Client, immich_models: dict[str, Path], triton: EmbeddedTriton
 ) -> None:
+    """Served torch-free on a CPU: both towers on ONNX Runtime, checked against torch first."""
     import torch
     from transformers import AutoModel, AutoProcessor
 
@@ -179,6 +181,12 @@ def test_a_transformers_checkpoint_matches_transformers_in_process(
     np.testing.assert_allclose(
         vector(textual.json()), text_vector / np.linalg.norm(text_vector), atol=1e-5
     )
+    for got, expected in ((visual, image_vector), (textual, text_vector)):
+        cosine = float(vector(got.json()) @ expected / np.linalg.norm(expected))
+        assert cosine >= 0.9999
+    # the ONNX Runtime engine served it (the stub logs its engine when the model loads)
+    assert triton_log_count(triton, f"tiny-clip: {TINY_CLIP} on cpu (onnx)") >= 1
+    assert triton_log_count(triton, f"tiny-clip: {TINY_CLIP} on cpu (torch)") == 0
     # both layouts of the same weights: one space
     same = predict(client, CLIP_VISUAL, image=data)
     assert float(vector(same.json()) @ vector(visual.json())) > 0.999
