@@ -5,22 +5,33 @@ a shutdown is resumed by the next sweep, where it stopped."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
-from frontend.crawl.policy import IPAddress
+from frontend.core.config_sections import JobsSection
+from frontend.crawl.policy import CrawlPolicy, IPAddress, Resolver
 from frontend.jobs import webhooks
-from frontend.jobs.store import now
+from frontend.jobs.store import JobStore, now
 from frontend.jobs.views import view
 
-if TYPE_CHECKING:
-    from frontend.jobs.service import JobService
+
+class JobHost(Protocol):
+    """What a sender reads of the JobService that owns it (which imports this module)."""
+
+    config: JobsSection
+    store: JobStore
+    policy: CrawlPolicy
+    resolver: Resolver
+    secret_for: Any
+    loop: asyncio.AbstractEventLoop | None
+    stopping: threading.Event
 
 
 class WebhookSender:
-    def __init__(self, jobs: JobService) -> None:
+    def __init__(self, jobs: JobHost) -> None:
         self.jobs = jobs
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="webhook")
 

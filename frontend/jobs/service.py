@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from frontend.jobs.delivery import WebhookSender
 from frontend.jobs.dispatch import dispatch
 from frontend.jobs.items import RESULT_TOO_LARGE, STREAM_ENDPOINTS, ItemSink
 from frontend.jobs.queue import Workers, make_huey
-from frontend.jobs.store import FINISHED, Job, now, open_store
+from frontend.jobs.store import FINISHED, Job, JobStore, SqliteJobStore, now
 
 logger = logging.getLogger(__name__)
 # The endpoints a job may run (a route added here runs as a job with no other change).
@@ -313,3 +314,11 @@ class JobService:
 
 def _error(code: str, message: str, job_id: str) -> dict[str, str]:
     return {"code": code, "message": message, "request_id": f"job-{job_id}"}
+
+
+def open_store(broker: str | None, data_dir: Path) -> JobStore:
+    if broker is None:
+        return SqliteJobStore(data_dir / "jobs" / "jobs.db")
+    from frontend.jobs.redis_store import RedisJobStore  # redis only where it is configured
+
+    return RedisJobStore(broker)

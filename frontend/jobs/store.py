@@ -226,13 +226,5 @@ class SqliteJobStore:
             self._db.close()
 
 
-def open_store(broker: str | None, data_dir: Path) -> JobStore:
-    if broker is None:
-        return SqliteJobStore(data_dir / "jobs" / "jobs.db")
-    from frontend.jobs.redis_store import RedisJobStore
-
-    return RedisJobStore(broker)
-
-
 def now() -> float:
     return time.time()
