@@ -96,10 +96,30 @@ def is_face_entry(registry: ModelRegistry, entry: ModelEntry) -> bool:
     return snapshot is not None and is_face_model(snapshot)
 
 
+def image_models(registry: ModelRegistry) -> list[str]:
+    """The enabled models that embed whole images (face models find faces instead)."""
+    return [f.entry.id for f in registry.catalog.all(TASK) if not is_face_entry(registry, f.entry)]
+
+
 def vector_model(registry: ModelRegistry, name: str | None) -> ModelEntry:
-    """The image-embedding model a request names (the default without one); 400 for a face
-    model, which embeds the faces it finds rather than whole images or texts."""
-    entry = registry.catalog.lookup(name, TASK)
+    """The image-embedding model a request names (the default without one); 400 for a text
+    embedding model (no image tower) and for a face model, which embeds the faces it finds
+    rather than whole images or texts."""
+    catalog = registry.catalog
+    if name is not None and catalog.find(name, TASK) is None:
+        text_model = catalog.find(name, Task.TEXT_EMBEDDING)
+        if text_model is not None:
+            able = image_models(registry)
+            raise InvalidRequest(
+                f"model '{text_model.entry.id}' is a text embedding model and cannot embed "
+                "images; models that can: "
+                + (", ".join(able) or "none is enabled (add an image_embedding model)"),
+                {
+                    "errors": [{"field": "model", "message": "has no image encoder"}],
+                    "available_models": able,
+                },
+            )
+    entry = catalog.lookup(name, TASK)
     if is_face_entry(registry, entry):
         raise InvalidRequest(
             f"model '{entry.id}' is a face model: it finds faces, it does not embed whole "

@@ -1,4 +1,4 @@
-"""POST /api/embed: our request ({texts}) and Ollama's ({model, input}) on one route."""
+"""POST /api/embed: ours ({texts, images}, JSON or multipart) and Ollama's ({model, input})."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from frontend.core.errors import request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.embed import images
+from frontend.embed.form import FORM_FIELDS, EmbedFormRoute
 from frontend.embed.schemas import EmbedRequest, EmbedResponse
 from frontend.embed.service import Embedded, EmbeddingService
 from frontend.models.catalog import ModelCatalog
@@ -81,12 +82,6 @@ def numpy_json(payload: Any, status: int = 200) -> Response:
     return Response(content, status, media_type="application/json")
 
 
-@router.post(
-    "/embed",
-    response_model=EmbedResponse,
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="Embed texts into vectors (also Ollama's /api/embed request)",
-)
 async def embed(body: EmbedRequest, request: Request, service: EmbeddingServiceDep) -> Response:
     started = time.perf_counter()
     keep_alive = parse_keep_alive(body.keep_alive)
@@ -116,6 +111,30 @@ async def embed(body: EmbedRequest, request: Request, service: EmbeddingServiceD
     )
 
 
+router.add_api_route(
+    "/embed",
+    embed,
+    methods=["POST"],
+    route_class_override=EmbedFormRoute,  # JSON, or multipart with image files
+    response_model=EmbedResponse,
+    responses=error_responses(*INFERENCE_ERRORS),
+    summary="Embed texts and images into vectors (also Ollama's /api/embed request)",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": FORM_FIELDS}},
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {k: v for k, v in FORM_FIELDS.items() if k != "images"},
+                    }
+                },
+            }
+        }
+    },
+)
+
+
 async def _embed_images(
     body: EmbedRequest,
     request: Request,
@@ -128,6 +147,7 @@ async def _embed_images(
     registry = service.registry
     entry = images.vector_model(registry, model_name(body.model))
     texts = body.all_texts()
+    images.check_count(len(body.images or []), service.limits)  # before decoding any
     blobs = [images.base64_image(value, i) for i, value in enumerate(body.images or [])]
     pictures = await images.decode_pictures(request.app, blobs) if blobs else []
     parts = []

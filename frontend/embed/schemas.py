@@ -19,6 +19,7 @@ class EmbedRequest(BaseModel):
             "examples": [
                 {"texts": ["hello world", "homelab"], "model": "minilm"},
                 {"model": "minilm", "input": ["hello world", "homelab"]},
+                {"model": "clip", "texts": ["a dog on a beach"], "images": ["iVBORw0KGgo..."]},
             ]
         },
     )
@@ -50,7 +51,8 @@ class EmbedRequest(BaseModel):
     images: list[StrictStr] | None = Field(
         default=None,
         min_length=1,
-        description="Images (base64 or data: URLs), embedded by an image_embedding model "
+        description="Images (base64 or data: URLs; or multipart `images` file parts with "
+        "`texts`/`model` form fields), embedded by an image_embedding model "
         "(CLIP, SigLIP) into the space of its texts: `embeddings` lists the texts' vectors, "
         "then the images'. Limits and decoding as on /api/caption.",
     )
