@@ -1,0 +1,57 @@
+"""The generated documentation is current: docs/configuration.md from config.yaml and the
+settings model, docs/models.md's catalogue from the manifest, and docs/api.md lists every route."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from frontend.app import create_app
+from frontend.core.config import ModelEntry, Settings
+from tools import docs_config
+
+
+def test_committed_page_is_the_generated_one() -> None:
+    # after editing config.yaml or the settings model: .venv/bin/python -m tools.docs_config
+    assert docs_config.PAGE.read_text() == docs_config.render()
+
+
+def test_models_page_has_the_manifests_catalogue() -> None:
+    # after editing frontend/models/models_manifest.json: .venv/bin/python -m tools.docs_config
+    page = docs_config.MODELS_PAGE.read_text()
+    assert docs_config.models_page(page) == page
+    assert "| `sentence-transformers/all-MiniLM-L6-v2` | all-MiniLM-L6-v2 |" in page
+
+
+def test_every_section_of_config_yaml_and_every_setting_is_on_the_page() -> None:
+    page = docs_config.render()
+    for key in yaml.safe_load(docs_config.CONFIG.read_text()):
+        assert f"### `{key}`" in page
+    for name, field in Settings.model_fields.items():
+        nested = docs_config.section_model(field.annotation)
+        if nested is None:
+            assert f"| `{name}` |" in page
+        else:
+            for sub in nested.model_fields:
+                assert f"`{name}.{sub}" in page, f"{name}.{sub}"
+    for name in ModelEntry.model_fields:
+        assert f"| `models.<task>.<n>.{name}` |" in page
+
+
+def test_sections_keep_their_comments_and_nested_lines() -> None:
+    text = "# top\n\n# about a\na: 1\n\n# about b\nb:\n  c: 2\n\n  # inner\n  d: 3\n"
+    assert docs_config.yaml_sections(text) == [
+        ("a", "# about a\na: 1"),
+        ("b", "# about b\nb:\n  c: 2\n\n  # inner\n  d: 3"),
+    ]
+
+
+def test_every_route_of_the_openapi_schema_is_in_the_api_reference() -> None:
+    # a new route gets its row in docs/api.md ("## Routes"); path parameters may be renamed
+    page = (docs_config.ROOT / "docs" / "api.md").read_text()
+    routes = page.split("## Routes", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"/[^\s`,|()]*", re.sub(r"\{[^}]*\}", "{}", routes)))
+    paths = create_app(Settings()).openapi()["paths"]
+    missing = [p for p in paths if re.sub(r"\{[^}]*\}", "{}", p) not in listed]
+    assert not missing, f"routes missing from docs/api.md: {missing}"
