@@ -6,8 +6,9 @@ belongs to the API key that started it: another key gets 404, in Firecrawl's sha
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -33,6 +34,7 @@ from frontend.jobs.service import JobService
 from frontend.jobs.store import Job
 
 router = APIRouter(route_class=StrictJSONRoute, prefix="/v2", tags=["firecrawl"])
+F = TypeVar("F", bound=Callable[..., Any])
 SITE, BATCH = "/api/crawl/site", "/api/crawl/batch"
 _STATUS = {
     "queued": "scraping",
@@ -121,12 +123,12 @@ async def _noop(_: dict[str, Any]) -> None:
     return None
 
 
-@router.post(
-    "/crawl",
-    response_model=Started,
-    responses=START_RESPONSES,
-    summary="Firecrawl v2 crawl: start a site crawl job",
-)
+def start_route(router: APIRouter, path: str, summary: str) -> Callable[[F], F]:
+    """The decorator of a route that starts a Firecrawl job (v1's and v2's)."""
+    return router.post(path, response_model=Started, responses=START_RESPONSES, summary=summary)
+
+
+@start_route(router, "/crawl", "Firecrawl v2 crawl: start a site crawl job")
 async def start_crawl(
     body: CrawlBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
 ) -> Response:
@@ -150,11 +152,8 @@ class BatchBody(ScrapeOptionsBody):
     maxConcurrency: StrictInt | None = Field(default=None, ge=1, le=64)
 
 
-@router.post(
-    "/batch/scrape",
-    response_model=Started,
-    responses=START_RESPONSES,
-    summary="Firecrawl v2 batch scrape: start a job loading a list of pages",
+@start_route(
+    router, "/batch/scrape", "Firecrawl v2 batch scrape: start a job loading a list of pages"
 )
 async def start_batch(
     body: BatchBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
@@ -252,61 +251,44 @@ async def _errors(jobs: JobService, request: Request, job_id: str, endpoint: str
 Skip = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Documents to skip (as `next` says)")]
 
 
-@router.get(
-    "/crawl/{job_id}",
-    response_model=JobStatusResult,
-    responses=STATUS_RESPONSES,
-    summary="Firecrawl v2 crawl status and pages",
-)
-async def crawl_status(job_id: str, request: Request, jobs: JobsDep, skip: Skip = 0) -> Response:
-    return await _status(jobs, request, job_id, SITE, request.url.path, skip)
+def add_job_routes(router: APIRouter, version: str) -> None:
+    """Status, cancel and errors of crawl and batch-scrape jobs, under `version`'s prefix (v1's
+    and v2's are the same routes)."""
+    for kind, endpoint, name in (("crawl", SITE, "crawl"), ("batch/scrape", BATCH, "batch")):
+        what, firecrawl = kind.replace("/", " "), f"Firecrawl {version}"
+        status, cancel, errors = _job_endpoints(endpoint, name)
+        for suffix, handler, method, model, responses, summary in (
+            ("", status, "GET", JobStatusResult, STATUS_RESPONSES, f"{what} status and pages"),
+            ("", cancel, "DELETE", Cancelled, CANCEL_RESPONSES, f"cancel a {what}"),
+            ("/errors", errors, "GET", ErrorsResult, STATUS_RESPONSES, f"a {what}'s failed pages"),
+        ):
+            # "Firecrawl v2 crawl status and pages", "Firecrawl v2: cancel a crawl", ...
+            joint = " " if handler is status else ": "
+            router.add_api_route(
+                f"/{kind}/{{job_id}}{suffix}",
+                handler,
+                methods=[method],
+                response_model=model,
+                responses=responses,
+                summary=f"{firecrawl}{joint}{summary}",
+            )
 
 
-@router.delete(
-    "/crawl/{job_id}",
-    response_model=Cancelled,
-    responses=CANCEL_RESPONSES,
-    summary="Firecrawl v2: cancel a crawl",
-)
-async def crawl_cancel(job_id: str, request: Request, jobs: JobsDep) -> Response:
-    return await _cancel(jobs, request, job_id, SITE)
+def _job_endpoints(endpoint: str, name: str) -> tuple[Any, Any, Any]:
+    """The three handlers of one kind of job; named `crawl_status` etc. (the operation ids)."""
+
+    async def status(job_id: str, request: Request, jobs: JobsDep, skip: Skip = 0) -> Response:
+        return await _status(jobs, request, job_id, endpoint, request.url.path, skip)
+
+    async def cancel(job_id: str, request: Request, jobs: JobsDep) -> Response:
+        return await _cancel(jobs, request, job_id, endpoint)
+
+    async def errors(job_id: str, request: Request, jobs: JobsDep) -> Response:
+        return await _errors(jobs, request, job_id, endpoint)
+
+    for handler in (status, cancel, errors):
+        handler.__name__ = handler.__qualname__ = f"{name}_{handler.__name__}"
+    return status, cancel, errors
 
 
-@router.get(
-    "/crawl/{job_id}/errors",
-    response_model=ErrorsResult,
-    responses=STATUS_RESPONSES,
-    summary="Firecrawl v2: a crawl's failed pages",
-)
-async def crawl_errors(job_id: str, request: Request, jobs: JobsDep) -> Response:
-    return await _errors(jobs, request, job_id, SITE)
-
-
-@router.get(
-    "/batch/scrape/{job_id}",
-    response_model=JobStatusResult,
-    responses=STATUS_RESPONSES,
-    summary="Firecrawl v2 batch scrape status and pages",
-)
-async def batch_status(job_id: str, request: Request, jobs: JobsDep, skip: Skip = 0) -> Response:
-    return await _status(jobs, request, job_id, BATCH, request.url.path, skip)
-
-
-@router.delete(
-    "/batch/scrape/{job_id}",
-    response_model=Cancelled,
-    responses=CANCEL_RESPONSES,
-    summary="Firecrawl v2: cancel a batch scrape",
-)
-async def batch_cancel(job_id: str, request: Request, jobs: JobsDep) -> Response:
-    return await _cancel(jobs, request, job_id, BATCH)
-
-
-@router.get(
-    "/batch/scrape/{job_id}/errors",
-    response_model=ErrorsResult,
-    responses=STATUS_RESPONSES,
-    summary="Firecrawl v2: a batch scrape's failed pages",
-)
-async def batch_errors(job_id: str, request: Request, jobs: JobsDep) -> Response:
-    return await _errors(jobs, request, job_id, BATCH)
+add_job_routes(router, "v2")

@@ -92,11 +92,8 @@ async def map_v1(body: V1MapBody, service: CrawlServiceDep) -> Response:
     return json_response({"success": True, "links": [link["url"] for link in links]})
 
 
-@router.post(
-    "/crawl",
-    response_model=firecrawl_jobs.Started,
-    responses=firecrawl_jobs.START_RESPONSES,
-    summary="Firecrawl v1 crawl: start a site crawl job (poll GET /v1/crawl/{id})",
+@firecrawl_jobs.start_route(
+    router, "/crawl", "Firecrawl v1 crawl: start a site crawl job (poll GET /v1/crawl/{id})"
 )
 async def crawl_v1(
     body: V1CrawlBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
@@ -108,11 +105,8 @@ async def crawl_v1(
     return await firecrawl_jobs.start_site_crawl(v2, request, service, jobs, "v1")
 
 
-@router.post(
-    "/batch/scrape",
-    response_model=firecrawl_jobs.Started,
-    responses=firecrawl_jobs.START_RESPONSES,
-    summary="Firecrawl v1 batch scrape: start a job loading a list of pages",
+@firecrawl_jobs.start_route(
+    router, "/batch/scrape", "Firecrawl v1 batch scrape: start a job loading a list of pages"
 )
 async def batch_v1(
     body: firecrawl_jobs.BatchBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
@@ -128,38 +122,4 @@ router.add_api_route(
     responses=CRAWL_RESPONSES,
     summary="Firecrawl v1 scrape: one page in a real browser (as /v2/scrape)",
 )
-for kind, endpoints in (
-    (
-        "crawl",
-        (firecrawl_jobs.crawl_status, firecrawl_jobs.crawl_cancel, firecrawl_jobs.crawl_errors),
-    ),
-    (
-        "batch/scrape",
-        (firecrawl_jobs.batch_status, firecrawl_jobs.batch_cancel, firecrawl_jobs.batch_errors),
-    ),
-):
-    status, cancel, errors = endpoints
-    router.add_api_route(
-        f"/{kind}/{{job_id}}",
-        status,
-        methods=["GET"],
-        response_model=firecrawl_jobs.JobStatusResult,
-        responses=firecrawl_jobs.STATUS_RESPONSES,
-        summary=f"Firecrawl v1 {kind.replace('/', ' ')} status and pages",
-    )
-    router.add_api_route(
-        f"/{kind}/{{job_id}}",
-        cancel,
-        methods=["DELETE"],
-        response_model=firecrawl_jobs.Cancelled,
-        responses=firecrawl_jobs.CANCEL_RESPONSES,
-        summary=f"Firecrawl v1: cancel a {kind.replace('/', ' ')}",
-    )
-    router.add_api_route(
-        f"/{kind}/{{job_id}}/errors",
-        errors,
-        methods=["GET"],
-        response_model=firecrawl_jobs.ErrorsResult,
-        responses=firecrawl_jobs.STATUS_RESPONSES,
-        summary=f"Firecrawl v1: a {kind.replace('/', ' ')}'s failed pages",
-    )
+firecrawl_jobs.add_job_routes(router, "v1")
