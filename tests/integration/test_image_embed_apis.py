@@ -190,6 +190,22 @@ def test_multipart_api_embed_equals_json(
     np.testing.assert_array_equal(texts_only.json()["embeddings"], json_texts["embeddings"])
 
 
+def test_a_multipart_embed_runs_as_a_job_too(
+    client: httpx.Client, clip: str, reference: dict[str, Any]
+) -> None:
+    files = [("images", ("a.png", PHOTOS[0], "image/png"))]
+    created = client.post(
+        "/api/embed",
+        data={"model": clip},
+        files=files,
+        headers={"Prefer": "respond-async"},
+    )
+    assert created.status_code == 202, created.text
+    job = client.get(created.headers["Location"], params={"wait": 60}).json()
+    assert job["status"] == "succeeded", job
+    assert_same(job["result"]["embeddings"][0], reference["images"][0])
+
+
 def test_a_text_model_asked_for_images_names_the_image_models(
     client: httpx.Client, clip: str
 ) -> None:
