@@ -185,8 +185,10 @@ class CrawlSection(Section):
     viewport_width: int = Field(default=1280, ge=100, le=8192)
     viewport_height: int = Field(default=800, ge=100, le=8192)
     max_screenshot_height: int = Field(default=10_000, ge=100, le=32_000)
-    max_html_chars: int = Field(default=2_000_000, ge=10_000)
-    max_text_chars: int = Field(default=100_000, ge=1_000)
+    # Against absurd pages only: a normal long page (a 2 MB article) comes back whole. Text
+    # extraction of a page near the ceiling takes tens of seconds and a few hundred MB.
+    max_html_chars: int = Field(default=10_000_000, ge=10_000)
+    max_text_chars: int = Field(default=10_000_000, ge=1_000)
     max_links: int = Field(default=1_000, ge=0, le=100_000)
     max_transfer_mb: float = Field(default=50, gt=0)
     min_extracted_chars: int = Field(default=200, ge=0)

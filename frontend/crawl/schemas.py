@@ -55,8 +55,10 @@ class PageOptions(BaseModel):
     )
     wait_for_js: StrictBool = Field(
         default=True,
-        description="After the load event, wait for the network to go idle and the DOM to stop "
-        "changing (at most `crawl.js_wait_ms`), so text that scripts insert is included.",
+        description="After the load event, wait until the page's scripts are done: no request "
+        "for a document, script or fetch/XHR in flight, no timer of up to 1.5 s pending and no "
+        "DOM change for a short moment (at most `crawl.js_wait_ms`), so text that scripts "
+        "insert is included. A page where nothing happens after load costs almost nothing.",
     )
     wait_for_selector: StrictStr | None = Field(
         default=None,
@@ -209,7 +211,11 @@ class CrawlResponse(BaseModel):
     status_code: int = Field(description="HTTP status of the final document")
     redirects: list[Redirect] = Field(description="Documents before the final one, in order")
     title: str
-    text: str = Field(description="Main text (boilerplate removed), else the page's innerText")
+    text: str = Field(
+        description="Main text (boilerplate removed; figure captions and meaningful image alt "
+        "text kept), else the page's innerText. The whole page up to `crawl.max_text_chars` "
+        "(a ceiling against absurd pages)"
+    )
     text_source: str = Field(
         description="`article` (trafilatura), `inner_text` (fallback) or `cleaned_html` "
         "(only_main_content false, include_tags, exclude_tags)"
@@ -226,6 +232,9 @@ class CrawlResponse(BaseModel):
     screenshot_base64: str | None = Field(default=None, description="PNG, only when requested")
     pdf_base64: str | None = Field(default=None, description="PDF, only when requested")
     partial: bool = Field(description="The page had not finished loading when time was up")
-    truncated: bool = Field(description="HTML, text or transfer hit a crawl.max_* limit")
+    truncated: bool = Field(
+        description="HTML, text or transfer hit a crawl.max_* ceiling (set against absurd "
+        "pages: a normal long page comes back whole)"
+    )
     blocked_requests: int = Field(description="Requests the address policy refused")
     fetch_time_ms: float

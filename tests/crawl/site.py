@@ -10,6 +10,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.crawl import whole_pages
+
 SITE_HOST = "127.0.0.2"  # allowed by the tests' crawl.allowed_hosts; 127.0.0.1 is not
 
 ARTICLE_BODY = [
@@ -228,14 +230,16 @@ try {{ new WebSocket("ws://127.0.0.1:{self.trap_port}/ws"); }} catch (e) {{}}</s
                 '<html><body><a href="/article">Article</a> <a href="https://example.org/x?y=1">Elsewhere</a>'
                 ' <a href="mailto:a@b.c">Mail</a> <a href="/article">Again</a></body></html>',
             )
+        elif (page := whole_pages.route(path)) is not None:
+            send(h, 200, page[1], page[0])
         else:
             send(h, 404, "not found")
 
 
-def send(h: BaseHTTPRequestHandler, status: int, body: str) -> None:
+def send(h: BaseHTTPRequestHandler, status: int, body: str, kind: str = "text/html") -> None:
     data = body.encode()
     h.send_response(status)
-    h.send_header("Content-Type", "text/html; charset=utf-8")
+    h.send_header("Content-Type", f"{kind}; charset=utf-8")
     h.send_header("Content-Length", str(len(data)))
     h.end_headers()
     h.wfile.write(data)
