@@ -1,6 +1,7 @@
 // The admin page: tabs, the API key prompt, and the live refresh of status and models.
 
 import { forgetKey, onUnauthorized, storedKey, storeKey } from "./api.js";
+import { setUpAskImage } from "./askimage.js";
 import { refreshCharts, resizeCharts } from "./charts.js";
 import { setUpCrawls } from "./crawls.js";
 import { $, setText } from "./dom.js";
@@ -139,6 +140,7 @@ function start() {
   setUpAuth();
   setUpAddForm();
   setUpTryIt();
+  setUpAskImage();
   setUpJobs();
   setUpCrawls();
   modelsChanged(() => fillModelSelects(configuredModels));

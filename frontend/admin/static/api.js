@@ -69,3 +69,46 @@ export async function api(path, { method = "GET", json, form } = {}) {
   }
   return data;
 }
+
+/** POST `json` to a route that answers NDJSON (Ollama's streams); `onChunk` gets each line's
+ * object as it arrives. Errors as `api`'s: the envelope's message, or Ollama's `error`. */
+export async function apiStream(path, json, signal, onChunk) {
+  const headers = { Accept: "application/x-ndjson", "Content-Type": "application/json" };
+  const key = storedKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  const response = await fetch(path.replace(/^\/+/, ""), {
+    method: "POST",
+    headers,
+    body: JSON.stringify(json),
+    cache: "no-store",
+    credentials: "omit",
+    signal,
+  });
+  if (!response.ok) {
+    let error = null;
+    try {
+      error = (await response.json()).error;
+    } catch {
+      error = null;
+    }
+    const message = typeof error === "string" ? error : error?.message;
+    const failure = new ApiError(
+      response.status,
+      error?.code ?? `HTTP_${response.status}`,
+      message || `HTTP ${response.status} ${response.statusText}`.trim(),
+    );
+    if (response.status === 401) unauthorized(failure);
+    throw failure;
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    pending += value;
+    const lines = pending.split("\n");
+    pending = lines.pop();
+    for (const line of lines) if (line.trim()) onChunk(JSON.parse(line));
+  }
+  if (pending.trim()) onChunk(JSON.parse(pending));
+}
