@@ -63,13 +63,14 @@ from frontend.jobs.routes import router as jobs_router
 from frontend.jobs.service import JobService
 from frontend.models import gpu
 from frontend.models.catalog import ModelCatalog
+from frontend.models.disk import sweep_deleted
 from frontend.models.downloads import DownloadManager
 from frontend.models.lifecycle import Lifecycle
 from frontend.models.manifest import load_manifest
 from frontend.models.registry import ModelRegistry
 from frontend.models.routes import downloads_router
 from frontend.models.routes import router as models_router
-from frontend.models.service import ModelService, sweep_deleted
+from frontend.models.service import ModelService
 from frontend.models.store import SettingsStore
 from frontend.rerank.routes import router as rerank_router
 from frontend.rerank.service import RerankService

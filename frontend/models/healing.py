@@ -17,26 +17,40 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from tritonclient.utils import InferenceServerException
 
-from frontend.core.config import ModelEntry
+from frontend.core.config import ModelEntry, Settings
 from frontend.core.errors import APIError, ModelLoadFailed
+from frontend.core.observability import Metrics
 from frontend.models.health import HealthBook
 from frontend.models.stubs import is_alive, stub_pids
-
-if TYPE_CHECKING:
-    from frontend.models.registry import ModelRegistry
+from frontend.triton.gateway import TritonGateway
 
 logger = logging.getLogger(__name__)
+
+
+class Patient(Protocol):
+    """What the doctor uses of the ModelRegistry that owns it (which imports this module)."""
+
+    settings: Settings
+    gateway: TritonGateway
+    metrics: Metrics | None
+    repository: Path
+
+    def loaded_entries(self) -> list[ModelEntry]: ...
+    def is_loaded(self, model_id: str) -> bool: ...
+    async def ensure_loaded(self, entry: ModelEntry) -> None: ...
+    def forget(self, model_id: str) -> None: ...
 
 
 class ModelDoctor:
     """Restarts of one registry's models: single-flight per model, counted by a HealthBook
     (backoff, then "failed" until an operator loads the model again)."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: Patient) -> None:
         self.registry = registry
         resources = registry.settings.resources
         self.health = HealthBook(

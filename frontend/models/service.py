@@ -4,30 +4,18 @@ and the changes (add, download, delete, runtime settings) made through it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import re
-import shutil
-import uuid
-from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from frontend.core.config import (
-    MODEL_ID_PATTERN,
-    RESERVED_MODEL_IDS,
-    ModelEntry,
-    Settings,
-    Task,
-)
+from frontend.core.config import RESERVED_MODEL_IDS, ModelEntry, Settings, Task
 from frontend.core.errors import Conflict, InvalidRequest, ModelNotFound
 from frontend.images.languages import model_languages
 from frontend.models.cache import InvalidModelId, check_hf_id, repo_dir, snapshot_path
+from frontend.models.disk import cached_ids, disk_usage, remove_repo
 from frontend.models.downloads import DownloadJob, DownloadManager
 from frontend.models.lifecycle import Lifecycle
 from frontend.models.manifest import Manifest, ManifestEntry
+from frontend.models.refs import check_ref, new_entry, new_id, parse_task
 from frontend.models.registry import ModelRegistry
 from frontend.models.schemas import AddModelRequest, ModelPatch
 from frontend.models.store import FOREVER, SettingsStore
@@ -35,40 +23,6 @@ from frontend.tasks.common import is_builtin
 from frontend.triton.repository import write_repository
 
 logger = logging.getLogger(__name__)
-REPO_PREFIX = "models--"
-DELETING_PREFIX = ".deleting-"
-
-
-def parse_task(name: str) -> Task:
-    """'embedding' or 'text_embedding' -> Task.TEXT_EMBEDDING (404 for any other word)."""
-    task = Task.parse(name)
-    if task is None:
-        raise ModelNotFound(
-            f"unknown task '{name[:50]}'; expected embedding, caption, ocr, rerank, image_embedding"
-        )
-    return task
-
-
-def check_ref(ref: str) -> str:
-    """A config id or a Hugging Face id, else 400: nothing else is ever looked up on disk."""
-    if MODEL_ID_PATTERN.fullmatch(ref):
-        return ref
-    try:
-        return check_hf_id(ref)
-    except InvalidModelId as exc:
-        raise InvalidRequest(str(exc)) from None
-
-
-def disk_usage(path: Path) -> int:
-    """Bytes of the regular files under path (links not followed, so blobs count once)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                stat = os.lstat(os.path.join(root, name))
-                if not os.path.islink(os.path.join(root, name)):
-                    total += stat.st_size
-    return total
 
 
 class ModelService:
@@ -97,17 +51,6 @@ class ModelService:
     def configured(self) -> list[tuple[Task, ModelEntry]]:
         """Every entry, enabled or not: config.yaml's and those added at runtime."""
         return list(self.registry.catalog.all(enabled=False))
-
-    def _cached_ids(self) -> list[str]:
-        if not self.hub_dir.is_dir():
-            return []
-        found = []
-        for path in sorted(self.hub_dir.iterdir()):
-            if path.name.startswith(REPO_PREFIX) and path.is_dir() and not path.is_symlink():
-                model_id = path.name[len(REPO_PREFIX) :].replace("--", "/", 1)
-                with contextlib.suppress(InvalidModelId):
-                    found.append(check_hf_id(model_id))
-        return found
 
     def _info(self, hf_model: str, entry: ModelEntry | None, task: str | None) -> dict[str, Any]:
         listed: ManifestEntry | None = self.manifest.get(hf_model)
@@ -177,7 +120,7 @@ class ModelService:
                 chosen.append((listed.id, None, listed.task))
                 seen.add(listed.id.casefold())
         downloading = [job.model_id for job in self.downloads.jobs() if not job.finished]
-        for model_id in [*self._cached_ids(), *downloading]:
+        for model_id in [*cached_ids(self.hub_dir), *downloading]:
             if model_id.casefold() not in seen:
                 chosen.append((model_id, None, None))  # neither configured nor listed: no task
                 seen.add(model_id.casefold())
@@ -201,7 +144,7 @@ class ModelService:
         if "/" in ref and (
             self.manifest.get(ref) is not None
             or self.downloads.active_job(ref) is not None
-            or ref in self._cached_ids()
+            or ref in cached_ids(self.hub_dir)
         ):
             return self._info(ref, None, None)
         raise ModelNotFound(f"model '{ref}' is not configured, listed or downloaded")
@@ -220,15 +163,6 @@ class ModelService:
             return await self.downloads.start(model_id)
         except ValueError as exc:  # InvalidModelId included
             raise InvalidRequest(str(exc)) from None
-
-    def _new_id(self, hf_model: str) -> str:
-        base = re.sub(r"[^a-z0-9._-]+", "-", hf_model.split("/")[-1].lower()).strip("-._")[:56]
-        base = base or "model"
-        taken = {e.id for _, e in self.configured()} | RESERVED_MODEL_IDS
-        candidate, n = base, 2
-        while candidate in taken:
-            candidate, n = f"{base}-{n}", n + 1
-        return candidate
 
     async def add(self, request: AddModelRequest) -> dict[str, Any]:
         task = parse_task(request.task)
@@ -251,7 +185,7 @@ class ModelService:
                         f"{hf_model} is already configured for {request.task} as '{existing.id}'",
                         {"config_id": existing.id},
                     )
-            model_id = request.id or self._new_id(hf_model)
+            model_id = request.id or new_id(hf_model, (e.id for _, e in self.configured()))
             if model_id in RESERVED_MODEL_IDS:
                 raise InvalidRequest(f"'{model_id}' is a reserved name")
             if any(e.id == model_id for _, e in self.configured()):
@@ -259,24 +193,7 @@ class ModelService:
             dimensions = request.dimensions
             if dimensions is None and listed is not None:
                 dimensions = listed.dimensions
-            try:
-                entry = ModelEntry(
-                    id=model_id,
-                    hf_model=hf_model,
-                    dimensions=dimensions
-                    if task in (Task.TEXT_EMBEDDING, Task.IMAGE_EMBEDDING)
-                    else None,
-                    device=request.device,
-                    instances=request.instances,
-                    threads=request.threads,
-                    max_batch_size=request.max_batch_size,
-                    keep_alive_seconds=request.keep_alive_seconds,
-                    pinned=request.pinned,
-                )
-            except ValidationError as exc:
-                problem = exc.errors()[0]
-                field = ".".join(str(p) for p in problem["loc"])
-                raise InvalidRequest(f"{field}: {problem['msg']}") from None
+            entry = new_entry(request, task, model_id, dimensions)
             self.registry.catalog.add(task, entry)
             if request.default:
                 self.registry.catalog.set_default(task, entry)
@@ -377,7 +294,7 @@ class ModelService:
                     await self.registry.unload(entry)
             freed = 0
             if present:
-                freed = await asyncio.to_thread(self._remove_repo, repo)
+                freed = await asyncio.to_thread(remove_repo, self.hub_dir, repo)
             restored = self._forget_defaults(users)
             for _, entry in added:
                 self.registry.catalog.remove(entry.id)
@@ -405,19 +322,3 @@ class ModelService:
         for task in restored:
             catalog.set_default(task, None)
         return restored
-
-    def _remove_repo(self, repo: Path) -> int:
-        # Renamed first (atomic), so a model half-deleted by a crash never looks downloaded.
-        size = disk_usage(repo)
-        doomed = self.hub_dir / f"{DELETING_PREFIX}{uuid.uuid4().hex}"
-        os.replace(repo, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
-        return size
-
-
-def sweep_deleted(hub_dir: Path) -> None:
-    """Finish deletions a crash interrupted."""
-    if hub_dir.is_dir():
-        for path in hub_dir.glob(f"{DELETING_PREFIX}*"):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
