@@ -1,5 +1,6 @@
-"""The generated documentation is current: docs/configuration.md from config.yaml and the
-settings model, docs/models.md's catalogue from the manifest, and docs/api.md lists every route."""
+"""The documentation is current: docs/configuration.md generated from config.yaml and the
+settings model, docs/models.md's catalogue from the manifest, docs/api.md listing every route,
+and a short README linking to real pages."""
 
 from __future__ import annotations
 
@@ -55,3 +56,23 @@ def test_every_route_of_the_openapi_schema_is_in_the_api_reference() -> None:
     paths = create_app(Settings()).openapi()["paths"]
     missing = [p for p in paths if re.sub(r"\{[^}]*\}", "{}", p) not in listed]
     assert not missing, f"routes missing from docs/api.md: {missing}"
+
+
+def test_readme_is_short_keeps_the_ci_command_and_links_only_to_real_pages() -> None:
+    from markdown.extensions.toc import slugify  # mkdocs' heading ids (dev dependency)
+
+    readme = (docs_config.ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250
+    ci = (docs_config.ROOT / ".ci" / "run").read_text()
+    command = "bash tools/install.sh --dev && bash tools/check.sh"
+    assert command in ci.splitlines()[-1]  # .ci/run runs exactly the README's test command
+    assert f"\n{command}\n" in readme
+    assert "\nbash tools/install.sh && .venv/bin/homelab-ai serve\n" in readme
+    links = re.findall(r"\]\((docs/[^)#]+)(?:#([^)]+))?\)", readme)
+    assert len(links) > 20
+    for path, anchor in links:
+        target = docs_config.ROOT / path
+        assert target.is_file(), path
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", target.read_text(), flags=re.MULTILINE)
+            assert anchor in {slugify(h, "-") for h in headings}, f"{path}#{anchor}"
