@@ -315,7 +315,7 @@ class ServerSection(Section):
 
 
 class JobsSection(Section):
-    """Async jobs (README: Jobs): the huey broker, its in-process workers, results, webhooks."""
+    """Async jobs (docs: Jobs): the huey broker, its in-process workers, results, webhooks."""
 
     enabled: bool = True
     # None: SQLite files under <data_dir>/jobs/ (no server). "redis://host:6379/0": Redis,

@@ -1,4 +1,4 @@
-"""Prometheus metrics (the names in the README) and the access log, from one pure-ASGI middleware.
+"""Prometheus metrics (listed in docs/operations.md) and the access log, from one ASGI middleware.
 
 Endpoint labels are route templates (`/api/models/{model_id:path}`), never raw paths, so a
 scanner cannot blow up the label space; requests matching no route count as `unmatched`.

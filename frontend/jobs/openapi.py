@@ -26,7 +26,7 @@ _PARAMETERS = [
         "in": "header",
         "required": False,
         "schema": {"type": "string", "maxLength": 2048},
-        "description": "With a job: POST the finished job to this URL, signed (README: Jobs)",
+        "description": "With a job: POST the finished job to this URL, signed (docs: Jobs)",
     },
 ]
 
