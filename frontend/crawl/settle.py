@@ -36,9 +36,7 @@ TRACKER_JS = f"""(() => {{
   if (window.{KEY} || window.top !== window) return;
   const now = () => performance.now();
   const state = {{last: now(), pending: new Map(), depth: 0}};
-  const set = window.setTimeout, clear = window.clearTimeout;
-  const setEvery = window.setInterval, clearEvery = window.clearInterval;
-  const frame = window.requestAnimationFrame, unframe = window.cancelAnimationFrame;
+  const set = window.setTimeout;  // the real one, for the wait's own timers
   // `schedule(run)` sets the real timer or frame; `key` tells timers' ids from frames'.
   const track = (schedule, delay, handler, args, key) => {{
     const depth = state.depth + 1;
@@ -58,28 +56,24 @@ TRACKER_JS = f"""(() => {{
     return id;
   }};
   const ms = (delay) => Math.max(0, Number(delay) || 0);
-  window.setTimeout = function setTimeout(handler, delay, ...args) {{
-    const plain = (h) => set.call(window, h, delay, ...(h === handler ? args : []));
-    return track(plain, ms(delay), handler, args, "");
-  }};
-  window.setInterval = function setInterval(handler, delay, ...args) {{
-    // waited for until its first run only
-    const plain = (h) => setEvery.call(window, h, delay, ...(h === handler ? args : []));
-    return track(plain, ms(delay), handler, args, "");
-  }};
-  window.clearTimeout = function clearTimeout(id) {{
-    state.pending.delete("" + id); clear.call(window, id);
-  }};
-  window.clearInterval = function clearInterval(id) {{
-    state.pending.delete("" + id); clearEvery.call(window, id);
-  }};
-  if (frame) {{
-    window.requestAnimationFrame = function requestAnimationFrame(handler) {{
-      return track((h) => frame.call(window, h), 16, handler, [], "f");
-    }};
-    window.cancelAnimationFrame = function cancelAnimationFrame(id) {{
-      state.pending.delete("f" + id); unframe.call(window, id);
-    }};
+  // Proxies of the real functions: same name, length and native-looking source.
+  const wrap = (name, apply) => {{ window[name] = new Proxy(window[name], {{apply}}); }};
+  wrap("setTimeout", (real, self, [handler, delay, ...args]) => track(
+    (h) => real.call(window, h, delay, ...(h === handler ? args : [])), ms(delay), handler,
+    args, ""));
+  // an interval is waited for until its first run only
+  wrap("setInterval", (real, self, [handler, delay, ...args]) => track(
+    (h) => real.call(window, h, delay, ...(h === handler ? args : [])), ms(delay), handler,
+    args, ""));
+  for (const name of ["clearTimeout", "clearInterval"]) {{
+    wrap(name, (real, self, [id]) => {{ state.pending.delete("" + id); real.call(window, id); }});
+  }}
+  if (window.requestAnimationFrame) {{
+    wrap("requestAnimationFrame", (real, self, [handler]) => track(
+      (h) => real.call(window, h), 16, handler, [], "f"));
+    wrap("cancelAnimationFrame", (real, self, [id]) => {{
+      state.pending.delete("f" + id); real.call(window, id);
+    }});
   }}
   const watch = () => {{
     state.last = now();

@@ -8,7 +8,13 @@ import time
 
 AFTER_LOAD_TEXT = "A timer inserted this sentence half a second after the load event."
 FETCHED_TEXT = "This sentence came from a slow API answer that a script rendered."
-TIMER_RESULTS = ["timer args ok", "cleared timer stayed silent", "interval ran", "frame ran"]
+TIMER_RESULTS = [
+    "natives look native",
+    "timer args ok",
+    "cleared timer stayed silent",
+    "interval ran",
+    "frame ran",
+]
 
 # Text 500 ms after the load event (not after parsing): the wait must see the pending timer.
 AFTER_LOAD_PAGE = f"""<!doctype html><html><head><title>After load</title></head><body>
@@ -27,6 +33,9 @@ FETCH_PAGE = """<!doctype html><html><head><title>Fetched</title></head><body>
 TIMERS_PAGE = """<!doctype html><html><head><title>Timers</title></head><body><p id="out"></p>
 <script>
 const parts = [];
+const native = (f, name) => f.name === name && String(f).includes("[native code]");
+parts.push(native(setTimeout, "setTimeout") && native(requestAnimationFrame,
+  "requestAnimationFrame") ? "natives look native" : "natives BAD");
 const out = () => { document.getElementById("out").textContent = parts.join("; "); };
 setTimeout((a, b) => { parts.push(a === 1 && b === "two" ? "timer args ok" : "timer args BAD");
   out(); }, 50, 1, "two");
