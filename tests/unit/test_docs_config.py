@@ -14,14 +14,14 @@ from tools import docs_config
 
 
 def test_committed_page_is_the_generated_one() -> None:
-    # after editing config.yaml or the settings model: .venv/bin/python -m tools.docs_config
-    assert docs_config.PAGE.read_text() == docs_config.render()
+    stale = docs_config.PAGE.read_text() != docs_config.render()
+    assert not stale, "docs/configuration.md is stale: run .venv/bin/python -m tools.docs_config"
 
 
 def test_models_page_has_the_manifests_catalogue() -> None:
-    # after editing frontend/models/models_manifest.json: .venv/bin/python -m tools.docs_config
     page = docs_config.MODELS_PAGE.read_text()
-    assert docs_config.models_page(page) == page
+    stale = docs_config.models_page(page) != page
+    assert not stale, "docs/models.md's catalogue is stale: run python -m tools.docs_config"
     assert "| `sentence-transformers/all-MiniLM-L6-v2` | all-MiniLM-L6-v2 |" in page
 
 
