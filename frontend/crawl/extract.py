@@ -18,70 +18,22 @@ _FILE_NAME = re.compile(
     r"|^(img|dsc|dscn|dscf|pxl|pict?|image|photo|screenshot|scan)[\s_\-]*\d+[\w\-]*$",
     re.IGNORECASE,
 )
-_PLACEHOLDERS = frozenset(
-    [
-        "image",
-        "img",
-        "photo",
-        "picture",
-        "pic",
-        "icon",
-        "logo",
-        "graphic",
-        "thumbnail",
-        "thumb",
-        "banner",
-        "placeholder",
-        "spacer",
-        "blank",
-        "untitled",
-        "figure",
-        "null",
-        "undefined",
-        "none",
-        "alt",
-        "avatar",
-    ]
-)
+_PLACEHOLDERS = frozenset([
+    "image", "img", "photo", "picture", "pic", "icon", "logo", "graphic", "thumbnail", "thumb",
+    "banner", "placeholder", "spacer", "blank", "untitled", "figure", "null", "undefined",
+    "none", "alt", "avatar"
+])  # fmt: skip
+_BLOCKS = tuple([
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figure",
+    "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
+    "ol", "p", "pre", "section", "table", "td", "th", "tr", "ul"
+])  # fmt: skip
 # An image's alt becomes text where the image is: inline, or a paragraph of its own.
-_INLINE_PARENTS = frozenset(
-    [
-        "a",
-        "abbr",
-        "b",
-        "bdi",
-        "bdo",
-        "cite",
-        "code",
-        "dd",
-        "dfn",
-        "dt",
-        "em",
-        "figcaption",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "i",
-        "label",
-        "li",
-        "mark",
-        "p",
-        "q",
-        "s",
-        "small",
-        "span",
-        "strong",
-        "sub",
-        "sup",
-        "td",
-        "th",
-        "u",
-        "caption",
-    ]
-)
+_INLINE_PARENTS = frozenset([
+    "a", "abbr", "b", "bdi", "bdo", "cite", "code", "dd", "dfn", "dt", "em", "figcaption",
+    "h1", "h2", "h3", "h4", "h5", "h6", "i", "label", "li", "mark", "p", "q", "s", "small",
+    "span", "strong", "sub", "sup", "td", "th", "u", "caption"
+])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -196,11 +148,19 @@ def extract(
     )
 
 
+def _block_text(tree: HtmlElement) -> str:
+    """The tree's text with a line break after each block (text_content() alone runs the
+    paragraphs of a page together)."""
+    for element in tree.iter(*_BLOCKS):
+        element.tail = "\n" + (element.tail or "")
+    return str(tree.text_content())
+
+
 def extract_cleaned(html: str, want_markdown: bool, max_chars: int) -> Extracted:
     """Text (and markdown) of HTML the page already narrowed (include/exclude selectors, or
     the whole page without scripts): converted as it is, no main-text guessing."""
     tree = _tree(html) if html.strip() else None
-    text = normalize_text(tree.text_content()) if tree is not None else ""
+    text = normalize_text(_block_text(tree)) if tree is not None else ""
     text, cut_text = _cut(text, max_chars)
     markdown = None
     cut_markdown = False
