@@ -18,9 +18,8 @@ from frontend.compat.embed_inputs import ImageInput, Item, embed_items
 from frontend.core.deps import EmbeddingServiceDep
 from frontend.core.errors import InvalidRequest, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
-from frontend.core.openapi import INFERENCE_ERRORS, error_responses
+from frontend.core.versions import add_versioned_routes
 from frontend.embed.routes import numpy_json
-from frontend.embed.service import EmbeddingService
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["cohere"])
 EmbeddingType = Literal["float", "int8", "uint8", "binary", "ubinary", "base64"]
@@ -151,7 +150,7 @@ def _typed(vectors: np.ndarray, kind: str) -> Any:
 
 
 async def cohere_embed(
-    body: CohereEmbedRequest, request: Request, service: EmbeddingService, version: str
+    body: CohereEmbedRequest, request: Request, service: EmbeddingServiceDep, version: str
 ) -> Response:
     types = body.embedding_types or ["float"]
     unserved = [t for t in types if t not in SERVED_TYPES]
@@ -182,25 +181,15 @@ async def cohere_embed(
     return numpy_json(payload)
 
 
-@router.post(
-    "/v2/embed",
-    response_model=CohereEmbedResponse,
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="Cohere v2's embed (the cohere SDK's ClientV2.embed)",
+add_versioned_routes(
+    router,
+    cohere_embed,
+    CohereEmbedResponse,
+    ("/v2/embed", "2", "embed_v2", "Cohere v2's embed (the cohere SDK's ClientV2.embed)"),
+    (
+        "/v1/embed",
+        "1",
+        "embed_v1",
+        "Cohere v1's embed (the cohere SDK's Client.embed): floats unless types are asked",
+    ),
 )
-async def embed_v2(
-    body: CohereEmbedRequest, request: Request, service: EmbeddingServiceDep
-) -> Response:
-    return await cohere_embed(body, request, service, "2")
-
-
-@router.post(
-    "/v1/embed",
-    response_model=CohereEmbedResponse,
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="Cohere v1's embed (the cohere SDK's Client.embed): floats unless types are asked",
-)
-async def embed_v1(
-    body: CohereEmbedRequest, request: Request, service: EmbeddingServiceDep
-) -> Response:
-    return await cohere_embed(body, request, service, "1")

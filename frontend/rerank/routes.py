@@ -11,6 +11,7 @@ from frontend.core.deps import RerankServiceDep
 from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.core.openapi import INFERENCE_ERRORS, error_responses
+from frontend.core.versions import add_versioned_routes
 from frontend.models.lifecycle import parse_keep_alive
 from frontend.rerank.schemas import (
     CohereRerankRequest,
@@ -18,7 +19,6 @@ from frontend.rerank.schemas import (
     RerankRequest,
     RerankResponse,
 )
-from frontend.rerank.service import RerankService
 
 router = APIRouter(route_class=StrictJSONRoute, tags=["rerank"])
 
@@ -56,7 +56,7 @@ async def rerank(body: RerankRequest, request: Request, service: RerankServiceDe
 
 
 async def cohere_rerank(
-    body: CohereRerankRequest, request: Request, service: RerankService, version: str
+    body: CohereRerankRequest, request: Request, service: RerankServiceDep, version: str
 ) -> Response:
     texts = body.texts()
     ranked = await service.rerank(body.query, texts, body.model, body.truncate)
@@ -80,25 +80,20 @@ async def cohere_rerank(
     )
 
 
-@router.post(
-    "/v1/rerank",
-    response_model=CohereRerankResponse,
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="Rerank in Jina's and Cohere v1's shape (documents returned by default)",
+add_versioned_routes(
+    router,
+    cohere_rerank,
+    CohereRerankResponse,
+    (
+        "/v1/rerank",
+        "1",
+        "rerank_v1",
+        "Rerank in Jina's and Cohere v1's shape (documents returned by default)",
+    ),
+    (
+        "/v2/rerank",
+        "2",
+        "rerank_v2",
+        "Rerank in Cohere v2's shape (the cohere SDK's ClientV2.rerank)",
+    ),
 )
-async def rerank_v1(
-    body: CohereRerankRequest, request: Request, service: RerankServiceDep
-) -> Response:
-    return await cohere_rerank(body, request, service, "1")
-
-
-@router.post(
-    "/v2/rerank",
-    response_model=CohereRerankResponse,
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="Rerank in Cohere v2's shape (the cohere SDK's ClientV2.rerank)",
-)
-async def rerank_v2(
-    body: CohereRerankRequest, request: Request, service: RerankServiceDep
-) -> Response:
-    return await cohere_rerank(body, request, service, "2")
