@@ -8,6 +8,7 @@ const TASKS = [
   ["caption", "Caption"],
   ["ocr", "OCR"],
   ["rerank", "Rerank"],
+  ["image_embedding", "Image embedding"],
   [null, "Other cached models"],
 ];
 const POLL_MS = 250;

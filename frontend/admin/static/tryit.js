@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { $, busy, el, setText } from "./dom.js";
 import { setUpDocuments } from "./documents.js";
+import { setUpImageSearch } from "./imagesearch.js";
 import { setUpRerank } from "./rerank.js";
 
 function cosine(a, b) {
@@ -157,6 +158,7 @@ function setUpCrawl() {
 export function setUpTryIt() {
   setUpEmbed();
   setUpRerank();
+  setUpImageSearch();
   setUpImage();
   setUpDocuments();
   setUpCrawl();
