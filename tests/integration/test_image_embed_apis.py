@@ -21,7 +21,7 @@ from frontend.triton.embedded import EmbeddedTriton
 from tests.faults.conftest import own_frontend
 from tests.images import b64, encode, png_header
 from tests.integration.fixtures import RunningApi
-from tools.build_test_models import TINY_CLIP_IMMICH, build_test_models
+from tools.build_test_models import TINY_CLIP, TINY_CLIP_IMMICH, build_test_models
 
 CLIP = "tiny-clip-immich"
 TEXT = "a dog on a beach"
@@ -105,6 +105,29 @@ def test_jina_objects_mix_texts_and_images_in_order(
     ]
     for vector, want in zip(got, expected, strict=True):
         assert_same(vector, want)
+
+
+def test_a_transformers_clip_answers_the_dialects_as_api_embed(
+    client: httpx.Client, api: RunningApi, data_dir: Path
+) -> None:
+    build_test_models(data_dir, "clip")
+    added = client.post(
+        "/api/models", json={"task": "image_embedding", "hf_model": TINY_CLIP, "id": "tiny-clip"}
+    )
+    assert added.status_code in (200, 201, 409), added.text
+    body = {"model": "tiny-clip", "texts": [TEXT], "images": [b64(PHOTOS[0])]}
+    expected = client.post("/api/embed", json=body).json()["embeddings"]
+    jina = client.post(
+        "/v1/embeddings",
+        json={"model": "tiny-clip", "input": [{"image": data_url(PHOTOS[0])}, {"text": TEXT}]},
+    )
+    assert jina.status_code == 200, jina.text
+    got = [item["embedding"] for item in jina.json()["data"]]
+    assert_same(got[0], np.asarray(expected[1], dtype=np.float32))
+    assert_same(got[1], np.asarray(expected[0], dtype=np.float32))
+    cohere = client.post("/v2/embed", json={"model": "tiny-clip", "images": [data_url(PHOTOS[0])]})
+    assert cohere.status_code == 200, cohere.text
+    assert_same(cohere.json()["embeddings"]["float"][0], np.asarray(expected[1], np.float32))
 
 
 def test_openai_sdk_sends_images_with_infinitys_modality(
