@@ -66,63 +66,67 @@ class APIError(Exception):
 
 
 class NamedError(APIError):
-    """An APIError whose class fixes its status and code; callers give the message."""
+    """An APIError whose class fixes its status and code; callers give the message. A named
+    error's docstring is its `doc`: what the status means, in the OpenAPI descriptions."""
+
+    def __init_subclass__(
+        cls, status: int | None = None, code: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status = cls.status if status is None else status
+        cls.code = cls.code if code is None else code
+        cls.doc = " ".join(cls.__doc__.split()) if cls.__doc__ else cls.doc
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(type(self).status, type(self).code, message, details)
 
 
-class InvalidRequest(NamedError):
-    status, code, doc = 400, INVALID_REQUEST, "malformed or out-of-limit input"
+class InvalidRequest(NamedError, status=400, code=INVALID_REQUEST):
+    """malformed or out-of-limit input"""
 
 
-class Unauthorized(NamedError):
-    status, code, doc = 401, UNAUTHORIZED, "missing or invalid API key"
+class Unauthorized(NamedError, status=401, code=UNAUTHORIZED):
+    """missing or invalid API key"""
 
 
-class Forbidden(NamedError):
-    status, code, doc = 403, FORBIDDEN, "client address not allowed (security.ip_allowlist)"
+class Forbidden(NamedError, status=403, code=FORBIDDEN):
+    """client address not allowed (security.ip_allowlist)"""
 
 
-class ModelNotFound(NamedError):
-    status, code, doc = 404, MODEL_NOT_FOUND, "unknown or disabled model"
+class ModelNotFound(NamedError, status=404, code=MODEL_NOT_FOUND):
+    """unknown or disabled model"""
 
 
-class NotFound(NamedError):
-    status, code, doc = 404, NOT_FOUND, "no such item"
+class NotFound(NamedError, status=404, code=NOT_FOUND):
+    """no such item"""
 
 
-class Conflict(NamedError):
-    status, code = 409, CONFLICT
-    doc = "the id is taken, or a download of the model is running"
+class Conflict(NamedError, status=409, code=CONFLICT):
+    """the id is taken, or a download of the model is running"""
 
 
-class DocumentTooComplex(NamedError):
-    status, code = 413, DOCUMENT_TOO_COMPLEX
-    doc = "a file too large or too complex to read within the document sandbox's limits"
+class DocumentTooComplex(NamedError, status=413, code=DOCUMENT_TOO_COMPLEX):
+    """a file too large or too complex to read within the document sandbox's limits"""
 
 
-class RateLimited(NamedError):
-    status, code, doc = 429, RATE_LIMIT_EXCEEDED, "too many requests (see Retry-After)"
+class RateLimited(NamedError, status=429, code=RATE_LIMIT_EXCEEDED):
+    """too many requests (see Retry-After)"""
 
 
-class ModelLoadFailed(NamedError):
-    status, code, doc = 503, MODEL_LOAD_FAILED, "the model could not be loaded"
+class ModelLoadFailed(NamedError, status=503, code=MODEL_LOAD_FAILED):
+    """the model could not be loaded"""
 
 
-class ResourceExhausted(NamedError):
-    status, code = 503, RESOURCE_EXHAUSTED
-    doc = "no room for the work (concurrency, queue or memory limits); retry shortly"
+class ResourceExhausted(NamedError, status=503, code=RESOURCE_EXHAUSTED):
+    """no room for the work (concurrency, queue or memory limits); retry shortly"""
 
 
-class Unavailable(NamedError):
-    status, code = 503, SERVICE_UNAVAILABLE
-    doc = "Triton or the browser is down, or the service is shutting down"
+class Unavailable(NamedError, status=503, code=SERVICE_UNAVAILABLE):
+    """Triton or the browser is down, or the service is shutting down"""
 
 
-class InferenceTimedOut(NamedError):
-    status, code = 504, INFERENCE_TIMEOUT
-    doc = "the model did not answer within triton.inference_timeout_seconds (it is restarted)"
+class InferenceTimedOut(NamedError, status=504, code=INFERENCE_TIMEOUT):
+    """the model did not answer within triton.inference_timeout_seconds (it is restarted)"""
 
 
 # Every named error, in status order: the OpenAPI descriptions are generated from these.
