@@ -33,7 +33,7 @@ fi
 containers=0
 if ((dev)) && [[ $EUID -eq 0 && -r /etc/debian_version ]]; then
     containers=1
-    for package in podman runc debootstrap netavark aardvark-dns; do
+    for package in podman runc debootstrap netavark aardvark-dns catatonit; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
             || missing+=("$package")
     done
@@ -43,13 +43,15 @@ if ((${#missing[@]})); then
         apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 # Raising rlimits is not permitted in these VMs and their cgroups are v1 only (crun refuses
-# that layout; runc works); netavark resolves compose service names. An existing file stays.
+# that layout; runc works); netavark resolves compose service names; Debian's catatonit is
+# the init of `init: true` services. An existing file stays.
 if ((containers)) && [[ ! -e /etc/containers/containers.conf ]]; then
     mkdir -p /etc/containers
     cat > /etc/containers/containers.conf <<'CONF'
 # Written by homelab-ai's tools/install.sh --dev (the container tests).
 [containers]
 default_ulimits = []
+init_path = "/usr/bin/catatonit"
 
 [engine]
 cgroup_manager = "cgroupfs"
