@@ -198,7 +198,7 @@ def test_cohere_content_inputs_keep_their_order(
 def test_multipart_api_embed_equals_json(
     client: httpx.Client, clip: str, reference: dict[str, Any]
 ) -> None:
-    files = [("images", ("a.png", PHOTOS[0], "image/png")), ("images", ("b", PHOTOS[1]))]
+    files = [("images", ("a.png", PHOTOS[0], "image/png")), ("images", ("b", PHOTOS[1], None))]
     response = client.post("/api/embed", data={"model": clip, "texts": TEXT}, files=files)
     assert response.status_code == 200, response.text
     vectors = response.json()["embeddings"]
