@@ -76,3 +76,16 @@ def test_readme_is_short_keeps_the_ci_command_and_links_only_to_real_pages() -> 
         if anchor:
             headings = re.findall(r"^#+ (.+)$", target.read_text(), flags=re.MULTILINE)
             assert anchor in {slugify(h, "-") for h in headings}, f"{path}#{anchor}"
+
+
+def test_every_curl_with_a_json_body_in_the_docs_says_it_is_json() -> None:
+    # `curl -d` sends application/x-www-form-urlencoded, which the JSON routes refuse with a 400
+    pages = [docs_config.ROOT / "README.md", *sorted((docs_config.ROOT / "docs").rglob("*.md"))]
+    commands = []
+    for page in pages:
+        text = re.sub(r"\\\n", " ", page.read_text())  # shell line continuations
+        commands += [(page.name, line) for line in text.splitlines() if "curl " in line]
+    with_json = [(name, c) for name, c in commands if re.search(r"-d\s+['\"]\{", c)]
+    assert len(with_json) > 10
+    untyped = [(n, c) for n, c in with_json if "Content-Type: application/json" not in c]
+    assert not untyped, untyped
