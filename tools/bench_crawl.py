@@ -1,24 +1,26 @@
-"""Crawl throughput in one run, on the same article pages served on loopback: ours
-(POST /api/crawl), a bare Playwright loop on the same Chromium, and crawl4ai where it is
-installed; concurrency 1 and 4, text only and with a viewport screenshot.
+"""Crawl speed and text fidelity in one run, on one loopback page set (tools/bench_crawl_pages:
+an article with navigation and comments, text a script adds 500 ms after load, a docs page,
+50 links and images with captions, a 2 MB page; 4 of each): pages/s at concurrency 1 and 4,
+the p50 latency on a static article (the crawlers taking turns), and the text probes (body
+phrases kept, boilerplate phrases left out) of each crawler.
 
-    python -m tools.bench_crawl [--pages 40] [--rounds 2] [--wait-for-js]
-        [--crawl4ai-python /tmp/c4ai/bin/python] [--chromium /usr/lib/chromium/chromium]
+    python -m tools.bench_crawl [--rounds 1] [--static-runs 15] [--baseline-code DIR]
+        [--crawl4ai-python /work/venvs/crawl4ai/bin/python] [--chromium /usr/lib/chromium/chromium]
 
-- ours: `homelab-ai serve` (no models; the crawl needs no Triton model) allowing the loopback
-  article server through crawl.allowed_hosts; every crawl gets its own browser context and
-  goes through the SSRF proxy, text extracted by trafilatura.
-- bare: in this process, Playwright launching the same Chromium binary with Playwright's
-  default arguments; per URL a new context, new page, goto (load event), content() (and
-  screenshot()), close; no proxy, no extraction. The same loop with our Chromium arguments
-  (frontend.crawl.browser.CHROMIUM_FLAGS) is printed too, to show what they are worth.
-- crawl4ai: `AsyncWebCrawler.arun` (markdown, cache bypassed) on the same Chromium, run by a
-  separate interpreter that has crawl4ai installed (never a project dependency); skipped
-  when that interpreter is missing.
+- ours: `homelab-ai serve` (no models) allowing the loopback site through crawl.allowed_hosts,
+  POST /api/crawl with wait_for_js true (the default) and false; probes on `text`.
+  --baseline-code DIR: a second service running DIR's frontend (e.g. a clean clone of an
+  older commit) is measured in the same run as "before".
+- crawl4ai: `AsyncWebCrawler.arun` (cache bypassed, PruningContentFilter markdown) with
+  wait_until networkidle and with its default, on the same Chromium binary (crawl4ai cannot
+  download browsers here), run by an interpreter of its own virtualenv (never a project
+  dependency): python3 -m venv /work/venvs/crawl4ai && /work/venvs/crawl4ai/bin/pip install
+  crawl4ai. Probes on fit_markdown (raw_markdown's in brackets). Skipped when missing.
+- bare: in this process, Playwright on the same Chromium (its default arguments): per URL a
+  new context and page, goto (load event), body innerText, close.
 
-Rounds interleave the crawlers; each figure is the median of the rounds. Exits 1 when ours
-misses its targets: concurrency 4 text only >= 1.5x the bare loop, and faster than
-concurrency 1.
+Exits 1 when ours misses its targets: wait_for_js costs a static article at most 150 ms of
+p50 over no wait, and ours keeps every body probe and leaks no boilerplate.
 """
 
 from __future__ import annotations
@@ -30,111 +32,101 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 from playwright.async_api import Browser, async_playwright
 
-from frontend.crawl.browser import CHROMIUM_FLAGS, DEBIAN_CHROMIUM
-from frontend.models.stubs import find_pids, resident_bytes
+from frontend.crawl.browser import DEBIAN_CHROMIUM
+from tools.bench_crawl_pages import KINDS, VARIANTS, Page, pages, probes, serve
 from tools.benchlib import closed_loop, running_service
 
-TARGET_RATIO = 1.5
-SETTINGS = [(1, False), (4, False), (1, True), (4, True)]  # (concurrency, screenshot)
-
-PARAGRAPH = (
-    "The heron stood in the shallow water of the mill pond for most of the morning, and "
-    "every few minutes it struck and came up with a small silver fish. "
-)
+WAIT_BUDGET_MS = 150.0
+DEFAULT_CRAWL4AI = Path("/work/venvs/crawl4ai/bin/python")
+Fetch = Callable[[str], Awaitable[str]]  # path -> text
 
 
-def article(index: int) -> bytes:
-    body = "".join(f"<p>{index}: {PARAGRAPH * 3}</p>" for _ in range(12))
-    nav = "".join(f'<a href="/section/{n}">Section {n}</a> ' for n in range(20))
-    return (
-        f"<!doctype html><html lang='en'><head><title>Article {index}</title>"
-        "<meta name='description' content='A benchmark article.'></head><body>"
-        f"<header><nav>{nav}</nav></header><main><article><h1>Article {index}</h1>{body}"
-        "</article></main><footer>Copyright. Privacy. Terms.</footer></body></html>"
-    ).encode()
+@dataclass
+class Figures:
+    c1: list[float] = field(default_factory=list)  # pages/s per round
+    c4: list[float] = field(default_factory=list)
+    static_ms: list[float] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)  # fidelity path -> text
+    extra: dict[str, str] = field(default_factory=dict)  # crawl4ai's raw markdown
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        digits = "".join(ch for ch in self.path if ch.isdigit())
-        data = article(int(digits or 0))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def order() -> list[str]:
+    """One pass: every page, kinds interleaved (article 0, js 0, ..., big 3)."""
+    return [f"/{k}/{v}" for v in range(VARIANTS) for k in KINDS]
 
 
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass  # the browser drops connections it no longer needs
-
-
-async def crawl_rate(
-    url: str, site: str, clients: int, pages: int, body: dict[str, object], first: int = 0
-) -> float:
-    """pages/s for `pages` crawls through the API spread over `clients` concurrent clients."""
-    timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-
-        async def call(index: int) -> int:
-            index += first
-            payload = {**body, "url": f"{site}/article/{index}"}
-            async with session.post(f"{url}/api/crawl", json=payload) as response:
-                result = await response.json()
-                if response.status != 200 or f"Article {index}" != result["title"]:
-                    raise RuntimeError(f"HTTP {response.status}: {str(result)[:200]}")
-                if body.get("screenshot") and not result.get("screenshot_base64"):
-                    raise RuntimeError("no screenshot")
-            return 1
-
-        return (await closed_loop(clients, None, call, calls=pages)).rate
-
-
-async def bare_rate(
-    browser: Browser, site: str, clients: int, pages: int, shot: bool, first: int = 0
-) -> float:
-    """The bare Playwright loop: per URL a fresh context and page, goto, content(), close."""
+async def measure(fetch: Fetch, figures: Figures) -> None:
+    """One pass at concurrency 1 (its texts kept for the probes), one at concurrency 4."""
+    paths = order()
+    texts: dict[str, str] = {}
 
     async def call(index: int) -> int:
-        index += first
+        texts[paths[index]] = await fetch(paths[index])
+        return 1
+
+    figures.c1.append((await closed_loop(1, None, call, calls=len(paths))).rate)
+    figures.c4.append((await closed_loop(4, None, call, calls=len(paths))).rate)
+    figures.texts = {f"/{k}/0": texts[f"/{k}/0"] for k in KINDS}
+
+
+async def static_p50(fetches: dict[str, Fetch], figures: dict[str, Figures], runs: int) -> None:
+    """p50 latency on a static article, the crawlers taking turns (a busy moment of the
+    machine falls on all of them alike)."""
+    latencies: dict[str, list[float]] = {name: [] for name in fetches}
+    for index in range(runs):
+        for name, fetch in fetches.items():
+            began = time.perf_counter()
+            await fetch(f"/article/{index % VARIANTS}")
+            latencies[name].append((time.perf_counter() - began) * 1000)
+    for name, values in latencies.items():
+        figures[name].static_ms.append(statistics.median(values))
+
+
+def ours(url: str, site: str, wait_for_js: bool) -> Fetch:
+    timeout = aiohttp.ClientTimeout(total=300)
+
+    async def fetch(path: str) -> str:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            payload = {"url": site + path, "wait_for_js": wait_for_js}
+            async with session.post(f"{url}/api/crawl", json=payload) as response:
+                result = await response.json()
+                if response.status != 200:
+                    raise RuntimeError(f"HTTP {response.status}: {str(result)[:200]}")
+                return str(result["text"])
+
+    return fetch
+
+
+def bare(browser: Browser, site: str) -> Fetch:
+    async def fetch(path: str) -> str:
         context = await browser.new_context()
         try:
             page = await context.new_page()
-            await page.goto(f"{site}/article/{index}")
-            html = await page.content()
-            if f"Article {index}" not in html:
-                raise RuntimeError(f"bare loop: wrong page for {index}")
-            if shot:
-                await page.screenshot(type="png")
+            await page.goto(site + path)
+            return await page.inner_text("body")
         finally:
             await context.close()
-        return 1
 
-    return (await closed_loop(clients, None, call, calls=pages)).rate
+    return fetch
 
 
-# Run by the crawl4ai interpreter: argv = chromium, site, plan (JSON list of
-# [clients, pages, screenshot, first index]); prints one line `RESULT [pages/s, ...]`.
+# Run by crawl4ai's interpreter: argv = chromium, site, JSON {paths, static_runs, rounds,
+# modes}; prints `RESULT {mode: {c1: [...], c4: [...], static_ms: [...], texts, raw}}`.
 CRAWL4AI_SCRIPT = """
-import asyncio, json, sys, time
+import asyncio, json, statistics, sys, time
 from crawl4ai import AsyncWebCrawler, BrowserConfig, CacheMode, CrawlerRunConfig
 from crawl4ai.browser_manager import BrowserManager
+from crawl4ai.content_filter_strategy import PruningContentFilter
+from crawl4ai.markdown_generation_strategy import DefaultMarkdownGenerator
 chromium, site, plan = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 build = BrowserManager._build_browser_args
 def with_chromium(self):
@@ -142,174 +134,188 @@ def with_chromium(self):
     args["executable_path"] = chromium
     return args
 BrowserManager._build_browser_args = with_chromium
-async def rate(crawler, clients, pages, shot, first):
-    config = CrawlerRunConfig(cache_mode=CacheMode.BYPASS, screenshot=shot, verbose=False)
-    counter = iter(range(first, first + pages))
+async def run(crawler, config, paths, clients):
+    counter, latencies, out = iter(paths), [], {}
     async def client():
-        for i in counter:
-            r = await crawler.arun(f"{site}/article/{i}", config=config)
-            if not r.success or f"Article {i}" not in (r.markdown or ""):
-                raise RuntimeError(f"crawl4ai failed: {r.error_message}")
-            if shot and not r.screenshot:
-                raise RuntimeError("crawl4ai: no screenshot")
+        for path in counter:
+            began = time.perf_counter()
+            r = await crawler.arun(site + path, config=config)
+            if not r.success:
+                raise RuntimeError(f"crawl4ai failed on {path}: {r.error_message}")
+            latencies.append((time.perf_counter() - began) * 1000)
+            out[path] = (r.markdown.fit_markdown or "", r.markdown.raw_markdown or "")
     began = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
-    return pages / (time.perf_counter() - began)
+    return len(paths) / (time.perf_counter() - began), statistics.median(latencies), out
 async def main():
+    result = {}
     async with AsyncWebCrawler(config=BrowserConfig(headless=True, verbose=False)) as crawler:
-        print("RESULT " + json.dumps([await rate(crawler, *step) for step in plan]))
+        for mode in plan["modes"]:
+            options = {"wait_until": "networkidle"} if mode == "networkidle" else {}
+            config = CrawlerRunConfig(cache_mode=CacheMode.BYPASS, verbose=False,
+                markdown_generator=DefaultMarkdownGenerator(content_filter=PruningContentFilter()),
+                **options)
+            await run(crawler, config, plan["paths"][:4], 4)  # warm-up
+            figures = result[mode] = {"c1": [], "c4": [], "static_ms": []}
+            for _ in range(plan["rounds"]):
+                rate, _, out = await run(crawler, config, plan["paths"], 1)
+                figures["c1"].append(rate)
+                figures["c4"].append((await run(crawler, config, plan["paths"], 4))[0])
+                statics = [f"/article/{i % 4}" for i in range(plan["static_runs"])]
+                figures["static_ms"].append((await run(crawler, config, statics, 1))[1])
+            figures["texts"] = {p: out[p][0] for p in plan["fidelity"]}
+            figures["raw"] = {p: out[p][1] for p in plan["fidelity"]}
+    print("RESULT " + json.dumps(result))
 asyncio.run(main())
 """
 
 
-def crawl4ai_rates(
-    python: Path, chromium: Path, site: str, plan: list[list[object]]
-) -> list[float] | None:
-    """crawl4ai's pages/s for each step of `plan`; None when it cannot run here."""
-    env = {"CRAWL4AI_NO_CLOUD_NOTICE": "1", "PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir()}
+def crawl4ai(
+    python: Path, chromium: Path, site: str, rounds: int, static_runs: int
+) -> dict[str, Figures]:
+    """crawl4ai's figures per mode; empty when it cannot run here."""
+    plan = {
+        "paths": order(),
+        "fidelity": [f"/{k}/0" for k in KINDS],
+        "rounds": rounds,
+        "static_runs": static_runs,
+        "modes": ["networkidle", "default"],
+    }
+    env = {"CRAWL4AI_NO_CLOUD_NOTICE": "1", "PATH": "/usr/bin:/bin", "HOME": tempfile.mkdtemp()}
     try:
         done = subprocess.run(
             [str(python), "-c", CRAWL4AI_SCRIPT, str(chromium), site, json.dumps(plan)],
             capture_output=True,
             text=True,
-            timeout=900,
+            timeout=1800,
             env=env,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         print(f"crawl4ai skipped: {exc}")
-        return None
+        return {}
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
-            rates: list[float] = json.loads(line[7:])
-            return rates
-    print(f"crawl4ai skipped (exit {done.returncode}): {done.stderr.strip()[-400:]}")
-    return None
+            found = json.loads(line[7:])
+            return {
+                mode: Figures(f["c1"], f["c4"], f["static_ms"], f["texts"], f["raw"])
+                for mode, f in found.items()
+            }
+    print(f"crawl4ai skipped (exit {done.returncode}): {done.stderr.strip()[-600:]}")
+    return {}
 
 
-def chromium_pss_mib() -> float:
-    pids = find_pids(lambda argv: bool(argv) and "chromium" in argv[0])
-    return resident_bytes(pids) / 2**20
-
-
-def _label(clients: int, shot: bool) -> str:
-    return f"c{clients} {'text + PNG' if shot else 'text only'}"
+def fidelity(texts: dict[str, str], site: dict[str, Page]) -> tuple[int, int, list[str]]:
+    """(body probes kept, boilerplate probes leaked, what went wrong per kind)."""
+    kept = leaked = 0
+    notes = []
+    for path, text in texts.items():
+        page = site[path]
+        k, lk = probes(text, page)
+        kept, leaked = kept + k, leaked + lk
+        if k < len(page.body) or lk:
+            kind = path.split("/")[1]
+            notes.append(f"{kind} -{len(page.body) - k}" + (f" +{lk}" if lk else ""))
+    return kept, leaked, notes
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=40, help="crawls per measurement")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--wait-for-js", action="store_true", help="ours with wait_for_js")
-    parser.add_argument(
-        "--chromium",
-        type=Path,
-        default=DEBIAN_CHROMIUM,
-        help="the Chromium binary of all crawlers (ours through crawl.chromium_path), e.g. "
-        "/usr/lib/chromium/chromium-headless-shell",
-    )
-    parser.add_argument(
-        "--crawl4ai-python",
-        type=Path,
-        default=Path("/tmp/c4ai/bin/python"),
-        help="an interpreter with crawl4ai installed (python3 -m venv /tmp/c4ai && "
-        "/tmp/c4ai/bin/pip install crawl4ai); skipped if missing",
-    )
+    parser.add_argument("--rounds", type=int, default=1, help="passes per crawler (median)")
+    parser.add_argument("--static-runs", type=int, default=15, help="static article crawls")
+    parser.add_argument("--baseline-code", type=Path, help="a checkout measured as 'before'")
+    parser.add_argument("--chromium", type=Path, default=DEBIAN_CHROMIUM)
+    parser.add_argument("--crawl4ai-python", type=Path, default=DEFAULT_CRAWL4AI)
     args = parser.parse_args()
-    server = QuietServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    site_pages = pages()
+    server = serve(site_pages)
     site = f"http://127.0.0.1:{server.server_address[1]}"
-    work = Path(tempfile.mkdtemp(prefix="bench-crawl-"))
     crawl = {
         "allowed_hosts": ["127.0.0.1"],
         "max_concurrent": 4,
         "max_queued": 16,
         "chromium_path": str(args.chromium),
     }
+    work = Path(tempfile.mkdtemp(prefix="bench-crawl-"))
+    codes: dict[str, Path | None] = {"": None}
+    if args.baseline_code:
+        codes["before: "] = args.baseline_code
     try:
-        with running_service(work, work / "data", {}, {"crawl": crawl}) as (url, _service):
-            return asyncio.run(_run(args, url, site))
+        with ExitStack() as stack:
+            urls = {}
+            for label, code in codes.items():
+                where = work / (label.strip(": ") or "after")
+                service = running_service(where, where / "data", {}, {"crawl": crawl}, None, code)
+                urls[label] = stack.enter_context(service)[0]
+            figures = asyncio.run(_measure_all(args, urls, site))
+        if args.crawl4ai_python.exists():
+            for mode, found in crawl4ai(
+                args.crawl4ai_python, args.chromium, site, args.rounds, args.static_runs
+            ).items():
+                figures[f"crawl4ai {mode}"] = found
+        else:
+            print(f"crawl4ai skipped: no {args.crawl4ai_python}")
     finally:
         server.shutdown()
+    return report(figures, site_pages, args)
 
 
-async def _run(args: argparse.Namespace, url: str, site: str) -> int:
-    names = ["ours", "bare", "bare+flags"]
-    use_c4ai = args.crawl4ai_python.exists()
-    if use_c4ai:
-        names.append("crawl4ai")
-    else:
-        print(f"crawl4ai skipped: no {args.crawl4ai_python}")
-    rates: dict[tuple[str, int, bool], list[float]] = {}
-    pages = args.pages
+async def _measure_all(
+    args: argparse.Namespace, urls: dict[str, str], site: str
+) -> dict[str, Figures]:
+    fetches: dict[str, Fetch] = {}
+    for label, url in urls.items():
+        fetches[f"{label}ours, wait_for_js"] = ours(url, site, True)
+        fetches[f"{label}ours, no JS wait"] = ours(url, site, False)
     async with async_playwright() as playwright:
-        bare = await playwright.chromium.launch(executable_path=args.chromium)
-        tuned = await playwright.chromium.launch(
-            executable_path=args.chromium, args=list(CHROMIUM_FLAGS)
-        )
-        body = {"wait_for_js": args.wait_for_js}
-        await crawl_rate(url, site, 4, 8, body)  # launches the browser
-        for browser in (bare, tuned):
-            await bare_rate(browser, site, 4, 8, False)
+        browser = await playwright.chromium.launch(executable_path=args.chromium)
+        fetches["bare Playwright loop"] = bare(browser, site)
+        figures = {name: Figures() for name in fetches}
+        for fetch in fetches.values():  # launches the browsers
+            await asyncio.gather(*(fetch(f"/article/{i}") for i in range(4)))
         for round_ in range(args.rounds):
-            began = time.perf_counter()
-            first = (round_ + 1) * 10_000
-            for clients, shot in SETTINGS:
-                key = (clients, shot)
-                shot_body = {**body, "screenshot": shot}
-                measured = {
-                    "ours": await crawl_rate(url, site, clients, pages, shot_body, first),
-                    "bare": await bare_rate(bare, site, clients, pages, shot, first),
-                    "bare+flags": await bare_rate(tuned, site, clients, pages, shot, first),
-                }
-                for name, value in measured.items():
-                    rates.setdefault((name, *key), []).append(value)
-            if use_c4ai:
-                plan: list[list[object]] = [[4, 8, False, 0]]  # warm-up
-                plan += [[c, pages, s, first] for c, s in SETTINGS]
-                c4ai = await asyncio.to_thread(
-                    crawl4ai_rates, args.crawl4ai_python, args.chromium, site, plan
-                )
-                if c4ai is None:
-                    use_c4ai = False
-                    names.remove("crawl4ai")
-                else:
-                    for (clients, shot), value in zip(SETTINGS, c4ai[1:], strict=True):
-                        rates.setdefault(("crawl4ai", clients, shot), []).append(value)
-            print(
-                f"round {round_ + 1} ({time.perf_counter() - began:.0f} s): "
-                + "; ".join(
-                    f"{_label(c, s)}: "
-                    + ", ".join(f"{n} {rates[(n, c, s)][-1]:.2f}" for n in names)
-                    for c, s in SETTINGS
-                )
-            )
-        pss = chromium_pss_mib()
-        await bare.close()
-        await tuned.close()
-    median = {key: statistics.median(values) for key, values in rates.items()}
+            for name, fetch in fetches.items():
+                await measure(fetch, figures[name])
+                print(f"round {round_ + 1}: {name} measured", flush=True)
+            await static_p50(fetches, figures, args.static_runs)
+        await browser.close()
+    return figures
+
+
+def report(figures: dict[str, Figures], site: dict[str, Page], args: argparse.Namespace) -> int:
+    bodies = sum(len(site[f"/{k}/0"].body) for k in KINDS)
+    boiler = sum(len(site[f"/{k}/0"].boilerplate) for k in KINDS)
     print(
-        f"\nArticle pages on loopback, pages/s (median of {args.rounds} rounds, {pages} pages "
-        f"each); {args.chromium}; ours with wait_for_js={args.wait_for_js}; ratios to the "
-        "bare loop\n"
+        f"\n{len(KINDS)} kinds x {VARIANTS} pages on loopback ({', '.join(KINDS)}), "
+        f"median of {args.rounds} round(s); p50 of {args.static_runs} static article crawls; "
+        f"{args.chromium}\n"
     )
-    print("| setting | " + " | ".join(names) + " |")
-    print("| --- |" + " --- |" * len(names))
-    for clients, shot in SETTINGS:
-        base = median[("bare", clients, shot)]
-        cells = []
-        for name in names:
-            value = median[(name, clients, shot)]
-            cells.append(f"{value:.2f}" + ("" if name == "bare" else f" ({value / base:.2f}x)"))
-        print(f"| {_label(clients, shot)} | " + " | ".join(cells) + " |")
-    print(f"\nChromium PSS after the run (all browsers still open): {pss:.0f} MiB")
-    ratio = median[("ours", 4, False)] / median[("bare", 4, False)]
-    scales = median[("ours", 4, False)] > median[("ours", 1, False)]
     print(
-        f"target: ours c4 text only {ratio:.2f}x the bare loop (>= {TARGET_RATIO}x: "
-        f"{'met' if ratio >= TARGET_RATIO else 'MISSED'}); c4 faster than c1: "
-        f"{'yes' if scales else 'NO'}"
+        f"| crawler | c=1 pages/s | c=4 pages/s | p50 static article | body probes kept "
+        f"(of {bodies}) | boilerplate leaked (of {boiler}) | misses |"
     )
-    return 0 if ratio >= TARGET_RATIO and scales else 1
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, f in figures.items():
+        kept, leaked, notes = fidelity(f.texts, site)
+        if f.extra:
+            raw_kept, raw_leaked, _ = fidelity(f.extra, site)
+            kept_cell, leak_cell = f"{kept} ({raw_kept} raw)", f"{leaked} ({raw_leaked} raw)"
+        else:
+            kept_cell, leak_cell = str(kept), str(leaked)
+        print(
+            f"| {name} | {statistics.median(f.c1):.2f} | {statistics.median(f.c4):.2f} | "
+            f"{statistics.median(f.static_ms):.0f} ms | {kept_cell} | {leak_cell} | "
+            f"{', '.join(notes) or '-'} |"
+        )
+    wait, hurry = figures["ours, wait_for_js"], figures["ours, no JS wait"]
+    cost = statistics.median(wait.static_ms) - statistics.median(hurry.static_ms)
+    kept, leaked, _ = fidelity(wait.texts, site)
+    met = cost <= WAIT_BUDGET_MS and kept == bodies and leaked == 0
+    print(
+        f"\ntarget: wait_for_js costs a static article {cost:.0f} ms of p50 (<= "
+        f"{WAIT_BUDGET_MS:.0f}); ours keeps {kept}/{bodies} body probes, leaks {leaked}: "
+        f"{'met' if met else 'MISSED'}"
+    )
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
