@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +18,17 @@ import pytest
 from openai import OpenAI
 from PIL import Image
 
+from frontend.app import create_app
+from frontend.core.config import Settings
+from frontend.models.cache import snapshot_path
+from frontend.triton.embedded import EmbeddedTriton
+from tests.fake_hub import FakeHub
+from tests.integration.conftest import serve_app
 from tests.integration.fixtures import RunningApi
+from tools.build_test_models import TINY_LLAVA
 
 MODEL = "tiny-llava"
+PULLED = "acme/tiny-vlm"  # the tiny LLaVA as the fake hub serves it to /api/pull
 ANSWER = {"enum": ["cat", "dog", "bird"]}  # a few tokens: fits the test limit of 16
 PET = {
     "type": "object",
@@ -171,3 +181,42 @@ def test_a_schema_on_a_wordpiece_model_is_refused(client: httpx.Client) -> None:
     response = client.post("/api/generate", json={**body, "stream": False})
     assert response.status_code == 400, response.text
     assert "cannot constrain" in response.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def pull_api(settings: Settings, triton: EmbeddedTriton, tmp_path_factory: Any) -> Iterator[Any]:
+    """A frontend of its own, with an empty cache, over a fake hub that serves the tiny LLaVA
+    under another id: (its URL, its hub cache folder)."""
+    snapshot = snapshot_path(settings.models_dir / "hub", TINY_LLAVA)
+    assert snapshot is not None
+    data_dir = tmp_path_factory.mktemp("pull-data")
+    with FakeHub({PULLED: snapshot}, chunk_size=4096) as hub:
+        own = settings.model_copy(
+            deep=True,
+            update={
+                "data_dir": data_dir,
+                "hub": settings.hub.model_copy(update={"endpoint": hub.url}),
+                "triton": settings.triton.model_copy(update={"url": triton.grpc_url}),
+            },
+        )
+        server, thread, url = serve_app(create_app(own))
+        yield url, data_dir / "models" / "hub", Path(snapshot)
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_ollama_pull_downloads_with_progress_lines(pull_api: Any) -> None:
+    url, hub, source = pull_api
+    lines = list(ollama.Client(host=url, timeout=120).pull(PULLED, stream=True))
+    statuses = [line.status for line in lines]
+    assert statuses[0] == "pulling manifest" and statuses[-1] == "success"
+    progress = [line for line in lines if line.total]
+    assert progress and progress[-1].completed == progress[-1].total  # the whole download
+    done = [line.completed or 0 for line in progress]
+    assert done == sorted(done)  # it only grows
+    pulled = snapshot_path(hub, PULLED)
+    assert pulled is not None
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        assert (Path(pulled) / name).read_bytes() == (source / name).read_bytes()
+    again = ollama.Client(host=url, timeout=120).pull(PULLED, stream=False)
+    assert again.status == "success"  # already in the cache
