@@ -205,7 +205,7 @@ def models_page(current: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the page is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a page is stale")
     args = parser.parse_args(argv)
     models = MODELS_PAGE.read_text()
     pages = {PAGE: render(), MODELS_PAGE: models_page(models)}
