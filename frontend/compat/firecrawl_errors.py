@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from frontend.compat.openai_errors import FIRECRAWL_V1, ErrorRewriteMiddleware
+from frontend.compat.openai_errors import FIRECRAWL_V1, ErrorRewriteMiddleware, envelope_error
 from frontend.core.openapi import use_error_shape
 
 PREFIXES = ("/v2/scrape", "/v2/map", "/v2/crawl", "/v2/batch/", *FIRECRAWL_V1)
@@ -32,11 +32,8 @@ def is_firecrawl_path(path: str) -> bool:
 
 def firecrawl_error(status: int, body: bytes) -> tuple[int, bytes]:
     """Our envelope as Firecrawl's (and the status Firecrawl gives); anything else as it is."""
-    try:
-        error = orjson.loads(body).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        return status, body
-    if not isinstance(error, dict) or "message" not in error:
+    error = envelope_error(body)
+    if error is None:
         return status, body
     code = str(error.get("code", ""))
     shaped: dict[str, Any] = {

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from frontend.compat.ollama import LISTED
 from frontend.compat.ollama_chat import NDJSON
-from frontend.compat.openai_errors import ErrorRewriteMiddleware
+from frontend.compat.openai_errors import ErrorRewriteMiddleware, envelope_error
 from frontend.core.config import Task
 from frontend.core.deps import DownloadsDep, ModelServiceDep, RegistryDep
 from frontend.core.errors import InvalidRequest, ModelNotFound, json_response
@@ -162,11 +162,8 @@ async def pull(
 
 def ollama_error(body: bytes) -> bytes:
     """Our envelope as Ollama's {"error": message}; anything else is left as it is."""
-    try:
-        error = orjson.loads(body).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        return body
-    if not isinstance(error, dict) or "message" not in error:
+    error = envelope_error(body)
+    if error is None:
         return body
     return orjson.dumps({"error": str(error["message"])})
 

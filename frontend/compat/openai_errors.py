@@ -38,13 +38,19 @@ _TYPES = {
 }
 
 
-def openai_error(status: int, body: bytes) -> bytes:
-    """Our envelope as OpenAI's; anything else is left as it is."""
+def envelope_error(body: bytes) -> dict[str, Any] | None:
+    """The `error` object of our envelope in a response body; None for any other body."""
     try:
         error = orjson.loads(body).get("error")
     except (orjson.JSONDecodeError, AttributeError):
-        return body
-    if not isinstance(error, dict) or "message" not in error:
+        return None
+    return error if isinstance(error, dict) and "message" in error else None
+
+
+def openai_error(status: int, body: bytes) -> bytes:
+    """Our envelope as OpenAI's; anything else is left as it is."""
+    error = envelope_error(body)
+    if error is None:
         return body
     details: dict[str, Any] = error.get("details") or {}
     problems = details.get("errors") or []
