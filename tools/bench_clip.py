@@ -21,6 +21,8 @@ import asyncio
 import base64
 import io
 import json
+import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -163,6 +165,9 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-clip-"))
     data_dir = work / "data"
+    print(
+        f"load average: {', '.join(f'{v:.1f}' for v in os.getloadavg())} ({os.cpu_count()} cores)"
+    )
     started = time.perf_counter()
     snapshot = build_model(work, data_dir)
     print(f"random ViT-B-32 in Immich's layout built in {time.perf_counter() - started:.0f} s")
@@ -204,9 +209,15 @@ def main() -> int:
             rounds.append(run_round(index, groups))
             line = ", ".join(f"{k} {v:.1f}" for k, v in rounds[-1].items())
             print(f"round {index + 1}: {line} images/s")
-        before = cpu_seconds(service.pid)
-        _, calls = asyncio.run(api_rate(url, "predict", files, 8, args.seconds))
-        cpu = cpu_per_call(before, cpu_seconds(service.pid), calls)
+        cpu = {}
+        for route in ("predict", "embed"):
+            before = cpu_seconds(service.pid)
+            _, calls = asyncio.run(api_rate(url, route, files, 8, args.seconds))
+            cpu[route] = cpu_per_call(before, cpu_seconds(service.pid), calls)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        started, rate = own.ru_utime + own.ru_stime, in_process(clip, files, 8, args.seconds)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        in_process_ms = (own.ru_utime + own.ru_stime - started) * 1000 / (rate * args.seconds)
 
     rates = median_rates(rounds)
     print(f"\nViT-B-32 shape (random weights), {threads} ORT thread(s); medians of {args.rounds}")
@@ -222,7 +233,11 @@ def main() -> int:
                 f"  {route} c={clients} / in-process batch {clients}: {ratio:.2f}"
                 f"  (target >= {target}) {verdict}"
             )
-    print(f"  CPU ms per /predict call at c=8: {cpu}")
+    print("CPU ms per image (less sensitive to other load than the rates):")
+    print(f"  in-process batch 8: {in_process_ms:.1f}")
+    for route, text in cpu.items():
+        print(f"  /{'predict' if route == 'predict' else 'api/embed'} c=8: {text}")
+    print(f"load average at the end: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     return 0
 
 

@@ -23,6 +23,8 @@ from frontend.core.config import ModelEntry, Task
 from frontend.core.errors import APIError
 from frontend.embed import images
 from frontend.embed.images import Picture
+from frontend.images.clip_inputs import Geometry, decode_sized_for, model_geometry
+from frontend.models.cache import snapshot_path
 from frontend.models.registry import ModelRegistry
 from frontend.triton.codecs import image_input, strings
 
@@ -154,7 +156,7 @@ async def predict(request: Request) -> Response:
         registry: ModelRegistry = request.app.state.registry
         if image is None and text is None:
             raise ImmichError(400, "Either image or text must be provided")
-        picture = (await images.decode_pictures(request.app, [image]))[0] if image else None
+        picture = await _picture(request, registry, entries, image) if image else None
         response: dict[str, Any] = {}
         for task, types in entries.items():
             response[task] = await _run(registry, request, task, types, picture, text)
@@ -165,6 +167,32 @@ async def predict(request: Request) -> Response:
     except APIError as exc:  # a bad image, a model that failed: its status, Immich's shape
         return _answer({"detail": exc.message}, exc.status)
     return _answer(response)
+
+
+async def _picture(
+    request: Request, registry: ModelRegistry, entries: dict[str, Any], image: bytes
+) -> Picture:
+    """The decoded image; for a CLIP image vector alone (Immich's smart search), already at
+    the model's input size (frontend.images.clip_inputs: the same vector, far fewer bytes)."""
+    geometry = _clip_geometry(registry, entries)
+    if geometry is None:
+        return (await images.decode_pictures(request.app, [image]))[0]
+    pixels, height, width = await decode_sized_for(request.app, image, geometry)
+    return Picture(pixels, height, width)
+
+
+def _clip_geometry(registry: ModelRegistry, entries: dict[str, Any]) -> Geometry | None:
+    """Faces and OCR need the whole image: only a request for clip visual alone is sized."""
+    clip = entries.get("clip", {})
+    visual = clip.get("visual")
+    if len(entries) != 1 or len(clip) != 1 or visual is None:
+        return None
+    try:
+        model = resolve(registry, visual["modelName"], Task.IMAGE_EMBEDDING)
+    except ImmichError:
+        return None  # answered by _run, after the image is checked
+    snapshot = snapshot_path(registry.hub_dir, model.hf_model)
+    return model_geometry(snapshot) if snapshot is not None else None
 
 
 async def _run(

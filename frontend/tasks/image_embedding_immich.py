@@ -75,12 +75,15 @@ class ImmichVisualPreprocess:
         if self.mode not in ("shortest", "squash"):
             raise ValueError(f"unsupported resize_mode {self.mode!r} in preprocess_cfg.json")
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        image = Image.fromarray(rgb)
+    def geometry(self, image: Image.Image) -> Image.Image:
+        """The resize and crop to size x size. Applied to its own output it changes nothing
+        (PIL copies an image resized to its own size), so the frontend may apply it first."""
         if self.mode == "squash":
-            image = image.resize((self.size, self.size), resample=self.resample)
-        else:
-            image = center_crop(resize_shortest(image, self.size, self.resample), self.size)
+            return image.resize((self.size, self.size), resample=self.resample)
+        return center_crop(resize_shortest(image, self.size, self.resample), self.size)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        image = self.geometry(Image.fromarray(rgb))
         pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
         pixels *= 1.0 / self.std
         pixels -= self.mean / self.std
@@ -131,11 +134,7 @@ class ImmichClip:
         return self._run(self.visual, {self.visual_input.name: pixels})
 
     def _resized_uint8(self, images: list[np.ndarray]) -> np.ndarray:
-        size, resample = self.preprocess.size, self.preprocess.resample
-        crops = [
-            center_crop(resize_shortest(Image.fromarray(image), size, resample), size)
-            for image in images
-        ]
+        crops = [self.preprocess.geometry(Image.fromarray(image)) for image in images]
         return np.stack([np.asarray(crop.convert("RGB")) for crop in crops])
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:

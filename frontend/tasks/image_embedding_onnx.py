@@ -76,10 +76,23 @@ class ProcessorSpec:
         target = (size, new_long) if width <= height else (new_long, size)
         return image.resize(target, resample=self.resample)
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+    @property
+    def idempotent(self) -> bool:
+        """Whether geometry() of its own output changes nothing (so it may run beforehand):
+        not when the crop is smaller than the resize (CLIP's 256 px resize, 224 px crop)."""
+        if self.crop is None:
+            return True
+        if self.resize_to is not None:
+            return list(self.crop) == list(self.resize_to)
+        return self.shortest_edge is None or list(self.crop) == [self.shortest_edge] * 2
+
+    def geometry(self, rgb: np.ndarray) -> np.ndarray:
+        """The resize and the crop, uint8 RGB in and out."""
         pixels = np.asarray(self._resized(Image.fromarray(rgb)))
-        if self.crop is not None:
-            pixels = center_crop(pixels, *self.crop)
+        return center_crop(pixels, *self.crop) if self.crop is not None else pixels
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        pixels = self.geometry(rgb)
         out = pixels.astype(np.float32)
         if self.rescale is not None:
             out = (pixels.astype(np.float64) * self.rescale).astype(np.float32)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,46 @@ def test_a_transformers_clip_serves_torch_free_and_matches_transformers(
         assert np.min(np.sum(ours * theirs, axis=1)) >= 0.9999
     torch_task = ImageEmbeddingTask(TINY_CLIP, engine="torch")
     assert torch_task.engine == "torch"
+
+
+IMMICH_CONFIGS = [
+    {"size": [32, 32], "mean": CLIP_MEAN, "std": CLIP_STD, "interpolation": "bicubic"},
+    {"size": 24, "mean": [0.5] * 3, "std": [0.5] * 3, "resize_mode": "squash"},
+]
+TRANSFORMERS_SPECS = [
+    {"shortest_edge": 32, "crop": [32, 32], "resample": 3, "rescale": 1 / 255,
+     "mean": CLIP_MEAN, "std": CLIP_STD},
+    {"resize_to": [24, 24], "resample": 2, "rescale": 1 / 255, "mean": [0.5] * 3,
+     "std": [0.5] * 3},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("config", IMMICH_CONFIGS)
+@pytest.mark.parametrize("index", range(len(IMAGES)))
+def test_sizing_first_gives_immichs_exact_input(config: dict[str, Any], index: int) -> None:
+    """What the sandbox sends (frontend.images.clip_inputs) preprocesses to the same bits."""
+    from frontend.images.clip_inputs import Geometry
+    from frontend.tasks.image_embedding_immich import ImmichVisualPreprocess
+
+    preprocess = ImmichVisualPreprocess(config)
+    sized = Geometry("immich", json.dumps(config)).apply(IMAGES[index])
+    assert sized.shape[:2] == (preprocess.size, preprocess.size)
+    np.testing.assert_array_equal(preprocess(sized), preprocess(IMAGES[index]))
+
+
+@pytest.mark.parametrize("spec", TRANSFORMERS_SPECS)
+@pytest.mark.parametrize("index", range(len(IMAGES)))
+def test_sizing_first_gives_the_exported_models_exact_input(
+    spec: dict[str, Any], index: int
+) -> None:
+    from frontend.images.clip_inputs import Geometry
+
+    processor = ProcessorSpec(spec)
+    assert processor.idempotent
+    sized = Geometry("transformers", json.dumps(spec)).apply(IMAGES[index])
+    np.testing.assert_array_equal(processor(sized), processor(IMAGES[index]))
+
+
+def test_a_crop_smaller_than_the_resize_is_not_sized_first() -> None:
+    spec = {"shortest_edge": 256, "crop": [224, 224], "resample": 3}
+    assert not ProcessorSpec(spec).idempotent
