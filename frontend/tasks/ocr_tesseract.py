@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from frontend.tasks.ocr import OcrLine, OcrResult, _rgb, ordered_result
 from frontend.tasks.ocr_languages import (
     debian_package,
     installed_languages,
     parse_lang,
     tessdata_dir,
 )
+from frontend.tasks.ocr_result import OcrLine, OcrResult, ordered_result, rgb
 
 DEFAULT_LANGUAGE = "eng"
 # Each language set is one initialised Tesseract (the traineddata of `deu+eng` loaded once,
@@ -83,10 +83,10 @@ class TesseractEngine:
         return api
 
     def _read_one(self, api: Any, image: np.ndarray) -> OcrResult:
-        rgb = _rgb(image)
-        height, width = rgb.shape[:2]
+        pixels = rgb(image)
+        height, width = pixels.shape[:2]
         # Raw pixels: SetImage(PIL) would encode and decode the page once more.
-        api.SetImageBytes(rgb.tobytes(), width, height, 3, 3 * width)
+        api.SetImageBytes(pixels.tobytes(), width, height, 3, 3 * width)
         api.Recognize()
         tsv = api.GetTSVText(0)
         api.Clear()

@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from frontend.tasks.ocr import FULLWIDTH_ALNUM, OcrEngine, RapidOcrEngine, load_ocr_engine
+from frontend.tasks.ocr import OcrEngine, RapidOcrEngine, load_ocr_engine
 from frontend.tasks.ocr_layout import layout, page_skew
+from frontend.tasks.ocr_rapid import FULLWIDTH_ALNUM
 from tests import ocr_pages
 
 

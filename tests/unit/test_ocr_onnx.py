@@ -10,9 +10,10 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from frontend.tasks import ocr
-from frontend.tasks.ocr import DET_MODEL, REC_MODEL, RapidOcrEngine, load_ocr_engine
+from frontend.tasks import ocr_rapid
+from frontend.tasks.ocr import RapidOcrEngine, load_ocr_engine
 from frontend.tasks.ocr_onnx import HARDSWISH_OPSET, fuse, fused_model_bytes
+from frontend.tasks.ocr_rapid import DET_MODEL, REC_MODEL
 from tests import ocr_pages
 
 
@@ -70,12 +71,12 @@ def test_int8_recogniser_that_misreads_the_probe_is_refused(
     # No misread allowed at all (not even 0 of 24 lines): the quantized model is refused, a
     # marker keeps later loads from quantizing again, and recognition stays fp32.
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    monkeypatch.setattr(ocr, "INT8_PROBE_MISREAD", -1)
+    monkeypatch.setattr(ocr_rapid, "INT8_PROBE_MISREAD", -1)
     engine = load_ocr_engine("rapidocr/PP-OCRv4")
     assert isinstance(engine, RapidOcrEngine) and engine.precision == "fp32"
     [marker] = (tmp_path / "rapidocr").glob("*.refused")
     assert (tmp_path / "rapidocr" / marker.name.replace(".refused", ".onnx")).exists()
-    monkeypatch.setattr(ocr, "INT8_PROBE_MISREAD", 24)
+    monkeypatch.setattr(ocr_rapid, "INT8_PROBE_MISREAD", 24)
     assert load_ocr_engine("rapidocr/PP-OCRv4").precision == "fp32"  # type: ignore[attr-defined]
 
 

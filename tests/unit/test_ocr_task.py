@@ -11,16 +11,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 from frontend.tasks.common import ModelNotDownloaded
 from frontend.tasks.ocr import (
-    TROCR_MAX_NEW_TOKENS,
     OcrEngine,
     OcrLine,
     OcrResult,
     RapidOcrEngine,
     TrOcrEngine,
-    _line_crops,
     load_ocr_engine,
     reading_order,
 )
+from frontend.tasks.ocr_rapid_steps import line_crops
+from frontend.tasks.ocr_trocr import TROCR_MAX_NEW_TOKENS
 from tools.build_test_models import TINY_TROCR, build_test_models
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -180,13 +180,13 @@ def test_trocr_missing_model(models_home: Path, monkeypatch: pytest.MonkeyPatch)
         load_ocr_engine("microsoft/trocr-base-printed")
 
 
-def test_line_crops_straighten_boxes_and_turn_tall_ones_upright() -> None:
+def testline_crops_straighten_boxes_and_turn_tall_ones_upright() -> None:
     # A gradient image: each crop must hold exactly the pixels its box covers.
     ys, xs = np.mgrid[0:100, 0:200]
     image = np.stack([xs, ys, np.zeros_like(xs)], axis=2).astype(np.uint8)
     wide = np.array([[20, 10], [120, 10], [120, 30], [20, 30]], np.float32)
     tall = np.array([[150, 5], [160, 5], [160, 95], [150, 95]], np.float32)
-    flat, upright = _line_crops(image, [wide, tall])
+    flat, upright = line_crops(image, [wide, tall])
     assert flat.shape == (20, 100, 3)
     assert np.array_equal(flat[:, :, 0], np.broadcast_to(np.arange(20, 120), (20, 100)))
     assert np.array_equal(flat[:, 0, 1], np.arange(10, 30))
@@ -196,9 +196,9 @@ def test_line_crops_straighten_boxes_and_turn_tall_ones_upright() -> None:
     assert np.array_equal(upright[:, 0, 0], np.arange(159, 149, -1))
 
 
-def test_rapidocr_cuts_crops_with_line_crops(rapid: OcrEngine) -> None:
+def test_rapidocr_cuts_crops_withline_crops(rapid: OcrEngine) -> None:
     assert isinstance(rapid, RapidOcrEngine)
-    assert rapid.engine.get_crop_img_list is _line_crops
+    assert rapid.engine.get_crop_img_list is line_crops
 
 
 def test_result_is_plain_data() -> None:
