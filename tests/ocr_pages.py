@@ -188,3 +188,105 @@ def cer(found: str, truth: str) -> float:
             )
         previous = current
     return previous[-1] / max(1, len(b))
+
+
+def _noisy(image: Image.Image, sigma: float, seed: int) -> Image.Image:
+    """Gaussian pixel noise of `sigma` grey levels (a phone camera's sensor noise)."""
+    rng = np.random.default_rng(seed)
+    pixels = np.asarray(image, np.float32) + rng.normal(0.0, sigma, (*image.size[::-1], 1))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def ui_text() -> tuple[np.ndarray, str]:
+    """A settings dialog in 11-13 px UI print: a title bar, labels with values, buttons."""
+    image = Image.new("RGB", (720, 420), (246, 246, 248))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, 720, 30), fill=(222, 224, 228))
+    draw.text((14, 8), "Network preferences", fill=(30, 30, 30), font=font(13))
+    rows = sentences(10, 4, 11)
+    truth = ["Network preferences"]
+    for i, text in enumerate(rows):
+        size = (11, 12, 13)[i % 3]
+        label, value = text.rsplit(" ", 1)
+        y = 52 + 30 * i
+        draw.text((24, y), label, fill=(50, 50, 50), font=font(size))
+        draw.text((420, y), value, fill=(20, 20, 20), font=font(size))
+        truth.append(f"{label} {value}")
+    for x, text in ((420, "Cancel"), (540, "Apply")):
+        draw.rounded_rectangle((x, 370, x + 90, 396), 5, fill=(210, 214, 220))
+        draw.text((x + 22, 377), text, fill=(20, 20, 20), font=font(12))
+    truth.append("Cancel Apply")
+    return np.asarray(image), "\n".join(truth)
+
+
+def low_contrast() -> tuple[np.ndarray, str]:
+    """Light grey print on a slightly darker grey (a faded copy)."""
+    lines = sentences(8, 5, 12)
+    image = Image.new("RGB", (900, 60 + 44 * len(lines)), (200, 200, 200))
+    draw = ImageDraw.Draw(image)
+    for i, text in enumerate(lines):
+        draw.text((40, 30 + 44 * i), text, fill=(150, 150, 150), font=font(26))
+    return np.asarray(image), "\n".join(lines)
+
+
+def blurred_noisy(sigma: float) -> tuple[np.ndarray, str]:
+    """A paragraph of 20 px print under a Gaussian blur of `sigma` px, plus sensor noise."""
+    lines = sentences(8, 6, 13)
+    page = _page(
+        (820, 50 + 34 * len(lines)), [(30, 25 + 34 * i, t) for i, t in enumerate(lines)], 20
+    )
+    soft = page.filter(ImageFilter.GaussianBlur(sigma))
+    return np.asarray(_noisy(soft, 10.0, seed=int(sigma * 10))), "\n".join(lines)
+
+
+def white_on_dark() -> tuple[np.ndarray, str]:
+    """White and light grey print on a dark panel (a dark-mode screen)."""
+    lines = sentences(7, 5, 14)
+    image = Image.new("RGB", (860, 50 + 42 * len(lines)), (32, 34, 40))
+    draw = ImageDraw.Draw(image)
+    for i, text in enumerate(lines):
+        ink = (255, 255, 255) if i % 2 == 0 else (200, 204, 210)
+        draw.text((30, 25 + 42 * i), text, fill=ink, font=font(22))
+    return np.asarray(image), "\n".join(lines)
+
+
+def banner() -> tuple[np.ndarray, str]:
+    """A web banner: a headline and a tagline on a left-to-right colour gradient."""
+    width, height = 1200, 260
+    ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
+    start, end = np.array([20, 60, 140], np.float32), np.array([120, 20, 110], np.float32)
+    pixels = np.broadcast_to(start + (end - start) * ramp, (height, width, 3))
+    image = Image.fromarray(pixels.astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    headline, tagline = "Winter market opens Monday", "fresh bread, orange tea and stone ovens"
+    draw.text((60, 60), headline, fill="white", font=font(56))
+    draw.text((60, 160), tagline, fill=(255, 230, 160), font=font(28))
+    return np.asarray(image), f"{headline}\n{tagline}"
+
+
+def small_paragraph() -> tuple[np.ndarray, str]:
+    """A paragraph of 11 px print, 14 px apart (a footnote or terms text)."""
+    lines = sentences(12, 9, 15)
+    placed = [(20, 16 + 15 * i, t) for i, t in enumerate(lines)]
+    return np.asarray(_page((560, 36 + 15 * len(lines)), placed, 11)), "\n".join(lines)
+
+
+def peer_set() -> list[tuple[str, tuple[np.ndarray, str]]]:
+    """Issue #26's 13 kinds (the peers' comparison): a receipt, small UI text, two columns,
+    rotations of 7 and -5 degrees, low contrast, blur 1.2 and 1.5 with noise, white on dark,
+    a dense page, an invoice table, a banner on a gradient and an 11 px paragraph."""
+    return [
+        ("receipt", receipt()),
+        ("small UI text", ui_text()),
+        ("two columns", two_columns()),
+        ("rotated 7", rotated(7)),
+        ("rotated -5", rotated(-5)),
+        ("low contrast", low_contrast()),
+        ("blur 1.2 + noise", blurred_noisy(1.2)),
+        ("blur 1.5 + noise", blurred_noisy(1.5)),
+        ("white on dark", white_on_dark()),
+        ("dense 3000x2000", dense()),
+        ("invoice table", table()),
+        ("banner", banner()),
+        ("11 px paragraph", small_paragraph()),
+    ]

@@ -5,6 +5,7 @@ of 8 images vs 8 sequential requests) with the tiny BLIP.
     python -m tools.bench_images [--seconds 8] [--rounds 3] [--clients 4]
                                  [--passes 2] [--concurrency 1 4] [--no-tesseract]
                                  [--tesseract-only] [--layout INSTANCESxTHREADS]
+                                 [--pages peers|issue16]
 
 Builds the tiny test models into a temporary data dir, starts `homelab-ai serve` with
 RapidOCR (instances x threads as config.yaml ships it, or --layout's) and the tiny BLIP, and prints
@@ -36,6 +37,7 @@ from tools.benchlib import closed_loop, running_service
 from tools.build_test_models import build_test_models
 from tools.tesseract_bench import (
     INSTALL_HINT,
+    PAGE_SETS,
     compare,
     document_pages,
     report,
@@ -161,6 +163,9 @@ def main() -> int:
         help="only the /api/ocr vs Tesseract comparison (no in-process rounds, no captions)",
     )
     parser.add_argument(
+        "--pages", choices=sorted(PAGE_SETS), default="peers", help="the page set for Tesseract"
+    )
+    parser.add_argument(
         "--layout",
         type=layout,
         help="RapidOCR's instances x threads instead of config.yaml's, e.g. 2x1 or 1x2",
@@ -200,7 +205,7 @@ def main() -> int:
         binary = None if args.no_tesseract else tesseract_binary()
         if binary is None and not args.no_tesseract:
             print(f"tesseract not found, skipping its column; install it with: {INSTALL_HINT}")
-        doc_pages = document_pages()
+        doc_pages = document_pages(args.pages)
         ours, theirs = asyncio.run(
             compare(url, service.pid, binary, doc_pages, work, args.concurrency, args.passes)
         )

@@ -26,7 +26,7 @@ from PIL import Image
 
 from tests import ocr_pages
 from tests.images import encode
-from tools.benchlib import closed_loop
+from tools.benchlib import closed_loop, cpu_seconds
 
 INSTALL_HINT = "apt-get install -y tesseract-ocr  (Debian/Ubuntu; tesseract 5.x, English)"
 
@@ -52,6 +52,8 @@ class EngineResult:
     seconds: dict[str, float] = field(default_factory=dict)
     # totals over the runs so far, per concurrency: calls, wall seconds, CPU seconds
     totals: dict[int, tuple[int, float, float]] = field(default_factory=dict)
+    # the service's CPU seconds by part (frontend, tritonserver, model stubs), per concurrency
+    parts: dict[int, dict[str, float]] = field(default_factory=dict)
 
     def record(self, clients: int, calls: int, seconds: float, cpu: float | None) -> None:
         done, took, used = self.totals.get(clients, (0, 0.0, 0.0))
@@ -60,6 +62,11 @@ class EngineResult:
         self.rates[clients] = done / took
         if cpu is not None:
             self.cpu_per_image[clients] = used / done
+
+    def record_parts(self, clients: int, before: dict[str, float], after: dict[str, float]) -> None:
+        parts = self.parts.setdefault(clients, {})
+        for role, seconds in after.items():
+            parts[role] = parts.get(role, 0.0) + seconds - before.get(role, 0.0)
 
     def timed(self, clients: int, name: str, began: float) -> None:
         if clients == 1:
@@ -70,12 +77,17 @@ class EngineResult:
         return {p.name: ocr_pages.cer(self.texts.get(p.name, ""), p.truth) for p in pages}
 
 
-def document_pages() -> list[Page]:
-    """The ocr_pages issue set: two columns, skewed -3/+3/-7/+7 degrees, a dense 3000x2000
-    page, an invoice table, a receipt and a screenshot."""
+# --pages: issue #26's 13 kinds (the peers' comparison), or issue #16's 9 pages.
+PAGE_SETS = {"peers": ocr_pages.peer_set, "issue16": ocr_pages.issue_set}
+
+
+def document_pages(kind: str = "peers") -> list[Page]:
+    """A generated page set with true texts (PAGE_SETS): "peers" has a receipt, small UI text,
+    two columns, rotations, low contrast, blur with noise, white on dark, a dense page, a table,
+    a banner and an 11 px paragraph; "issue16" columns, skew, dense, table, receipt, screenshot."""
     return [
         Page(name, encode(Image.fromarray(array)), truth)
-        for name, (array, truth) in ocr_pages.issue_set()
+        for name, (array, truth) in PAGE_SETS[kind]()
     ]
 
 
@@ -177,9 +189,12 @@ async def run_api(
                 return 1
 
             cpu = tree_cpu_seconds(pid) if pid is not None else 0.0
+            parts = cpu_seconds(pid) if pid is not None else {}
             load = await closed_loop(clients, None, call, calls=passes * len(pages))
             used = tree_cpu_seconds(pid) - cpu if pid is not None else None
             result.record(clients, load.calls, load.seconds, used)
+            if pid is not None:
+                result.record_parts(clients, parts, cpu_seconds(pid))
     return result
 
 
@@ -235,6 +250,10 @@ def report(
         else:
             cells = "- | -"
         print(f"| CPU s per image, concurrency {clients} | {mine:.2f} | {cells} |")
+    for clients, parts in ours.parts.items():
+        done = ours.totals[clients][0]
+        split = ", ".join(f"{role} {seconds / done:.3f}" for role, seconds in parts.items())
+        print(f"| ours' CPU s per image by part, concurrency {clients} | {split} | | |")
     for page in pages:
         if page.name not in ours.seconds:
             continue
