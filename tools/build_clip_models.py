@@ -2,6 +2,7 @@
 
 tiny-clip         a random transformers CLIPModel (32-wide, 2 layers, 32 px images, 16-d
                   vectors) with a word-level tokenizer
+tiny-siglip       a random transformers SiglipModel of the same size (save_tiny_siglip)
 tiny-clip-immich  the same weights in Immich's ONNX layout (visual/, textual/, config.json,
                   preprocess_cfg.json, tokenizer.json), exported with torch.onnx
 tiny-buffalo      SCRFD- and ArcFace-shaped ONNX graphs (buffalo_l's input and output names
@@ -134,6 +135,41 @@ def save_tiny_clip(folder: Path) -> None:
     )
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
     _tiny_clip(raw.get_vocab_size(), raw.token_to_id("<|endoftext|>")).save_pretrained(folder)
+
+
+def save_tiny_siglip(folder: Path) -> None:
+    """A random transformers SiglipModel (32-wide, 2 layers, 32 px squashed images, texts padded
+    to 64 tokens) on the same word-level tokenizer: SigLIP's branch of the torch-free engine."""
+    from transformers import (
+        PreTrainedTokenizerFast,
+        SiglipConfig,
+        SiglipImageProcessor,
+        SiglipModel,
+        SiglipProcessor,
+        SiglipTextConfig,
+        SiglipVisionConfig,
+    )
+
+    raw = _clip_tokenizer()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, unk_token="[UNK]", pad_token="<pad>",
+        eos_token="<|endoftext|>", model_max_length=64,
+    )  # fmt: skip
+    layers: dict[str, Any] = {
+        "hidden_size": CLIP_SIZE,
+        "intermediate_size": 2 * CLIP_SIZE,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+    }
+    text = SiglipTextConfig(
+        vocab_size=raw.get_vocab_size(), max_position_embeddings=64, pad_token_id=0,
+        bos_token_id=None, eos_token_id=raw.token_to_id("<|endoftext|>"), **layers,
+    )  # fmt: skip
+    vision = SiglipVisionConfig(image_size=CLIP_SIZE, patch_size=8, **layers)
+    config = SiglipConfig(text_config=text.to_dict(), vision_config=vision.to_dict())
+    images = SiglipImageProcessor(size={"height": CLIP_SIZE, "width": CLIP_SIZE})
+    SiglipProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    SiglipModel(config).eval().save_pretrained(folder)
 
 
 def save_tiny_clip_immich(folder: Path, checkpoint: Path) -> None:

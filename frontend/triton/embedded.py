@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -12,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,78 +21,11 @@ import psutil
 from frontend.core.config import Settings
 from frontend.models.stubs import is_alive
 from frontend.triton import reaper as reaper_script
+from frontend.triton.install import TritonSetupError, find_triton_install
 from frontend.triton.leftovers import end_leftovers, shm_prefix
 from frontend.triton.serve import tritonserver_command
 
 logger = logging.getLogger(__name__)
-
-
-class TritonSetupError(RuntimeError):
-    """The embedded Triton cannot run on this host; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class TritonInstall:
-    server_binary: Path
-    python_backend_dir: Path
-    stub: Path
-    bundled_libs: Path
-    libpython_dir: Path
-
-
-def find_triton_install(check_numpy: bool = True) -> TritonInstall:
-    """Locate the wheel's binaries and check the host can run its Python-backend stub.
-
-    `check_numpy=False` when the stubs run another Python than this one (tools/gpu_check)."""
-    try:
-        import pytriton
-    except ImportError:
-        raise TritonSetupError(
-            "the embedded Triton needs the 'nvidia-pytriton' package "
-            "(pip install nvidia-pytriton==0.7.0), or set triton.url to an external server"
-        ) from None
-    root = Path(pytriton.__file__).parent / "tritonserver"
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
-    if not stub.is_file():
-        raise TritonSetupError(f"nvidia-pytriton ships no Python-backend stub for Python {version}")
-    numpy_version = importlib.metadata.version("numpy")
-    if check_numpy and int(numpy_version.split(".")[0]) >= 2:
-        # Measured on a GPU host: the 0.7.0 stub aborts on the first string tensor under numpy 2.
-        raise TritonSetupError(
-            f"the Triton Python stub of nvidia-pytriton 0.7.0 needs numpy<2 (found "
-            f"{numpy_version}): pip install 'numpy<2' in this environment"
-        )
-    libdir = find_libpython_dir(version)
-    if libdir is None:
-        raise TritonSetupError(
-            f"the Triton Python stub needs libpython{version}.so.1.0 (the shared library of "
-            f"this interpreter): on Debian 'apt-get install libpython{version}', with pyenv "
-            "build Python with PYTHON_CONFIGURE_OPTS=--enable-shared"
-        )
-    install = TritonInstall(
-        server_binary=root / "bin" / "tritonserver",
-        python_backend_dir=root / "backends" / "python",
-        stub=stub,
-        bundled_libs=root.parent.parent / "nvidia_pytriton.libs",
-        libpython_dir=libdir,
-    )
-    if not install.server_binary.is_file():
-        raise TritonSetupError(f"tritonserver binary missing at {install.server_binary}")
-    return install
-
-
-def find_libpython_dir(version: str) -> Path | None:
-    """The directory with this interpreter's shared libpython (Debian keeps it off LIBDIR)."""
-    name = f"libpython{version}.so.1.0"
-    candidates = [sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var("LIBPL")]
-    multiarch = sysconfig.get_config_var("MULTIARCH")
-    if multiarch:
-        candidates.append(f"/usr/lib/{multiarch}")
-    for candidate in candidates:
-        if candidate and (Path(str(candidate)) / name).exists():
-            return Path(str(candidate))
-    return None
 
 
 def free_port() -> int:
@@ -143,6 +74,7 @@ class EmbeddedTriton:
         self.restarts = 0
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
+        self._up = False  # ready, and not known to be dead or restarting since
 
     @property
     def grpc_url(self) -> str:
@@ -273,6 +205,7 @@ class EmbeddedTriton:
         self._stopping = False
         self._spawn()
         await self.wait_ready(timeout)
+        self._up = True
         self._supervisor = asyncio.create_task(self._supervise(timeout), name="triton-supervisor")
 
     async def _supervise(self, timeout: float) -> None:
@@ -281,6 +214,7 @@ class EmbeddedTriton:
             await asyncio.sleep(0.5)
             if self._stopping or self.is_running():
                 continue
+            self._up = False
             code = self.process.returncode if self.process else None
             logger.error("tritonserver exited (code %s); restarting in %.0f s", code, backoff)
             self._end_tree()  # its stubs, if any outlived it
@@ -291,6 +225,7 @@ class EmbeddedTriton:
             try:
                 self._spawn()
                 await self.wait_ready(timeout)
+                self._up = True
                 backoff = 1.0
                 logger.info("tritonserver is back (restart %d)", self.restarts)
             except (TritonSetupError, OSError) as exc:
@@ -300,7 +235,21 @@ class EmbeddedTriton:
     async def restart(self) -> None:
         """Kill tritonserver (its state is stuck); the supervisor starts a fresh one."""
         logger.error("restarting tritonserver (pid %s)", self.process.pid if self.process else "-")
+        self._up = False
         self._kill_group(signal.SIGKILL)
+
+    async def wait_back(self, timeout: float) -> bool:
+        """True once tritonserver is running and ready (at once if it never went down); False
+        after `timeout` seconds or when it is being stopped. Requests that find it restarting
+        wait here instead of failing."""
+        deadline = time.monotonic() + timeout
+        while not self._stopping:
+            if self._up and self.is_running():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return False
 
     def _kill_group(self, sig: int) -> None:
         if self.process is None:

@@ -131,3 +131,31 @@ def test_sizing_first_gives_the_exported_models_exact_input(
 def test_a_crop_smaller_than_the_resize_is_not_sized_first() -> None:
     spec = {"shortest_edge": 256, "crop": [224, 224], "resample": 3}
     assert not ProcessorSpec(spec).idempotent
+
+
+def test_a_transformers_siglip_serves_torch_free_and_matches_transformers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SigLIP's branch: squashed images, no crop, texts padded to 64 tokens."""
+    import torch
+
+    from frontend.models.cache import import_model
+    from frontend.tasks.image_embedding import ImageEmbeddingTask, TransformersClip
+    from tools.build_clip_models import save_tiny_siglip
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        save_tiny_siglip(tmp_path / "siglip")
+    hub = tmp_path / "models" / "hub"
+    snapshot = import_model(tmp_path / "siglip", "homelab-test/tiny-siglip", hub).snapshot
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "models"))
+    task = ImageEmbeddingTask("homelab-test/tiny-siglip")
+    assert task.engine == "onnx"
+    reference = TransformersClip(snapshot, 1, "cpu", False)
+    assert reference.siglip
+    texts = ["a dog on the beach", "snow " * 80]
+    for ours, theirs in (
+        (task.embed_images(IMAGES), reference.embed_images(IMAGES)),
+        (task.embed_texts(texts), reference.embed_texts(texts)),
+    ):
+        assert np.min(np.sum(ours * theirs, axis=1)) >= 0.9999

@@ -6,7 +6,7 @@ import importlib.metadata
 
 import pytest
 
-from frontend.triton import embedded
+from frontend.triton import install as embedded
 
 
 def test_the_wheel_and_stub_are_found_here() -> None:
