@@ -161,6 +161,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     if embedded is not None:
         registry.doctor.on_stuck = embedded.restart
+        registry.server_back = embedded.wait_back
     metrics.watch(lambda: [e.id for e in registry.loaded_entries()], gpu.gpu_memory_used)
     lifecycle = Lifecycle(settings, registry)
     lifecycle.start()

@@ -94,6 +94,30 @@ class ModelRegistry:
         self.make_room = make_room
         self.doctor = ModelDoctor(self)  # restarts models whose processes die or hang
         self.health = self.doctor.health
+        # Waits (bounded) for the embedded tritonserver to be back when it is restarting; True
+        # once it is up. None for external servers, whose restarts we cannot see.
+        self.server_back: Callable[[float], Awaitable[bool]] | None = None
+
+    async def _gateway_load(self, entry: ModelEntry) -> None:
+        """The load, tried once more when the embedded tritonserver was restarting (it crashed,
+        or a stuck load restarted it): the request waits for it rather than getting a 503."""
+        try:
+            await self.gateway.load(entry.id)
+        except InferenceServerException as exc:
+            if not str(exc.status() or "").endswith("UNAVAILABLE") or not await self._back():
+                raise
+            logger.warning("tritonserver is back; loading model %s again", entry.id)
+            await self.gateway.load(entry.id)
+
+    async def _back(self) -> bool:
+        if self.server_back is None:
+            return False
+        deadline = time.monotonic() + self.settings.triton.startup_timeout_seconds
+        while (left := deadline - time.monotonic()) > 0 and await self.server_back(left):
+            if await self.gateway.is_ready():
+                return True
+            await asyncio.sleep(0.2)
+        return False
 
     def loaded_entries(self) -> list[ModelEntry]:
         found = (self.catalog.find(model_id) for model_id in sorted(self._loaded))
@@ -160,7 +184,7 @@ class ModelRegistry:
         revision = self.disk_revision(entry)
         logger.info("loading model %s (%s)", entry.id, entry.hf_model)
         try:
-            await self.gateway.load(entry.id)
+            await self._gateway_load(entry)
         except InferenceServerException as exc:
             status = str(exc.status() or "")
             logger.error("loading %s failed: %s", entry.id, str(exc.message())[:2000])

@@ -29,6 +29,13 @@ def stubs(settings: Settings, model: str) -> list[int]:
     return stub_pids(settings.triton_repository_dir, model)
 
 
+def triton_up(triton: EmbeddedTriton) -> bool:
+    try:
+        return httpx.get(f"http://{triton.http_url}/v2/health/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def kill(pids: list[int], sig: int = signal.SIGKILL) -> None:
     assert pids, "no stub process to signal"
     for pid in pids:
@@ -198,10 +205,22 @@ def test_a_load_wedged_by_starved_stubs_is_abandoned_and_the_next_load_works(
         thread.join(120)
         assert not thread.is_alive()
         assert result["status"] == 503, result
-        assert result["body"]["error"]["code"] == "MODEL_LOAD_FAILED"
-        assert "load_timeout_seconds" in result["body"]["error"]["message"]
-        assert 50 <= result["seconds"] < 90, result
+        # Either the load stays LOADING and is abandoned at load_timeout_seconds, or Triton's
+        # Python backend times the starved stub out (30 s) and aborts in its finalize (boost
+        # lock_exception; seen on this machine at SIGCONT): the session's server restarts
+        # and this external-mode frontend says so. Never a hang, never a 500.
+        error = result["body"]["error"]
+        if error["code"] == "MODEL_LOAD_FAILED":
+            assert "load_timeout_seconds" in error["message"]
+            assert 50 <= result["seconds"] < 90, result
+        else:
+            assert error["code"] == "SERVICE_UNAVAILABLE", result
+            assert result["seconds"] < 90, result
         assert wait_until(lambda: not set(stubs(settings, "minilm-wedge")) & set(starved), 15)
+        # Killing the starved stubs can abort tritonserver (the Python backend's finalize
+        # throws boost's lock_exception, seen on a loaded machine); this external-mode
+        # frontend then waits for the session's server to be restarted and seen again.
+        assert wait_until(lambda: http.get("/ready").status_code == 200, 90, 0.2)
         response = http.post("/api/embed", json={"texts": ["y"], "model": "minilm-wedge"})
         assert response.status_code == 200, response.text
         http.post("/api/models/minilm-wedge/unload").raise_for_status()
@@ -211,6 +230,7 @@ def test_a_load_under_cpu_pressure_finishes(settings: Settings, triton: Embedded
     """Six busy processes on two cores while the model loads: slow, but it loads and serves."""
     pressure = {"id": "minilm-pressure", "hf_model": MINILM_ID, "threads": 1}
     burn = "import time\nend = time.time() + 60\nwhile time.time() < end: pass\n"
+    assert wait_until(lambda: triton_up(triton), 90, 0.2)  # after an earlier test's restart
     burners = [subprocess.Popen([sys.executable, "-c", burn]) for _ in range(6)]
     updates = with_models(settings, pressure)
     try:

@@ -249,6 +249,22 @@ def test_sigkill_of_tritonserver_mid_request_gives_503_then_serves(
         assert tritonservers(data) and tritonservers(data) != [server]
 
 
+def test_a_load_that_finds_tritonserver_restarting_waits_for_it(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """A model to load while the embedded tritonserver is dead and being restarted (a crash,
+    or a stuck load's restart): the request waits for the new server and is answered."""
+    with serving(tmp_path, data_dir) as (_, url, data):
+        [server] = tritonservers(data)
+        with httpx.Client(base_url=url, timeout=120) as http:
+            http.post("/api/models/minilm/unload").raise_for_status()
+            os.kill(server, signal.SIGKILL)
+            response = http.post("/api/embed", json={"texts": ["after the crash"]})
+            assert response.status_code == 200, response.text
+            assert len(response.json()["embeddings"][0]) == 384
+        assert tritonservers(data) and tritonservers(data) != [server]
+
+
 def test_sigkill_of_the_frontend_leaves_no_triton_and_a_restart_serves(
     tmp_path: Path, data_dir: Path
 ) -> None:
