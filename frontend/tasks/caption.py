@@ -68,13 +68,13 @@ class CaptionTask:
     def __init__(
         self,
         hf_model: str,
+        max_new_tokens: int = 30,
+        num_beams: int = 1,
         threads: int = 1,
         device: str = "cpu",
         fp16: bool = False,
-        max_new_tokens: int = 30,
-        num_beams: int = 1,
-        quantize: str = "none",
         bf16: bool = False,
+        quantize: str = "none",
     ):
         configure_threads(threads)
         import torch

@@ -9,7 +9,6 @@ into the model's `<repo>/.onnx/<revision>/`, each file atomically.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 
 from frontend.tasks.image_embedding_onnx import PROBE_TEXTS, export_folder, probe_images
 from frontend.tasks.onnx_export import atomic_target, publish
+from frontend.tasks.snapshot_task import export_main
 
 SIGLIP_TYPES = ("siglip", "siglip2")
 SIGLIP_TEXT_LENGTH = 64  # as frontend.tasks.image_embedding pads SigLIP's texts
@@ -134,10 +134,7 @@ def export(snapshot: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("snapshot", type=Path)
-    export(parser.parse_args(argv).snapshot)
-    return 0
+    return export_main(export, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from frontend.tasks.common import configure_threads, local_snapshot
+from frontend.tasks.common import configure_threads
 from frontend.tasks.onnx_encoder import OnnxEncoder, export_encoder, export_path, shipped_onnx
+from frontend.tasks.snapshot_task import SnapshotTask
 from frontend.tasks.st_pipeline import (
     NORMALIZE,
     TorchFreeEmbedder,
@@ -70,17 +71,8 @@ def _token_counts(mask: Any) -> np.ndarray:
     return np.asarray(mask.sum(dim=1), dtype=np.int32)
 
 
-class EmbeddingTask:
-    def __init__(
-        self,
-        hf_model: str,
-        threads: int = 1,
-        device: str = "cpu",
-        fp16: bool = False,
-        engine: str = "auto",
-    ):
-        snapshot = local_snapshot(hf_model)
-        self.engine: str = engine
+class EmbeddingTask(SnapshotTask):
+    def load(self, snapshot: Path, threads: int, device: str, fp16: bool, engine: str) -> None:
         self.dimensions: int = 0
         self.fast: TorchFreeEmbedder | None = None
         self.onnx: OnnxEncoder | None = None

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from frontend.tasks.common import configure_threads, local_snapshot
+from frontend.tasks.common import configure_threads
 from frontend.tasks.image_embedding_faces import FaceTask, is_face_model
 from frontend.tasks.image_embedding_immich import ImmichClip, is_immich_clip
 from frontend.tasks.image_embedding_onnx import ClipOnnx, torch_free_clip
+from frontend.tasks.snapshot_task import SnapshotTask
 
 logger = logging.getLogger(__name__)
 
@@ -106,20 +107,12 @@ class OnnxTransformersClip:
 Clip = ImmichClip | TransformersClip | OnnxTransformersClip
 
 
-class ImageEmbeddingTask:
+class ImageEmbeddingTask(SnapshotTask):
     """One image-embedding checkpoint: `engine` names what serves it (immich-onnx, faces,
     onnx: a transformers checkpoint torch-free, torch); `faces` is set for face models, which
     answer per image with their faces; `probe_cosine` is the onnx engine's match to torch."""
 
-    def __init__(
-        self,
-        hf_model: str,
-        threads: int = 1,
-        device: str = "cpu",
-        fp16: bool = False,
-        engine: str = "auto",
-    ) -> None:
-        snapshot = local_snapshot(hf_model)
+    def load(self, snapshot: Path, threads: int, device: str, fp16: bool, engine: str) -> None:
         self.faces: FaceTask | None = None
         self.clip: Clip | None = None
         self.probe_cosine: float | None = None

@@ -18,8 +18,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from frontend.tasks.common import configure_threads, local_snapshot
+from frontend.tasks.common import configure_threads
 from frontend.tasks.onnx_encoder import OnnxEncoder
+from frontend.tasks.snapshot_task import SnapshotTask
 from frontend.tasks.st_pipeline import enable_padding
 
 logger = logging.getLogger(__name__)
@@ -84,18 +85,9 @@ class TorchFreeReranker:
         return Scores(logits, scores, tokens, truncated)
 
 
-class RerankTask:
-    def __init__(
-        self,
-        hf_model: str,
-        threads: int = 1,
-        device: str = "cpu",
-        fp16: bool = False,
-        engine: str = "auto",
-    ) -> None:
-        snapshot = local_snapshot(hf_model)
+class RerankTask(SnapshotTask):
+    def load(self, snapshot: Path, threads: int, device: str, fp16: bool, engine: str) -> None:
         self.fast: TorchFreeReranker | None = None
-        self.engine = engine
         if engine in ONNX_ENGINES and (device == "cpu" or engine == "onnx"):
             try:
                 self.fast = TorchFreeReranker(snapshot, threads, device)

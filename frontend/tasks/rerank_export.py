@@ -14,7 +14,6 @@ writes into `<repo>/.onnx/<revision>/rerank/`:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -26,6 +25,7 @@ import numpy as np
 
 from frontend.tasks.onnx_encoder import export_path
 from frontend.tasks.onnx_export import atomic_target, publish, run_export_process
+from frontend.tasks.snapshot_task import export_main
 
 # Short and long pairs (past any test model's 64 positions: truncation), accents, emoji, CJK:
 # padding, longest-first truncation and the normalizer all take part.
@@ -146,10 +146,7 @@ def export(snapshot: Path) -> RerankExport:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("snapshot", type=Path)
-    export(parser.parse_args(argv).snapshot)
-    return 0
+    return export_main(export, __doc__, argv)
 
 
 if __name__ == "__main__":
