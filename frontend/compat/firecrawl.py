@@ -13,7 +13,7 @@ from frontend.compat.firecrawl_schemas import ScrapeBody, to_document
 from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
 from frontend.crawl.mapping import map_site
-from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
+from frontend.crawl.routes import CrawlServiceDep, crawl_route
 from frontend.crawl.schemas import CrawlRequest
 from frontend.crawl.service import CrawlService
 from frontend.crawl.site_schemas import MapRequest
@@ -29,12 +29,7 @@ class ScrapeResult(BaseModel):
     )
 
 
-@router.post(
-    "/scrape",
-    response_model=ScrapeResult,
-    responses=CRAWL_RESPONSES,
-    summary="Firecrawl v2 scrape: one page in a real browser",
-)
+@crawl_route(router, "/scrape", ScrapeResult, "Firecrawl v2 scrape: one page in a real browser")
 async def scrape(body: ScrapeBody, request: Request, service: CrawlServiceDep) -> Response:
     fields = body.page_fields(service.settings.max_timeout_ms)
     wanted, _ = body.formats_wanted()
@@ -62,11 +57,11 @@ class MapResult(BaseModel):
     links: list[dict[str, Any]] = Field(description="[{url, title?}]")
 
 
-@router.post(
+@crawl_route(
+    router,
     "/map",
-    response_model=MapResult,
-    responses=CRAWL_RESPONSES,
-    summary="Firecrawl v2 map: a site's URLs from its sitemaps and the start page's links",
+    MapResult,
+    "Firecrawl v2 map: a site's URLs from its sitemaps and the start page's links",
 )
 async def map_(body: MapBody, service: CrawlServiceDep) -> Response:
     return json_response({"success": True, "links": await map_links(body, service)})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -128,28 +129,52 @@ def start_route(router: APIRouter, path: str, summary: str) -> Callable[[F], F]:
     return router.post(path, response_model=Started, responses=START_RESPONSES, summary=summary)
 
 
-@start_route(router, "/crawl", "Firecrawl v2 crawl: start a site crawl job")
-async def start_crawl(
-    body: CrawlBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
-) -> Response:
-    return await start_site_crawl(body, request, service, jobs, "v2")
-
-
-async def start_site_crawl(
-    body: CrawlBody, request: Request, service: CrawlService, jobs: JobService, version: str
-) -> Response:
-    site = body.site_request(service.settings.max_timeout_ms)
-    await SiteCrawl(service, site, _noop).prepare()  # refusals now, not in the job
-    wanted, _ = body.scrapeOptions.formats_wanted()
-    job = await _create(jobs, request, SITE, site.model_dump_json().encode(), wanted)
-    return _started(request, job.id, f"{version}/crawl", body.webhook)
-
-
 class BatchBody(ScrapeOptionsBody):
     urls: list[StrictStr] = Field(min_length=1)
     webhook: IgnoredWebhook = None
     ignoreInvalidURLs: StrictBool = True
     maxConcurrency: StrictInt | None = Field(default=None, ge=1, le=64)
+
+
+@dataclass(frozen=True)
+class JobStart:
+    """Starting a site crawl or a batch scrape job, for v1's routes and v2's alike: the refusals
+    now (not in the job), then {success, id, url} with the `version`'s polling URL."""
+
+    request: Request
+    service: CrawlService
+    jobs: JobService
+    version: str
+
+    async def site_crawl(self, body: CrawlBody) -> Response:
+        site = body.site_request(self.service.settings.max_timeout_ms)
+        await SiteCrawl(self.service, site, _noop).prepare()
+        wanted, _ = body.scrapeOptions.formats_wanted()
+        job = await _create(self.jobs, self.request, SITE, site.model_dump_json().encode(), wanted)
+        return _started(self.request, job.id, f"{self.version}/crawl", body.webhook)
+
+    async def batch_scrape(self, body: BatchBody) -> Response:
+        urls, invalid = list(body.urls), []
+        if body.ignoreInvalidURLs:
+            invalid = [url for url in urls if len(url) > 4096 or normalize(url.strip()) is None]
+            urls = [url for url in urls if url not in invalid]
+        page = PageOptions(**body.page_fields(self.service.settings.max_timeout_ms))
+        concurrency = body.maxConcurrency
+        batch = BatchCrawlRequest(urls=urls or body.urls, concurrency=concurrency, page=page)
+        check_batch(self.service, batch)
+        wanted, _ = body.formats_wanted()
+        job = await _create(
+            self.jobs, self.request, BATCH, batch.model_dump_json().encode(), wanted
+        )
+        collection = f"{self.version}/batch/scrape"
+        return _started(self.request, job.id, collection, body.webhook, invalidURLs=invalid)
+
+
+@start_route(router, "/crawl", "Firecrawl v2 crawl: start a site crawl job")
+async def start_crawl(
+    body: CrawlBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
+) -> Response:
+    return await JobStart(request, service, jobs, "v2").site_crawl(body)
 
 
 @start_route(
@@ -158,22 +183,7 @@ class BatchBody(ScrapeOptionsBody):
 async def start_batch(
     body: BatchBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
 ) -> Response:
-    return await start_batch_scrape(body, request, service, jobs, "v2")
-
-
-async def start_batch_scrape(
-    body: BatchBody, request: Request, service: CrawlService, jobs: JobService, version: str
-) -> Response:
-    urls, invalid = list(body.urls), []
-    if body.ignoreInvalidURLs:
-        invalid = [url for url in urls if len(url) > 4096 or normalize(url.strip()) is None]
-        urls = [url for url in urls if url not in invalid]
-    page = PageOptions(**body.page_fields(service.settings.max_timeout_ms))
-    batch = BatchCrawlRequest(urls=urls or body.urls, concurrency=body.maxConcurrency, page=page)
-    check_batch(service, batch)
-    wanted, _ = body.formats_wanted()
-    job = await _create(jobs, request, BATCH, batch.model_dump_json().encode(), wanted)
-    return _started(request, job.id, f"{version}/batch/scrape", body.webhook, invalidURLs=invalid)
+    return await JobStart(request, service, jobs, "v2").batch_scrape(body)
 
 
 async def _job(jobs: JobService, request: Request, job_id: str, endpoint: str) -> Job:

@@ -14,7 +14,7 @@ from frontend.compat import firecrawl, firecrawl_jobs
 from frontend.compat.firecrawl_schemas import CrawlBody
 from frontend.core.errors import json_response
 from frontend.core.jsonbody import StrictJSONRoute
-from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep
+from frontend.crawl.routes import CRAWL_RESPONSES, CrawlServiceDep, crawl_route
 from frontend.crawl.urls import path_of
 from frontend.jobs.routes import JobsDep
 
@@ -81,12 +81,7 @@ class V1CrawlBody(CrawlBody):
         )
 
 
-@router.post(
-    "/map",
-    response_model=V1MapResult,
-    responses=CRAWL_RESPONSES,
-    summary="Firecrawl v1 map: a site's URLs (as strings)",
-)
+@crawl_route(router, "/map", V1MapResult, "Firecrawl v1 map: a site's URLs (as strings)")
 async def map_v1(body: V1MapBody, service: CrawlServiceDep) -> Response:
     links = await firecrawl.map_links(body.v2(), service)
     return json_response({"success": True, "links": [link["url"] for link in links]})
@@ -102,7 +97,7 @@ async def crawl_v1(
         v2 = body.v2()
     except ValueError:  # a URL the path depth cannot be read from: refused as v2 refuses it
         v2 = CrawlBody(url=body.url, limit=body.limit)
-    return await firecrawl_jobs.start_site_crawl(v2, request, service, jobs, "v1")
+    return await firecrawl_jobs.JobStart(request, service, jobs, "v1").site_crawl(v2)
 
 
 @firecrawl_jobs.start_route(
@@ -111,7 +106,7 @@ async def crawl_v1(
 async def batch_v1(
     body: firecrawl_jobs.BatchBody, request: Request, service: CrawlServiceDep, jobs: JobsDep
 ) -> Response:
-    return await firecrawl_jobs.start_batch_scrape(body, request, service, jobs, "v1")
+    return await firecrawl_jobs.JobStart(request, service, jobs, "v1").batch_scrape(body)
 
 
 router.add_api_route(

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from frontend.core.errors import InvalidRequest
 from frontend.core.jsonbody import StrictJSONRoute
-from frontend.crawl.routes import STREAM_RESPONSES, CrawlServiceDep, ndjson_line, ndjson_stream
+from frontend.crawl.routes import CrawlServiceDep, ndjson_line, ndjson_stream, stream_route
 from frontend.crawl.schemas import CrawlRequest, PageOptions
 from frontend.crawl.service import CrawlService
 from frontend.crawl.site import load_page
@@ -78,12 +78,8 @@ def check_batch(service: CrawlService, body: BatchCrawlRequest) -> None:
     service.check_options(body.page)
 
 
-@router.post(
-    "/crawl/batch",
-    responses=STREAM_RESPONSES,
-    response_class=StreamingResponse,
-    summary="Load a list of pages; stream them as NDJSON",
-    description=BATCH_DESCRIPTION,
+@stream_route(
+    router, "/crawl/batch", "Load a list of pages; stream them as NDJSON", BATCH_DESCRIPTION
 )
 async def crawl_batch(body: BatchCrawlRequest, service: CrawlServiceDep) -> StreamingResponse:
     check_batch(service, body)

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
 
 from frontend.core.errors import json_response, request_id_of
 from frontend.core.jsonbody import StrictJSONRoute
@@ -52,11 +54,16 @@ async def get_crawl_service(request: Request) -> CrawlService:
 CrawlServiceDep = Annotated[CrawlService, Depends(get_crawl_service)]
 
 
-@router.post(
-    "/crawl",
-    response_model=CrawlResponse,
-    responses=CRAWL_RESPONSES,
-    summary="Load a page in a real browser; return its clean text",
+def crawl_route(
+    router: APIRouter, path: str, model: type[BaseModel], summary: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The decorator of a POST route answering `model`, the crawl errors documented (ours and
+    the Firecrawl dialect's)."""
+    return router.post(path, response_model=model, responses=CRAWL_RESPONSES, summary=summary)
+
+
+@crawl_route(
+    router, "/crawl", CrawlResponse, "Load a page in a real browser; return its clean text"
 )
 async def crawl(body: CrawlRequest, request: Request, service: CrawlServiceDep) -> Response:
     started = time.perf_counter()
@@ -131,12 +138,25 @@ STREAM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+def stream_route(
+    router: APIRouter, path: str, summary: str, description: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The decorator of a POST route streaming NDJSON lines (site, batch), with the errors
+    answered before the first line documented."""
+    return router.post(
+        path,
+        responses=STREAM_RESPONSES,
+        response_class=StreamingResponse,
+        summary=summary,
+        description=description,
+    )
+
+
+@stream_route(
+    router,
     "/crawl/site",
-    responses=STREAM_RESPONSES,
-    response_class=StreamingResponse,
-    summary="Crawl a site (links, sitemaps, robots.txt); stream its pages as NDJSON",
-    description=SITE_DESCRIPTION,
+    "Crawl a site (links, sitemaps, robots.txt); stream its pages as NDJSON",
+    SITE_DESCRIPTION,
 )
 async def crawl_site(body: SiteCrawlRequest, service: CrawlServiceDep) -> StreamingResponse:
     lines: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
@@ -153,11 +173,8 @@ def _counts(progress: Progress) -> dict[str, int]:
     return {"done": progress.done, "failed": progress.failed, "queued": progress.queued}
 
 
-@router.post(
-    "/crawl/map",
-    response_model=MapResponse,
-    responses=CRAWL_RESPONSES,
-    summary="List a site's URLs: its sitemaps and the start page's links",
+@crawl_route(
+    router, "/crawl/map", MapResponse, "List a site's URLs: its sitemaps and the start page's links"
 )
 async def crawl_map(body: MapRequest, request: Request, service: CrawlServiceDep) -> Response:
     links = await map_site(service, body)

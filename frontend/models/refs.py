@@ -44,6 +44,10 @@ def new_id(hf_model: str, taken: Iterable[str]) -> str:
     return candidate
 
 
+# What a POST /api/models passes on to its entry as it is
+PASSED_ON = {"device", "instances", "threads", "max_batch_size", "keep_alive_seconds", "pinned"}
+
+
 def new_entry(
     request: AddModelRequest, task: Task, model_id: str, dimensions: int | None
 ) -> ModelEntry:
@@ -53,12 +57,7 @@ def new_entry(
             id=model_id,
             hf_model=request.hf_model,
             dimensions=dimensions if task in (Task.TEXT_EMBEDDING, Task.IMAGE_EMBEDDING) else None,
-            device=request.device,
-            instances=request.instances,
-            threads=request.threads,
-            max_batch_size=request.max_batch_size,
-            keep_alive_seconds=request.keep_alive_seconds,
-            pinned=request.pinned,
+            **request.model_dump(include=PASSED_ON),
         )
     except ValidationError as exc:
         problem = exc.errors()[0]

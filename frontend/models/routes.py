@@ -7,9 +7,11 @@ and all); `GET /api/models/{task}` lists one task (embedding, caption or ocr).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.types import DecoratedCallable
 
 from frontend.core.config import Task
 from frontend.core.deps import DownloadsDep, ModelServiceDep, RegistryDep
@@ -28,6 +30,7 @@ from frontend.models.schemas import (
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api/models", tags=["models"])
 downloads_router = APIRouter(route_class=StrictJSONRoute, prefix="/api/downloads", tags=["models"])
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+LOAD_ERRORS = error_responses(ModelNotFound, ModelLoadFailed)  # load and unload
 
 
 @router.get("", response_model=ModelList, summary="Every configured, listed and cached model")
@@ -65,11 +68,7 @@ async def download_model(
     return job.to_dict()
 
 
-@router.post(
-    "/{model_id:path}/load",
-    responses=error_responses(ModelNotFound, ModelLoadFailed),
-    summary="Load a configured model now",
-)
+@router.post("/{model_id:path}/load", responses=LOAD_ERRORS, summary="Load a configured model now")
 async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     entry = registry.catalog.lookup(model_id)
     registry.health.reset(entry.id)  # an operator's load gives a failed model another chance
@@ -77,11 +76,7 @@ async def load(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     return {"id": entry.id, "loaded": True, "memory_bytes": registry.footprint(entry.id).host}
 
 
-@router.post(
-    "/{model_id:path}/unload",
-    responses=error_responses(ModelNotFound, ModelLoadFailed),
-    summary="Unload a model",
-)
+@router.post("/{model_id:path}/unload", responses=LOAD_ERRORS, summary="Unload a model")
 async def unload(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     entry = registry.catalog.lookup(model_id)
     if registry.is_loaded(entry.id) or registry.is_loading(entry.id):
@@ -133,22 +128,23 @@ async def list_downloads(downloads: DownloadsDep) -> list[dict[str, Any]]:
     return [job.to_dict() for job in downloads.jobs()]
 
 
-@downloads_router.get(
-    "/{job_id}",
-    response_model=DownloadJobOut,
-    responses=error_responses(NotFound),
-    summary="A download's progress",
-)
+def _job_route(method: str, summary: str) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The decorator of a route on one download job (`/api/downloads/{job_id}`)."""
+    return downloads_router.api_route(
+        "/{job_id}",
+        methods=[method],
+        response_model=DownloadJobOut,
+        responses=error_responses(NotFound),
+        summary=summary,
+    )
+
+
+@_job_route("GET", "A download's progress")
 async def get_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:
     return dict(_job(downloads, job_id).to_dict())
 
 
-@downloads_router.delete(
-    "/{job_id}",
-    response_model=DownloadJobOut,
-    responses=error_responses(NotFound),
-    summary="Cancel a download (its partial files are removed)",
-)
+@_job_route("DELETE", "Cancel a download (its partial files are removed)")
 async def cancel_download(job_id: str, downloads: DownloadsDep) -> dict[str, Any]:
     job = _job(downloads, job_id)
     downloads.cancel(job.id)
