@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -15,38 +15,20 @@ from frontend.rerank.service import RerankService
 from frontend.triton.gateway import TritonGateway
 
 
-async def get_gateway(request: Request) -> TritonGateway:
-    return request.app.state.gateway
+def _from_state(attribute: str) -> Any:
+    """A dependency answering the app's `state.<attribute>` (set up by the lifespan)."""
+
+    async def dependency(request: Request) -> Any:
+        return getattr(request.app.state, attribute)
+
+    dependency.__name__ = dependency.__qualname__ = f"get_{attribute}"
+    return Depends(dependency)
 
 
-async def get_registry(request: Request) -> ModelRegistry:
-    return request.app.state.registry
-
-
-async def get_embedding_service(request: Request) -> EmbeddingService:
-    return request.app.state.embedding
-
-
-async def get_rerank_service(request: Request) -> RerankService:
-    return request.app.state.rerank
-
-
-async def get_lifecycle(request: Request) -> Lifecycle:
-    return request.app.state.lifecycle
-
-
-async def get_model_service(request: Request) -> ModelService:
-    return request.app.state.model_service
-
-
-async def get_downloads(request: Request) -> DownloadManager:
-    return request.app.state.downloads
-
-
-GatewayDep = Annotated[TritonGateway, Depends(get_gateway)]
-RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
-EmbeddingServiceDep = Annotated[EmbeddingService, Depends(get_embedding_service)]
-RerankServiceDep = Annotated[RerankService, Depends(get_rerank_service)]
-LifecycleDep = Annotated[Lifecycle, Depends(get_lifecycle)]
-ModelServiceDep = Annotated[ModelService, Depends(get_model_service)]
-DownloadsDep = Annotated[DownloadManager, Depends(get_downloads)]
+GatewayDep = Annotated[TritonGateway, _from_state("gateway")]
+RegistryDep = Annotated[ModelRegistry, _from_state("registry")]
+EmbeddingServiceDep = Annotated[EmbeddingService, _from_state("embedding")]
+RerankServiceDep = Annotated[RerankService, _from_state("rerank")]
+LifecycleDep = Annotated[Lifecycle, _from_state("lifecycle")]
+ModelServiceDep = Annotated[ModelService, _from_state("model_service")]
+DownloadsDep = Annotated[DownloadManager, _from_state("downloads")]

@@ -20,7 +20,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from frontend.core.asgi import HTTPMiddleware
 
 access_logger = logging.getLogger("homelab_ai.access")
 UNMATCHED = "unmatched"
@@ -187,16 +189,10 @@ def route_template(scope: Scope) -> str:
     return UNMATCHED
 
 
-class ObservabilityMiddleware:
+class ObservabilityMiddleware(HTTPMiddleware):
     """Counts, times and logs every HTTP request (after the request id is assigned)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         metrics: Metrics = scope["app"].state.metrics
         started = time.perf_counter()
         status = 500

@@ -13,8 +13,9 @@ import asyncio
 import logging
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from frontend.core.asgi import HTTPMiddleware
 from frontend.core.errors import SERVICE_UNAVAILABLE, envelope
 
 logger = logging.getLogger(__name__)
@@ -77,16 +78,10 @@ class Drain:
             await asyncio.sleep(0.02)
 
 
-class DrainMiddleware:
+class DrainMiddleware(HTTPMiddleware):
     """Counts requests in flight; while draining, refuses new work with 503 in the envelope."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         drain: Drain = scope["app"].state.drain
         # A job already claimed runs to its end (the consumer stops before the lifespan ends).
         job = "homelab.job" in scope

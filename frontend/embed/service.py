@@ -11,6 +11,7 @@ import numpy as np
 from frontend.cache.service import ResultCache
 from frontend.core.config import LimitsSection, ModelEntry, Task
 from frontend.core.errors import InvalidRequest
+from frontend.core.task_service import TaskService
 from frontend.models.manifest import load_manifest
 from frontend.models.registry import ModelRegistry
 from frontend.triton.coalesce import Coalescer
@@ -80,13 +81,11 @@ def unpack(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return vectors.astype(np.float32, copy=False), tokens
 
 
-class EmbeddingService:
+class EmbeddingService(TaskService):
     def __init__(
         self, registry: ModelRegistry, limits: LimitsSection, cache: ResultCache | None = None
     ) -> None:
-        self.registry = registry
-        self.limits = limits
-        self.cache = cache
+        super().__init__(registry, limits, cache)
         # Concurrent requests for one model share Triton requests (frontend.triton.coalesce)
         self.coalescer: Coalescer[str] = Coalescer()
 

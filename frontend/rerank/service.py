@@ -9,10 +9,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from frontend.cache.service import ResultCache
 from frontend.core.config import LimitsSection, ModelEntry, Task
 from frontend.core.errors import InvalidRequest
-from frontend.models.registry import ModelRegistry
+from frontend.core.task_service import TaskService
 from frontend.triton.codecs import column, texts_input
 
 TASK = Task.RERANK
@@ -66,14 +65,7 @@ def _field(name: str, message: str) -> dict[str, list[dict[str, str]]]:
     return {"errors": [{"field": name, "message": message}]}
 
 
-class RerankService:
-    def __init__(
-        self, registry: ModelRegistry, limits: LimitsSection, cache: ResultCache | None = None
-    ) -> None:
-        self.registry = registry
-        self.limits = limits
-        self.cache = cache
-
+class RerankService(TaskService):
     async def rerank(
         self,
         query: str,
