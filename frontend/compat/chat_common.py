@@ -1,5 +1,6 @@
 """What the Ollama and OpenAI chat dialects share: the chat backend (frontend.vision.service),
-base64 and fetched images, the JSON constraint check, and the first-item-then-stream helper."""
+base64 and fetched images, the JSON constraint check, the routes' decorator, and the stream
+whose first item is read before the 200."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.types import DecoratedCallable
 
 from frontend.core.config import LimitsSection, Task
 from frontend.core.errors import InvalidRequest
+from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.crawl.fetch import Fetcher, RefusedFetch
 from frontend.models.cache import snapshot_path
 from frontend.models.registry import ModelRegistry
@@ -69,6 +72,13 @@ async def get_chat_backend(request: Request) -> ChatBackend:
 
 
 ChatBackendDep = Annotated[ChatBackend, Depends(get_chat_backend)]
+
+
+def chat_route(
+    router: APIRouter, path: str, summary: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The decorator of a chat route (Ollama's, OpenAI's): POST, the inference errors documented."""
+    return router.post(path, responses=error_responses(*INFERENCE_ERRORS), summary=summary)
 
 
 def check_image_count(count: int, limits: LimitsSection) -> None:
@@ -145,10 +155,19 @@ def check_max_tokens(value: int | None, limits: LimitsSection, field: str) -> in
     return value
 
 
-async def first_then_rest(
+async def open_stream(
+    items: AsyncIterator[TextDelta | ChatResult],
+) -> AsyncIterator[TextDelta | ChatResult]:
+    """The stream with its first item read now, so bad input still gets its 4xx before the 200
+    of a stream; the source is closed however the stream ends (a client gone)."""
+    first, rest = await _first_then_rest(items)
+    return _with_first(first, rest)
+
+
+async def _first_then_rest(
     items: AsyncIterator[TextDelta | ChatResult],
 ) -> tuple[TextDelta | ChatResult, AsyncIterator[TextDelta | ChatResult]]:
-    """The first item now, so bad input still gets its 4xx before the 200 of a stream."""
+    """The first item now (none: a 400), and the rest."""
     try:
         first = await anext(items)
     except StopAsyncIteration:
@@ -165,10 +184,10 @@ async def _close(items: AsyncIterator[Any]) -> None:
         await close()
 
 
-async def with_first(
+async def _with_first(
     first: TextDelta | ChatResult, rest: AsyncIterator[TextDelta | ChatResult]
 ) -> AsyncIterator[TextDelta | ChatResult]:
-    """`first` then the rest; the source is closed however the stream ends (a client gone)."""
+    """`first` then the rest; `rest` is closed however the stream ends."""
     try:
         yield first
         if not isinstance(first, ChatResult):

@@ -17,19 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from frontend.compat.chat_common import (
     CHAT_TASK,
     ChatBackendDep,
+    chat_route,
     check_constrainable,
     check_image_count,
     check_max_tokens,
     checked_constraint,
     decode_base64_image,
     field_error,
-    first_then_rest,
-    with_first,
+    open_stream,
 )
 from frontend.core.deps import RegistryDep
 from frontend.core.errors import APIError, ModelNotFound, json_response
 from frontend.core.jsonbody import StrictJSONRoute
-from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.embed.schemas import KEEP_ALIVE_DOC
 from frontend.models.lifecycle import parse_keep_alive
 from frontend.vision.schemas import (
@@ -150,11 +149,11 @@ async def _answer(
         return json_response(
             {"model": model, "created_at": _now(), **shape(result.text), **_final(result)}
         )
-    first, rest = await first_then_rest(backend.stream(chat, keep_alive))
+    items = await open_stream(backend.stream(chat, keep_alive))
 
     async def lines() -> AsyncIterator[bytes]:
         try:
-            async for item in with_first(first, rest):
+            async for item in items:
                 if isinstance(item, TextDelta):
                     chunk = {
                         "model": model,
@@ -200,10 +199,10 @@ def _message(text: str) -> dict[str, Any]:
     return {"message": {"role": "assistant", "content": text}}
 
 
-@router.post(
+@chat_route(
+    router,
     "/generate",
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="Ollama's completion: a prompt and images to a vision-language model (NDJSON stream)",
+    "Ollama's completion: a prompt and images to a vision-language model (NDJSON stream)",
 )
 async def generate(
     body: OllamaGenerateRequest, request: Request, backend: ChatBackendDep, registry: RegistryDep
@@ -221,10 +220,10 @@ async def generate(
     return await _answer(backend, chat, keep_alive, body.stream, _response, body.model)
 
 
-@router.post(
+@chat_route(
+    router,
     "/chat",
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="Ollama's chat: messages with images to a vision-language model (NDJSON stream)",
+    "Ollama's chat: messages with images to a vision-language model (NDJSON stream)",
 )
 async def chat(
     body: OllamaChatRequest, request: Request, backend: ChatBackendDep, registry: RegistryDep

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from frontend.compat.chat_common import (
     ChatBackendDep,
+    chat_route,
     check_constrainable,
     check_image_count,
     check_max_tokens,
@@ -24,15 +25,13 @@ from frontend.compat.chat_common import (
     decode_base64_image,
     fetch_image,
     field_error,
-    first_then_rest,
     is_data_url,
-    with_first,
+    open_stream,
 )
 from frontend.compat.openai_errors import openai_error
 from frontend.core.deps import RegistryDep
 from frontend.core.errors import APIError, envelope, json_response
 from frontend.core.jsonbody import StrictJSONRoute
-from frontend.core.openapi import INFERENCE_ERRORS, error_responses
 from frontend.vision.schemas import (
     ChatMessage,
     ChatRequest,
@@ -187,10 +186,10 @@ def _sse(chunk: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-@router.post(
+@chat_route(
+    router,
     "/chat/completions",
-    responses=error_responses(*INFERENCE_ERRORS),
-    summary="OpenAI-compatible chat completions with images (vision-language models)",
+    "OpenAI-compatible chat completions with images (vision-language models)",
 )
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, backend: ChatBackendDep, registry: RegistryDep
@@ -214,7 +213,7 @@ async def chat_completions(
             {**head, "object": "chat.completion", "choices": [choice], "usage": _usage(result)}
         )
     include_usage = body.stream_options is not None and body.stream_options.include_usage
-    first, rest = await first_then_rest(backend.stream(chat, None))
+    items = await open_stream(backend.stream(chat, None))
     request_id = str(getattr(request.state, "request_id", ""))
 
     def chunk(delta: dict[str, Any], finish: str | None) -> bytes:
@@ -224,7 +223,7 @@ async def chat_completions(
     async def events() -> AsyncIterator[bytes]:
         yield chunk({"role": "assistant", "content": ""}, None)
         try:
-            async for item in with_first(first, rest):
+            async for item in items:
                 if isinstance(item, TextDelta):
                     if item.text:
                         yield chunk({"content": item.text}, None)
