@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 
 from frontend.core.redis_options import reconnecting
-from frontend.jobs.store import STATUSES, Job
+from frontend.jobs.store import STATUSES, Changes, Job, JobStore
 
 
-class RedisJobStore:
+class RedisJobStore(JobStore):
     """One hash per job, a sorted set of all ids by creation time, a set per status.
 
     Transitions are WATCH/MULTI transactions, so they are atomic across frontends and workers.
@@ -79,14 +79,8 @@ class RedisJobStore:
         value = self._redis.hget(self._key(job_id), "result")
         return bytes(value) if value is not None else None
 
-    def transition(
-        self,
-        job_id: str,
-        from_status: str,
-        status: str,
-        worker: str | None = None,
-        lease_until: float | None = None,
-        new_worker: str | None = None,
+    def compare_and_set(
+        self, job_id: str, from_status: str, status: str, worker: str | None, changes: Changes
     ) -> bool:
         import redis
 
@@ -100,11 +94,9 @@ class RedisJobStore:
                         return False
                     if worker is not None and (current[1] or b"").decode() != worker:
                         return False
-                    updates: dict[str, Any] = {"status": status}
-                    if lease_until is not None:
-                        updates["lease_until"] = repr(lease_until)
-                    if new_worker is not None:
-                        updates["worker"] = new_worker
+                    updates: dict[str, Any] = {"status": status, **changes}
+                    if "lease_until" in changes:
+                        updates["lease_until"] = repr(changes["lease_until"])
                     pipe.multi()
                     pipe.hset(key, mapping=updates)
                     if status != from_status:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.types import DecoratedCallable
+from pydantic import BaseModel
 
 from frontend.core.errors import Conflict, NotFound, Unavailable, json_response
 from frontend.core.jsonbody import StrictJSONRoute
@@ -22,6 +25,7 @@ MAX_WAIT_SECONDS = 60
 MAX_OFFSET = 2**31 - 1  # SQLite and Redis take offsets as 64-bit integers; no list is longer
 WAIT_STEP_SECONDS = 0.02
 router = APIRouter(route_class=StrictJSONRoute, prefix="/api", tags=["jobs"])
+READ_ERRORS = error_responses(NotFound, 503)
 
 
 async def get_jobs(request: Request) -> JobService:
@@ -99,21 +103,22 @@ async def list_jobs(
     return json_response(payload)
 
 
-@router.get(
-    "/jobs/{job_id}",
-    response_model=JobView,
-    responses=error_responses(NotFound, 503),
-    summary="A job: status, progress, timings, and the result or the error",
+def _read_route(
+    path: str, model: type[BaseModel], title: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """The decorator of a GET on one job (the job, its items): 404 for another owner's."""
+    return router.get(path, response_model=model, responses=READ_ERRORS, summary=title)
+
+
+Wait = Annotated[
+    float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish")
+]
+
+
+@_read_route(
+    "/jobs/{job_id}", JobView, "A job: status, progress, timings, and the result or the error"
 )
-async def get_job(
-    job_id: str,
-    request: Request,
-    jobs: JobsDep,
-    wait: Annotated[
-        float,
-        Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish"),
-    ] = 0,
-) -> Response:
+async def get_job(job_id: str, request: Request, jobs: JobsDep, wait: Wait = 0) -> Response:
     owner = owner_of(request)
     job = await jobs.owned(owner, job_id)
     deadline = time.monotonic() + wait
@@ -150,18 +155,17 @@ def items_page(
     return items, total, following
 
 
-@router.get(
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+Limit = Annotated[int, Query(ge=1, le=10_000)]
+
+
+@_read_route(
     "/jobs/{job_id}/items",
-    response_model=JobItems,
-    responses=error_responses(NotFound, 503),
-    summary="A crawl job's pages, as they finish (paginated; `next` while more may come)",
+    JobItems,
+    "A crawl job's pages, as they finish (paginated; `next` while more may come)",
 )
 async def job_items(
-    job_id: str,
-    request: Request,
-    jobs: JobsDep,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    job_id: str, request: Request, jobs: JobsDep, offset: Offset = 0, limit: Limit = 100
 ) -> Response:
     job = await jobs.owned(owner_of(request), job_id)
     limit = min(limit, jobs.config.items_page_size)

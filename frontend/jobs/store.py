@@ -36,6 +36,9 @@ class Job:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+Changes = dict[str, Any]  # the columns a transition sets besides the status: lease_until, worker
+
+
 class JobStore(Protocol):
     def create(self, job: Job, body: bytes) -> None: ...
     def get(self, job_id: str) -> Job | None: ...
@@ -49,6 +52,19 @@ class JobStore(Protocol):
         worker: str | None = None,
         lease_until: float | None = None,
         new_worker: str | None = None,
+    ) -> bool:
+        """Compare-and-set: the job goes to `status` only if it is at `from_status` (and held by
+        `worker`, where given), its lease and worker changed where given. Both stores inherit
+        this and implement compare_and_set."""
+        changes: dict[str, Any] = {}
+        if lease_until is not None:
+            changes["lease_until"] = lease_until
+        if new_worker is not None:
+            changes["worker"] = new_worker
+        return self.compare_and_set(job_id, from_status, status, worker, changes)
+
+    def compare_and_set(
+        self, job_id: str, from_status: str, status: str, worker: str | None, changes: Changes
     ) -> bool: ...
     def patch(self, job_id: str, meta: dict[str, Any]) -> None: ...
     def set_result(self, job_id: str, result: bytes) -> None: ...
@@ -73,7 +89,7 @@ def _job(row: tuple[Any, ...]) -> Job:
     return Job(job_id, owner, endpoint, status, created, lease, worker, orjson.loads(row[7]))
 
 
-class SqliteJobStore:
+class SqliteJobStore(JobStore):
     """One table in the data dir; one connection behind a lock (jobs are few, rows small)."""
 
     def __init__(self, path: Path) -> None:
@@ -128,22 +144,11 @@ class SqliteJobStore:
         rows = self._run(f"select {column} from jobs where id = ?", job_id)
         return bytes(rows[0][0]) if rows and rows[0][0] is not None else None
 
-    def transition(
-        self,
-        job_id: str,
-        from_status: str,
-        status: str,
-        worker: str | None = None,
-        lease_until: float | None = None,
-        new_worker: str | None = None,
+    def compare_and_set(
+        self, job_id: str, from_status: str, status: str, worker: str | None, changes: Changes
     ) -> bool:
-        sets, args = ["status = ?"], [status]  # type: list[str], list[Any]
-        if lease_until is not None:
-            sets.append("lease_until = ?")
-            args.append(lease_until)
-        if new_worker is not None:
-            sets.append("worker = ?")
-            args.append(new_worker)
+        sets = ["status = ?", *(f"{column} = ?" for column in changes)]
+        args: list[Any] = [status, *changes.values()]
         where, where_args = "id = ? and status = ?", [job_id, from_status]
         if worker is not None:
             where += " and worker = ?"
