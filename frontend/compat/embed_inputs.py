@@ -21,6 +21,7 @@ from frontend.embed import images
 from frontend.embed.images import Picture
 from frontend.embed.routes import model_name, timed_embed
 from frontend.embed.service import EmbeddingService, check_texts, shorten
+from frontend.images.clip_inputs import Geometry
 
 _DATA_IMAGE = re.compile(r"^data:image/[\w.+-]+(?:;[\w=.+-]+)*;base64,", re.IGNORECASE)
 # Magic bytes of the formats the decoder reads (frontend.images.decode.SUPPORTED_FORMATS).
@@ -127,7 +128,7 @@ async def embed_items(
     if texts:  # before any image is fetched or decoded
         check_texts(texts, service.limits)
     blobs = list(await asyncio.gather(*(image_bytes(request, image) for image in pictures_in)))
-    pictures = await _decoded(request, blobs, pictures_in)
+    pictures = await _decoded(request, blobs, pictures_in, images.input_geometry(registry, entry))
     parts: dict[bool, np.ndarray] = {}
     if texts:
         parts[False] = await images.embed_texts(registry, entry, texts, service.limits)
@@ -142,12 +143,15 @@ async def embed_items(
     return EmbeddedItems(entry, shorten(vectors, dimensions, entry), 0, pictures, formats)
 
 
-async def _decoded(request: Request, blobs: list[bytes], sent: list[ImageInput]) -> list[Picture]:
-    """The images decoded with /api/caption's limits; a bad one's 400 names its field."""
+async def _decoded(
+    request: Request, blobs: list[bytes], sent: list[ImageInput], geometry: Geometry | None
+) -> list[Picture]:
+    """The images decoded with /api/caption's limits (at the model's input size with its
+    geometry); a bad one's 400 names its field."""
     if not blobs:
         return []
     try:
-        return await images.decode_pictures(request.app, blobs)
+        return await images.decode_pictures(request.app, blobs, geometry=geometry)
     except InvalidRequest as error:
         index = (error.details or {}).get("image_index")
         if not isinstance(index, int) or not 0 <= index < len(sent):

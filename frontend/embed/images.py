@@ -19,6 +19,7 @@ from PIL import Image
 from frontend.core.config import LimitsSection, ModelEntry, Task
 from frontend.core.errors import InvalidRequest
 from frontend.embed.service import check_texts
+from frontend.images.clip_inputs import Geometry, decode_with, model_geometry
 from frontend.images.decode import ImageLimits, decode_image
 from frontend.images.pages import classify
 from frontend.models.cache import snapshot_path
@@ -60,17 +61,32 @@ def check_count(count: int, limits: LimitsSection) -> None:
         )
 
 
+def input_geometry(registry: ModelRegistry, entry: ModelEntry) -> Geometry | None:
+    """The geometry of a CLIP model's image input (frontend.images.clip_inputs), so images for
+    it are sized where they are decoded: the same vectors, far fewer bytes to Triton."""
+    snapshot = snapshot_path(registry.hub_dir, entry.hf_model)
+    return model_geometry(snapshot) if snapshot is not None else None
+
+
 async def decode_pictures(
-    app: FastAPI, blobs: list[bytes], types: list[str | None] | None = None
+    app: FastAPI,
+    blobs: list[bytes],
+    types: list[str | None] | None = None,
+    geometry: Geometry | None = None,
 ) -> list[Picture]:
-    """Check and decode undecoded image files (400 naming the bad one) in a sandbox worker."""
+    """Check and decode undecoded image files (400 naming the bad one) in a sandbox worker;
+    with a model's `geometry`, at its input size."""
     limits: LimitsSection = app.state.settings.limits
     check_count(len(blobs), limits)
     image_limits = ImageLimits(limits.max_image_pixels, limits.max_image_side)
     async with sandbox_of(app).lease() as worker:  # images only: a document is a 400
         await worker.call(classify, blobs, types or [None] * len(blobs), len(blobs) == 1, False)
         decoded = [
-            await worker.call(decode_sized, index, image_limits, MAX_SIDE)
+            await (
+                worker.call(decode_sized, index, image_limits, MAX_SIDE)
+                if geometry is None
+                else worker.call(decode_with, index, image_limits, geometry)
+            )
             for index in range(len(blobs))
         ]
     return [Picture(pixels, height, width) for pixels, height, width in decoded]

@@ -149,7 +149,8 @@ async def _embed_images(
     texts = body.all_texts()
     images.check_count(len(body.images or []), service.limits)  # before decoding any
     blobs = [images.base64_image(value, i) for i, value in enumerate(body.images or [])]
-    pictures = await images.decode_pictures(request.app, blobs) if blobs else []
+    geometry = images.input_geometry(registry, entry) if blobs else None
+    pictures = await images.decode_pictures(request.app, blobs, geometry=geometry) if blobs else []
     parts = []
     if texts:
         parts.append(await images.embed_texts(registry, entry, texts, service.limits, keep_alive))
