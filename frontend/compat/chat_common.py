@@ -9,6 +9,7 @@ import binascii
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -74,6 +75,30 @@ async def get_chat_backend(request: Request) -> ChatBackend:
 ChatBackendDep = Annotated[ChatBackend, Depends(get_chat_backend)]
 
 
+@dataclass(frozen=True)
+class ChatCall:
+    """What a chat route (Ollama's, OpenAI's) works with: the request, the chat backend, the
+    model registry."""
+
+    request: Request
+    backend: ChatBackend
+    registry: ModelRegistry
+
+    @property
+    def limits(self) -> LimitsSection:
+        return self.request.app.state.settings.limits
+
+    def check_images(self, count: int) -> None:
+        check_image_count(count, self.limits)
+
+
+async def get_chat_call(request: Request, backend: ChatBackendDep) -> ChatCall:
+    return ChatCall(request, backend, request.app.state.registry)
+
+
+ChatCallDep = Annotated[ChatCall, Depends(get_chat_call)]
+
+
 def chat_route(
     router: APIRouter, path: str, summary: str
 ) -> Callable[[DecoratedCallable], DecoratedCallable]:
@@ -104,6 +129,16 @@ def decode_base64_image(value: str, field: str) -> bytes:
 
 def is_data_url(value: str) -> bool:
     return _DATA_URL.match(value) is not None
+
+
+async def image_from_url(request: Request, url: str, field: str) -> bytes:
+    """An image URL's image: a data: URL decoded, an http(s) URL fetched (fetch_image)."""
+    if is_data_url(url):
+        return decode_base64_image(url, field)
+    if url.lower().startswith(("http://", "https://")):
+        max_bytes = request.app.state.settings.limits.max_body_bytes
+        return await fetch_image(request, url, field, max_bytes)
+    raise field_error(field, "must be a data: URL or an http(s) URL")
 
 
 async def fetch_image(request: Request, url: str, field: str, max_bytes: int) -> bytes:

@@ -5,7 +5,7 @@ the final chunk's counts and durations (ns). Errors: compat.ollama_models' {"err
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from frontend.compat.chat_common import (
     CHAT_TASK,
     ChatBackendDep,
+    ChatCall,
+    ChatCallDep,
     chat_route,
     check_constrainable,
-    check_image_count,
     check_max_tokens,
     checked_constraint,
     decode_base64_image,
@@ -199,25 +200,36 @@ def _message(text: str) -> dict[str, Any]:
     return {"message": {"role": "assistant", "content": text}}
 
 
+async def _serve(
+    call: ChatCall,
+    body: OllamaCommon,
+    images: int,
+    messages: Callable[[], list[ChatMessage]] | None,
+    shape: Callable[[str], dict[str, Any]],
+) -> Response:
+    """/api/generate's and /api/chat's common path: keep_alive and the image count checked, no
+    input (`messages` None) loads or unloads the model, else the model answers."""
+    keep_alive = parse_keep_alive(body.keep_alive)
+    call.check_images(images)
+    if messages is None:
+        return await _load_or_unload(call.registry, body.model, keep_alive, shape)
+    chat = ChatRequest(_name(body.model), tuple(messages()), _options(body, call.request))
+    check_constrainable(call.registry, chat.model, chat.options, "format")
+    return await _answer(call.backend, chat, keep_alive, body.stream, shape, body.model)
+
+
 @chat_route(
     router,
     "/generate",
     "Ollama's completion: a prompt and images to a vision-language model (NDJSON stream)",
 )
-async def generate(
-    body: OllamaGenerateRequest, request: Request, backend: ChatBackendDep, registry: RegistryDep
-) -> Response:
-    keep_alive = parse_keep_alive(body.keep_alive)
-    check_image_count(len(body.images or ()), request.app.state.settings.limits)
-    if not body.prompt and not body.images:
-        return await _load_or_unload(registry, body.model, keep_alive, _response)
-    messages = []
-    if body.system:
-        messages.append(ChatMessage("system", body.system))
-    messages.append(ChatMessage("user", body.prompt or "", _images(body.images, "images")))
-    chat = ChatRequest(_name(body.model), tuple(messages), _options(body, request))
-    check_constrainable(registry, chat.model, chat.options, "format")
-    return await _answer(backend, chat, keep_alive, body.stream, _response, body.model)
+async def generate(body: OllamaGenerateRequest, call: ChatCallDep) -> Response:
+    def messages() -> list[ChatMessage]:
+        system = [ChatMessage("system", body.system)] if body.system else []
+        return [*system, ChatMessage("user", body.prompt or "", _images(body.images, "images"))]
+
+    empty = not body.prompt and not body.images
+    return await _serve(call, body, len(body.images or ()), None if empty else messages, _response)
 
 
 @chat_route(
@@ -225,20 +237,17 @@ async def generate(
     "/chat",
     "Ollama's chat: messages with images to a vision-language model (NDJSON stream)",
 )
-async def chat(
-    body: OllamaChatRequest, request: Request, backend: ChatBackendDep, registry: RegistryDep
-) -> Response:
-    keep_alive = parse_keep_alive(body.keep_alive)
+async def chat(body: OllamaChatRequest, call: ChatCallDep) -> Response:
     given = body.messages or []
-    check_image_count(sum(len(m.images or ()) for m in given), request.app.state.settings.limits)
-    if not given:
-        return await _load_or_unload(registry, body.model, keep_alive, _message)
-    messages = []
-    for i, message in enumerate(given):
-        if message.role not in ROLES:
-            raise field_error(f"messages.{i}.role", "must be system, user or assistant")
-        images = _images(message.images, f"messages.{i}.images")
-        messages.append(ChatMessage(message.role, message.content, images))  # type: ignore[arg-type]
-    chat = ChatRequest(_name(body.model), tuple(messages), _options(body, request))
-    check_constrainable(registry, chat.model, chat.options, "format")
-    return await _answer(backend, chat, keep_alive, body.stream, _message, body.model)
+
+    def messages() -> list[ChatMessage]:
+        found = []
+        for i, message in enumerate(given):
+            if message.role not in ROLES:
+                raise field_error(f"messages.{i}.role", "must be system, user or assistant")
+            images = _images(message.images, f"messages.{i}.images")
+            found.append(ChatMessage(message.role, message.content, images))  # type: ignore[arg-type]
+        return found
+
+    count = sum(len(m.images or ()) for m in given)
+    return await _serve(call, body, count, messages if given else None, _message)

@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -16,29 +16,22 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from frontend.compat.chat_common import (
-    ChatBackendDep,
+    ChatCallDep,
     chat_route,
     check_constrainable,
-    check_image_count,
     check_max_tokens,
     checked_constraint,
-    decode_base64_image,
-    fetch_image,
     field_error,
-    is_data_url,
+    image_from_url,
     open_stream,
 )
 from frontend.compat.openai_errors import openai_error
-from frontend.core.deps import RegistryDep
 from frontend.core.errors import APIError, envelope, json_response
 from frontend.core.jsonbody import StrictJSONRoute
-from frontend.vision.schemas import (
-    ChatMessage,
-    ChatRequest,
-    ChatResult,
-    GenerationOptions,
-    TextDelta,
-)
+from frontend.vision.schemas import ChatMessage, ChatRequest, GenerationOptions, TextDelta
+
+if TYPE_CHECKING:
+    from frontend.vision.schemas import ChatResult
 
 logger = logging.getLogger(__name__)
 router = APIRouter(route_class=StrictJSONRoute, prefix="/v1", tags=["openai"])
@@ -143,7 +136,6 @@ async def _message(request: Request, index: int, message: OpenAIMessage) -> Chat
         return ChatMessage(role, message.content or "")  # type: ignore[arg-type]
     texts: list[str] = []
     images: list[bytes] = []
-    max_bytes = request.app.state.settings.limits.max_body_bytes
     for j, part in enumerate(message.content):
         field = f"messages.{index}.content.{j}"
         if part.type == "text":
@@ -154,12 +146,7 @@ async def _message(request: Request, index: int, message: OpenAIMessage) -> Chat
         if part.image_url is None:
             raise field_error(f"{field}.image_url", "required for an image_url part")
         url = part.image_url if isinstance(part.image_url, str) else part.image_url.url
-        if is_data_url(url):
-            images.append(decode_base64_image(url, f"{field}.image_url.url"))
-        elif url.lower().startswith(("http://", "https://")):
-            images.append(await fetch_image(request, url, f"{field}.image_url.url", max_bytes))
-        else:
-            raise field_error(f"{field}.image_url.url", "must be a data: URL or an http(s) URL")
+        images.append(await image_from_url(request, url, f"{field}.image_url.url"))
     return ChatMessage(role, "\n".join(texts), tuple(images))  # type: ignore[arg-type]
 
 
@@ -191,10 +178,9 @@ def _sse(chunk: dict[str, Any]) -> bytes:
     "/chat/completions",
     "OpenAI-compatible chat completions with images (vision-language models)",
 )
-async def chat_completions(
-    body: ChatCompletionRequest, request: Request, backend: ChatBackendDep, registry: RegistryDep
-) -> Response:
-    check_image_count(_image_count(body), request.app.state.settings.limits)
+async def chat_completions(body: ChatCompletionRequest, call: ChatCallDep) -> Response:
+    request, backend, registry = call.request, call.backend, call.registry
+    call.check_images(_image_count(body))
     options = _options(body, request)
     check_constrainable(registry, body.model, options, "response_format")
     messages = [await _message(request, i, m) for i, m in enumerate(body.messages)]
