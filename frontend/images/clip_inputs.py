@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from PIL import Image
 
 from frontend.core.config import LimitsSection
-from frontend.images.decode import ImageLimits, decode_image
+from frontend.images.decode import ImageLimits, decode_pil
 from frontend.images.pages import classify
 from frontend.sandbox.pool import sandbox_of
 from frontend.sandbox.worker import session
@@ -34,11 +34,13 @@ class Geometry:
     kind: str
     config: str  # the JSON, so the dataclass stays hashable and small to send
 
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
+    def apply(self, image: Image.Image) -> np.ndarray:
+        """The RGB picture at the model's input size (uint8 [H, W, 3])."""
         config: dict[str, Any] = json.loads(self.config)
         if self.kind == "immich":
-            sized = ImmichVisualPreprocess(config).geometry(Image.fromarray(rgb))
+            sized = ImmichVisualPreprocess(config).geometry(image)
             return np.asarray(sized.convert("RGB"), dtype=np.uint8)
+        rgb = np.asarray(image, dtype=np.uint8)
         return np.ascontiguousarray(ProcessorSpec(config).geometry(rgb), dtype=np.uint8)
 
 
@@ -63,8 +65,8 @@ def model_geometry(snapshot: Path) -> Geometry | None:
 
 def decode_with(index: int, limits: ImageLimits, geometry: Geometry) -> tuple[np.ndarray, int, int]:
     """In the sandbox: the request's image `index` decoded, sized by `geometry`, and its size."""
-    full = decode_image(session()["files"][index], index, limits)
-    height, width = full.shape[:2]
+    full = decode_pil(session()["files"][index], index, limits)  # no full-size array copy
+    width, height = full.size
     return geometry.apply(full), height, width
 
 

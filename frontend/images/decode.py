@@ -47,6 +47,13 @@ def decode_image(
     Sizes are checked from the header before any pixel is decoded, so a decompression bomb
     costs a few bytes of parsing, not gigabytes of memory.
     """
+    return np.asarray(decode_pil(data, index, limits, fit_within), dtype=np.uint8)
+
+
+def decode_pil(
+    data: bytes, index: int, limits: ImageLimits, fit_within: int | None = None
+) -> Image.Image:
+    """decode_image's RGB picture as a PIL image (no array copy, for code that resizes it)."""
     if not data:
         raise _bad(index, "is empty")
     try:
@@ -74,4 +81,4 @@ def decode_image(
     except (OSError, SyntaxError, ValueError, EOFError):
         # Pillow reports truncated and corrupt files this way; the text stays out of the reply.
         raise _bad(index, "is truncated or corrupt") from None
-    return np.asarray(rgb, dtype=np.uint8)
+    return rgb

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from frontend.tasks.image_embedding_onnx import ProcessorSpec, center_crop, probe_images
 
@@ -110,7 +111,7 @@ def test_sizing_first_gives_immichs_exact_input(config: dict[str, Any], index: i
     from frontend.tasks.image_embedding_immich import ImmichVisualPreprocess
 
     preprocess = ImmichVisualPreprocess(config)
-    sized = Geometry("immich", json.dumps(config)).apply(IMAGES[index])
+    sized = Geometry("immich", json.dumps(config)).apply(Image.fromarray(IMAGES[index]))
     assert sized.shape[:2] == (preprocess.size, preprocess.size)
     np.testing.assert_array_equal(preprocess(sized), preprocess(IMAGES[index]))
 
@@ -124,7 +125,7 @@ def test_sizing_first_gives_the_exported_models_exact_input(
 
     processor = ProcessorSpec(spec)
     assert processor.idempotent
-    sized = Geometry("transformers", json.dumps(spec)).apply(IMAGES[index])
+    sized = Geometry("transformers", json.dumps(spec)).apply(Image.fromarray(IMAGES[index]))
     np.testing.assert_array_equal(processor(sized), processor(IMAGES[index]))
 
 
