@@ -10,7 +10,8 @@ const PER_REQUEST = 16; // limits.max_images_per_request's default
 let indexed = { key: null, vectors: [] };
 let thumbnails = [];
 
-function cosine(a, b) {
+// Also the Try it panel's similarity of two embedded texts (tryit.js).
+export function cosine(a, b) {
   let dot = 0;
   let na = 0;
   let nb = 0;

@@ -4,20 +4,8 @@
 import { api } from "./api.js";
 import { $, busy, el, setText } from "./dom.js";
 import { setUpDocuments } from "./documents.js";
-import { setUpImageSearch } from "./imagesearch.js";
+import { cosine, setUpImageSearch } from "./imagesearch.js";
 import { setUpRerank } from "./rerank.js";
-
-function cosine(a, b) {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i += 1) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return na && nb ? dot / Math.sqrt(na * nb) : 0;
-}
 
 function withModel(body, selector) {
   const model = $(selector).value;
