@@ -92,6 +92,14 @@ def serving(
                 process.wait(10)
 
 
+def active_requests(http: httpx.Client) -> float:
+    """The service's active_requests gauge (API requests in flight; /metrics is not one)."""
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith("active_requests "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def tritonservers(data: Path) -> list[int]:
     found = processes_mentioning(str(data.resolve()))
     return [pid for pid, cmd in found.items() if "bin/tritonserver" in cmd]
@@ -217,7 +225,9 @@ def test_sigterm_under_load_answers_only_200_or_a_clean_503(
         threads = [threading.Thread(target=client) for _ in range(8)]
         for thread in threads:
             thread.start()
-        time.sleep(2)
+        # All 8 running at the signal (a busy box may take seconds to send the first ones).
+        with httpx.Client(base_url=url, timeout=30) as http:
+            wait_for(lambda: active_requests(http) >= 8, 120, "8 requests in flight")
         process.send_signal(signal.SIGTERM)
         assert process.wait(330) in (0, -signal.SIGTERM)
         stop.set()

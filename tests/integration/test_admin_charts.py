@@ -145,8 +145,12 @@ def test_status_tab_draws_the_last_hour(admin: AdminPage, charts_api: RunningApi
         admin.snap("status-charts")  # also: no sideways scrolling at phone width
         # the charts were fitted to the phone width when the viewport shrank
         admin.page.set_viewport_size({"width": 390, "height": 844})
-        admin.page.wait_for_timeout(300)
-        width = admin.page.locator("#chart-rate canvas").bounding_box()
+        canvas = admin.page.locator("#chart-rate canvas")
+        for _ in range(100):  # the resize handler's redraw: up to 10 s on a busy machine
+            width = canvas.bounding_box()
+            if width is not None and width["width"] <= 390:
+                break
+            admin.page.wait_for_timeout(100)
         assert width is not None and width["width"] <= 390
     finally:
         stop.set()
