@@ -29,11 +29,13 @@ if ((dev)) && ! docker compose version >/dev/null 2>&1 && ! command -v docker-co
     missing+=(docker-compose)
 fi
 # The container tests (tests/e2e) build and run the images with podman: as root on Debian
-# only, next to (never instead of) a Docker engine; nothing of Docker's is touched.
+# only, next to (never instead of) a Docker engine; nothing of Docker's is touched. netavark
+# sets up the compose network with iptables, which a minimal Debian lacks ("netavark: No such
+# file or directory" when a container starts).
 containers=0
 if ((dev)) && [[ $EUID -eq 0 && -r /etc/debian_version ]]; then
     containers=1
-    for package in podman runc debootstrap netavark aardvark-dns catatonit; do
+    for package in podman runc debootstrap netavark aardvark-dns catatonit iptables; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" \
             || missing+=("$package")
     done
