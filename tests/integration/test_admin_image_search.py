@@ -12,12 +12,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser
 
-from frontend.app import create_app
-from frontend.core.config import Settings
-from frontend.triton.embedded import EmbeddedTriton
 from tests.images import encode
 from tests.integration.admin_browser import AdminPage, launch, new_admin_page, screenshot_dir
-from tests.integration.conftest import RunningApi, serve_app
+from tests.integration.conftest import RunningApi
 from tools.build_test_models import TINY_CLIP, build_test_models
 
 pytestmark = pytest.mark.integration
@@ -27,23 +24,16 @@ QUERY = "a red car in the city"
 
 
 @pytest.fixture(scope="module")
-def search_api(settings: Settings, triton: EmbeddedTriton, data_dir: Path) -> Iterator[RunningApi]:
-    """A frontend of its own over the shared Triton, with the tiny transformers CLIP added."""
-    own = settings.model_copy(
-        deep=True, update={"triton": settings.triton.model_copy(update={"url": triton.grpc_url})}
-    )
+def search_api(api: RunningApi, data_dir: Path) -> RunningApi:
+    """The run's shared frontend with the tiny transformers CLIP added (as the image-embedding
+    tests add it: one frontend manages a Triton model, never two)."""
     build_test_models(data_dir, "clip")
-    app = create_app(own)
-    server, thread, url = serve_app(app)
-    api = RunningApi(url, app)
     with api.client() as http:
         added = http.post(
             "/api/models", json={"task": "image_embedding", "hf_model": TINY_CLIP, "id": MODEL}
         )
         assert added.status_code in (200, 201, 409), added.text
-    yield api
-    server.should_exit = True
-    thread.join(30)
+    return api
 
 
 @pytest.fixture(scope="module")

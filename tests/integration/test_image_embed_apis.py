@@ -116,7 +116,9 @@ def test_a_transformers_clip_answers_the_dialects_as_api_embed(
     )
     assert added.status_code in (200, 201, 409), added.text
     body = {"model": "tiny-clip", "texts": [TEXT], "images": [b64(PHOTOS[0])]}
-    expected = client.post("/api/embed", json=body).json()["embeddings"]
+    embedded = client.post("/api/embed", json=body)
+    assert embedded.status_code == 200, embedded.text
+    expected = embedded.json()["embeddings"]
     jina = client.post(
         "/v1/embeddings",
         json={"model": "tiny-clip", "input": [{"image": data_url(PHOTOS[0])}, {"text": TEXT}]},
