@@ -119,11 +119,16 @@ async def served_vector(url: str, data: bytes) -> np.ndarray:
     return np.array(json.loads(answer["clip"]), dtype=np.float32)
 
 
-def shipped_threads() -> int:
-    """The ViT-B-32 entry's threads as config.yaml ships it."""
+def shipped_entry() -> dict[str, Any]:
+    """The ViT-B-32 entry as config.yaml ships it."""
     shipped = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     [entry] = [e for e in shipped["models"]["image_embedding"] if e["hf_model"] == HF_MODEL]
-    return int(entry.get("threads", 1))
+    return dict(entry)
+
+
+def shipped_threads() -> int:
+    """The ViT-B-32 entry's threads as config.yaml ships it."""
+    return int(shipped_entry().get("threads", 1))
 
 
 def build_model(work: Path, data_dir: Path) -> Path:
@@ -182,6 +187,7 @@ def main() -> int:
         "threads": threads,
         "max_batch_size": 16,
         "keep_alive_seconds": 3600,
+        "max_queue_delay_us": shipped_entry().get("max_queue_delay_us", 2000),
     }
     models = {"image_embedding": [entry]}
     rounds: list[dict[str, float]] = []
