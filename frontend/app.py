@@ -129,7 +129,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     admin_key = settings.triton.admin_key
     if not urls:
         ports = TritonPorts.choose(
-            settings.triton.http_port, settings.triton.grpc_port, settings.triton.metrics_port
+            settings.triton.http_port,
+            settings.triton.grpc_port,
+            settings.triton.metrics_port,
+            avoid=frozenset({settings.server.port}),
         )
         # Load/unload need this key; inference stays open (power users, other tools).
         admin_key = admin_key or secrets.token_urlsafe(32)

@@ -41,8 +41,22 @@ class TritonPorts:
     metrics: int
 
     @classmethod
-    def choose(cls, http: int = 0, grpc: int = 0, metrics: int = 0) -> TritonPorts:
-        return cls(http or free_port(), grpc or free_port(), metrics or free_port())
+    def choose(
+        cls, http: int = 0, grpc: int = 0, metrics: int = 0, avoid: frozenset[int] = frozenset()
+    ) -> TritonPorts:
+        """The given ports, free ones for those left 0: three different ports, none of `avoid`
+        (the API's own port, which uvicorn binds only after the startup that starts Triton)."""
+        taken = set(avoid) | {http, grpc, metrics}
+        chosen = []
+        for port in (http, grpc, metrics):
+            for _ in range(100):
+                if port:
+                    break
+                if (found := free_port()) not in taken:
+                    port = found
+            taken.add(port)
+            chosen.append(port)
+        return cls(*chosen)
 
 
 class EmbeddedTriton:
