@@ -44,9 +44,21 @@ class Geometry:
         return np.ascontiguousarray(ProcessorSpec(config).geometry(rgb), dtype=np.uint8)
 
 
+# Per snapshot folder (a new revision is a new folder): read once, not on every request. Only
+# found geometries are kept, since a transformers checkpoint's export appears at its first load.
+_GEOMETRIES: dict[Path, Geometry] = {}
+
+
 def model_geometry(snapshot: Path) -> Geometry | None:
     """The geometry of an Immich CLIP export or of an exported transformers checkpoint; None
     for anything else (faces, a checkpoint not exported yet, a crop smaller than its resize)."""
+    known = _GEOMETRIES.get(snapshot)
+    if known is None and (known := _read_geometry(snapshot)) is not None:
+        _GEOMETRIES[snapshot] = known
+    return known
+
+
+def _read_geometry(snapshot: Path) -> Geometry | None:
     immich = snapshot / "visual" / "preprocess_cfg.json"
     if immich.is_file():
         text = immich.read_text(encoding="utf-8")
