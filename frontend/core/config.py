@@ -106,7 +106,8 @@ class ModelEntry(Section):
     dimensions: int | None = Field(default=None, gt=0)
     threads: int = Field(default=1, ge=1, le=256)
     max_batch_size: int = Field(default=32, ge=1, le=1024)
-    max_queue_delay_us: int = Field(default=2000, ge=0, le=1_000_000)
+    # None: the task's default (frontend.triton.repository.QUEUE_DELAY_US)
+    max_queue_delay_us: int | None = Field(default=None, ge=0, le=1_000_000)
     instances: int = Field(default=1, ge=1, le=16)
     device: Literal["auto", "cpu", "gpu"] = "auto"
     engine: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"

@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from frontend.core.asgi import HTTPMiddleware
+from frontend.triton.cohorts import GENERATING_PATHS
 
 access_logger = logging.getLogger("homelab_ai.access")
 UNMATCHED = "unmatched"
@@ -209,7 +210,13 @@ class ObservabilityMiddleware(HTTPMiddleware):
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            registry = getattr(scope["app"].state, "registry", None)
+            if scope["path"] in GENERATING_PATHS and registry is not None:
+                # on its way to a generating model: a burst leaves for Triton as one batch
+                with registry.cohorts.arriving_request():
+                    await self.app(scope, receive, send_status)
+            else:
+                await self.app(scope, receive, send_status)
         finally:
             current_request.reset(token)
             elapsed = time.perf_counter() - started

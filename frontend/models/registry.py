@@ -27,6 +27,7 @@ from frontend.models.healing import ModelDoctor
 from frontend.models.store import SettingsStore
 from frontend.models.stubs import resident_bytes, stub_pids
 from frontend.tasks.common import is_builtin
+from frontend.triton.cohorts import Cohorts
 from frontend.triton.gateway import (
     InferenceTimeout,
     ModelNotLoaded,
@@ -97,6 +98,8 @@ class ModelRegistry:
         # Waits (bounded) for the embedded tritonserver to be back when it is restarting; True
         # once it is up. None for external servers, whose restarts we cannot see.
         self.server_back: Callable[[float], Awaitable[bool]] | None = None
+        # Generating models' concurrent requests leave in cohorts (frontend.triton.cohorts)
+        self.cohorts = Cohorts()
 
     async def _gateway_load(self, entry: ModelEntry) -> None:
         """The load, tried once more when the embedded tritonserver was restarting (it crashed,

@@ -18,6 +18,14 @@ _MARKER = ".homelab-ai"  # marks entries this module owns, so nothing else is ev
 _KINDS = {"cpu": mc.ModelInstanceGroup.KIND_CPU, "gpu": mc.ModelInstanceGroup.KIND_GPU}
 
 
+# Triton's batcher wait when a model's entry names none. Captions: the frontend sends a
+# generating model's concurrent requests together (frontend.triton.cohorts), and eight
+# 640x480 images (~1 MB each as pixels) take a few milliseconds to reach Triton: 2 ms split
+# them into two batches, 10 ms keeps them one (a VLM answer takes hundreds of ms or more).
+DEFAULT_QUEUE_DELAY_US = 2000
+QUEUE_DELAY_US = {Task.IMAGE_CAPTION: 10_000}
+
+
 def shipped_task_code_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "model_repository"
 
@@ -31,7 +39,10 @@ def build_config(template: Path, entry: ModelEntry, task: Task) -> mc.ModelConfi
     config = text_format.Parse(template.read_text(encoding="utf-8"), mc.ModelConfig())
     config.name = entry.id
     config.max_batch_size = entry.max_batch_size
-    config.dynamic_batching.max_queue_delay_microseconds = entry.max_queue_delay_us
+    delay = entry.max_queue_delay_us
+    if delay is None:
+        delay = QUEUE_DELAY_US.get(task, DEFAULT_QUEUE_DELAY_US)
+    config.dynamic_batching.max_queue_delay_microseconds = delay
     del config.instance_group[:]
     group = config.instance_group.add()
     group.count = entry.instances

@@ -161,19 +161,24 @@ async def run(
         await registry.ensure_loaded(entry)
         load_ms = (time.perf_counter() - started) * 1000
 
+    gateway = registry.gateway
+    depth = entry.instances * len(gateway.replicas)
+
     async def call() -> dict[str, Any]:
         stats: dict[str, Any] = {}
-        async for result in registry.gateway.stream(
-            entry.id, prepared.inputs, ["CAPTION", "STATS"], "STATS"
-        ):
-            delta = result.as_numpy("CAPTION")
-            if delta is not None and on_text is not None:
-                text = delta.reshape(-1)[0].decode("utf-8")
-                if text:
-                    on_text(text)
-            found = result.as_numpy("STATS")
-            if found is not None:
-                stats = json.loads(found.reshape(-1)[0])
+        # Concurrent requests leave together, so Triton batches them whole
+        async with registry.cohorts.slot(entry.id, depth, entry.max_batch_size):
+            async for result in gateway.stream(
+                entry.id, prepared.inputs, ["CAPTION", "STATS"], "STATS"
+            ):
+                delta = result.as_numpy("CAPTION")
+                if delta is not None and on_text is not None:
+                    text = delta.reshape(-1)[0].decode("utf-8")
+                    if text:
+                        on_text(text)
+                found = result.as_numpy("STATS")
+                if found is not None:
+                    stats = json.loads(found.reshape(-1)[0])
         return stats
 
     stats = await registry.run(entry, call, keep_alive)

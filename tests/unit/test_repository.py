@@ -46,6 +46,17 @@ def test_shipped_task_code_dir_is_this_checkout() -> None:
     assert shipped_task_code_dir() == (REPO_ROOT / "model_repository").resolve()
 
 
+def test_queue_delay_defaults_per_task() -> None:
+    # captions arrive from the frontend as cohorts of ~1 MB requests: a longer wait keeps one
+    # cohort one batch; the other tasks keep 2 ms unless the entry says otherwise
+    caption = build_config(TEMPLATE, entry("vlm"), "image_caption")
+    assert caption.dynamic_batching.max_queue_delay_microseconds == 10_000
+    text = build_config(TEMPLATE, entry("small-embed"), "text_embedding")
+    assert text.dynamic_batching.max_queue_delay_microseconds == 2000
+    zero = build_config(TEMPLATE, entry("vlm", max_queue_delay_us=0), "image_caption")
+    assert zero.dynamic_batching.max_queue_delay_microseconds == 0
+
+
 def test_build_config_fills_in_the_entry() -> None:
     model = entry(
         "small-embed",
