@@ -210,8 +210,9 @@ class ObservabilityMiddleware(HTTPMiddleware):
             await send(message)
 
         try:
-            registry = getattr(scope["app"].state, "registry", None)
-            if scope["path"] in GENERATING_PATHS and registry is not None:
+            generating = scope["path"] in GENERATING_PATHS
+            registry = getattr(scope["app"].state, "registry", None) if generating else None
+            if registry is not None:
                 # on its way to a generating model: a burst leaves for Triton as one batch
                 with registry.cohorts.arriving_request():
                     await self.app(scope, receive, send_status)

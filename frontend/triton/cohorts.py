@@ -79,15 +79,15 @@ class Cohorts:
         self.max_settle, self.share = max_settle, share
         self._lanes: dict[Hashable, _Lane] = {}
         self.arriving = 0  # HTTP requests to generating routes not at a slot yet
-        self.released: list[int] = []  # the size of each cohort let go (tests, metrics)
+        self.released: list[int] = []  # the sizes of the last 64 cohorts let go (tests)
 
-    def _lane(self, key: Hashable, depth: int = 1, size: int = 1) -> _Lane:
+    def _lane(self, key: Hashable) -> _Lane:
         lane = self._lanes.get(key)
         if lane is not None and lane.timer is not None and time.monotonic() >= lane.deadline:
             self._release(lane)  # the wait is over (its timer may not have run yet)
             lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = _Lane(key, depth, size)
+            lane = self._lanes[key] = _Lane(key, 1, 1)
         return lane
 
     @contextmanager
@@ -165,18 +165,16 @@ class Cohorts:
         back = len(lane.waiting) >= lane.expected
         if len(lane.waiting) >= lane.size or (back and not self.arriving):
             self._schedule(lane)
-        elif self.arriving:  # requests on their way: wait for them, up to max_settle in all
-            if lane.timer is None:
-                lane.since = time.monotonic()
-            limit = lane.since + self.max_settle
-            if lane.timer is None or lane.deadline < limit:
-                self._wait_at_most(lane, limit - time.monotonic())
-        elif lane.timer is None:
-            lane.since = time.monotonic()
+        elif lane.timer is None:  # wait for them, not for ever
             self._wait_at_most(lane, self.max_settle)
+        elif self.arriving and lane.deadline < lane.since + self.max_settle:
+            # requests on their way: a shorter wait (for returning clients) grows to max_settle
+            self._wait_at_most(lane, lane.since + self.max_settle - time.monotonic())
 
     def _wait_at_most(self, lane: _Lane, seconds: float) -> None:
-        if lane.timer is not None:
+        if lane.timer is None:
+            lane.since = time.monotonic()  # a wait begins
+        else:
             lane.timer.cancel()
         lane.deadline = time.monotonic() + seconds
         lane.timer = asyncio.get_running_loop().call_later(seconds, self._release, lane)
@@ -197,8 +195,6 @@ class Cohorts:
         if settle <= 0:
             self._schedule(lane)
         else:  # (another cohort's wait, if any, now waits for this one's clients as well)
-            if lane.timer is None:
-                lane.since = time.monotonic()
             self._wait_at_most(lane, settle)
             self._check(lane)
 
