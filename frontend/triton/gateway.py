@@ -20,9 +20,11 @@ from typing import Any
 
 import grpc
 import tritonclient.grpc as grpcclient
+from tritonclient.grpc._utils import _get_inference_request
 from tritonclient.utils import InferenceServerException
 
 from frontend.core.errors import INFERENCE_FAILED, APIError, InvalidRequest, Unavailable
+from frontend.triton.pipe import MAX_PIPED_BYTES
 from frontend.triton.replicas import Replica, is_model_missing, is_unreachable
 
 logger = logging.getLogger(__name__)
@@ -206,11 +208,36 @@ class TritonGateway:
         parameters: dict[str, int | str] | None = None,
     ) -> grpcclient.InferResult:
         requested = [grpcclient.InferRequestedOutput(o) for o in outputs]
+        request = _get_inference_request(
+            model_name=name,
+            inputs=inputs,
+            model_version="",
+            request_id="",
+            outputs=requested,
+            sequence_id=0,
+            sequence_start=False,
+            sequence_end=False,
+            priority=0,
+            timeout=None,
+            parameters=parameters,
+        )
+        piped = request.ByteSize() <= MAX_PIPED_BYTES
         tried: set[Replica] = set()
         while (replica := self._pick(tried)) is not None:
             tried.add(replica)
             replica.in_flight += 1
             try:
+                if piped:  # small: over the replica's open stream, unary where it cannot
+                    try:
+                        response = await replica.pipe.infer(request, self.infer_timeout)
+                    except TimeoutError:
+                        deadline = InferenceServerException(
+                            msg="Deadline Exceeded", status="StatusCode.DEADLINE_EXCEEDED"
+                        )
+                        raise triton_error(deadline, name) from None
+                    if response is not None:
+                        replica.served += 1
+                        return grpcclient.InferResult(response)
                 result = await replica.client.infer(
                     name,
                     inputs,

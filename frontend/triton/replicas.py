@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
 
+from frontend.triton.pipe import Pipe
 from frontend.triton.serve import ADMIN_KEY_HEADER
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Replica:
     # Triton's restricted model-repository API wants it (gRPC header GRPC_ADMIN_KEY_HEADER).
     admin_key: str | None = field(default=None, repr=False)
     client: grpcaio.InferenceServerClient = field(init=False)
+    pipe: Pipe = field(init=False)
     up: bool = True
     in_flight: int = 0
     served: int = 0  # requests answered, for tests and the log
@@ -62,6 +64,7 @@ class Replica:
 
     def __post_init__(self) -> None:
         self.client = grpcaio.InferenceServerClient(self.url, channel_args=_CHANNEL_ARGS)
+        self.pipe = Pipe(self.url, _CHANNEL_ARGS)  # small inference requests
 
     def mark_down(self, reason: str) -> None:
         if self.up:
@@ -111,4 +114,5 @@ class Replica:
         await self.client.unload_model(name, headers=self._admin_headers, client_timeout=timeout)
 
     async def close(self) -> None:
+        await self.pipe.close()
         await self.client.close()

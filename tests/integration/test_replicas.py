@@ -7,6 +7,7 @@ read from each server's own inference statistics, not from the gateway's bookkee
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from frontend.models.catalog import ModelCatalog
 from frontend.triton.codecs import image_input, strings
 from frontend.triton.embedded import EmbeddedTriton, TritonPorts, triton_environment
 from frontend.triton.gateway import TritonGateway
+from frontend.triton.pipe import MAX_PIPED_BYTES
 from frontend.triton.repository import write_repository
 from tests.images import render_text
 
@@ -58,7 +60,7 @@ def model_ready(server: EmbeddedTriton) -> bool:
         return bool(client.is_model_ready(MODEL))
 
 
-async def read_text(gateway: TritonGateway, image: np.ndarray) -> str:
+async def read_image(gateway: TritonGateway, image: np.ndarray) -> str:
     result = await gateway.infer(MODEL, [image_input(image)], ["RESULT"])
     return str(json.loads(strings(result, "RESULT")[0])["text"])
 
@@ -86,25 +88,35 @@ async def scenario(settings: Settings, work: Path, messages: Callable[[], list[s
     a, b = servers
     await asyncio.gather(a.start(60), b.start(60))
     gateway = TritonGateway([a.grpc_url, b.grpc_url], probe_interval=0.2)
-    image = np.asarray(render_text([TEXT], size=(320, 70), font_size=36))
+    # Two sizes: under pipe.MAX_PIPED_BYTES requests go over each server's open stream, over
+    # it as unary calls; the calls take turns, so both ways go through the failover.
+    small = np.asarray(render_text([TEXT], size=(300, 64), font_size=34))
+    large = np.asarray(render_text([TEXT], size=(320, 70), font_size=36))
+    assert small.nbytes < MAX_PIPED_BYTES < large.nbytes
+    sizes = itertools.cycle([small, small, large])  # not 2: replicas take turns
+
+    async def read_text(gateway: TritonGateway) -> str:
+        return await read_image(gateway, next(sizes))
+
     try:
         # Load fans out: both servers hold the model.
         await gateway.load(MODEL)
         assert model_ready(a) and model_ready(b)
 
         # Spread: sequential and concurrent requests are shared by both servers.
-        texts = [await read_text(gateway, image) for _ in range(10)]
-        texts += await asyncio.gather(*(read_text(gateway, image) for _ in range(10)))
+        texts = [await read_text(gateway) for _ in range(10)]
+        texts += await asyncio.gather(*(read_text(gateway) for _ in range(10)))
         assert all(text == TEXT for text in texts), texts
         assert settled(lambda: served(a) + served(b), 20) == 20
         served_a, served_b = served(a), served(b)
         assert served_a >= 5 and served_b >= 5, (served_a, served_b)
+        assert all(replica.pipe.piped > 0 for replica in gateway.replicas)
 
         # Failover: B dies (SIGKILL, stubs included); every request still succeeds, on A.
         assert b.process is not None
         os.killpg(b.process.pid, signal.SIGKILL)
-        texts = [await read_text(gateway, image) for _ in range(6)]
-        texts += await asyncio.gather(*(read_text(gateway, image) for _ in range(6)))
+        texts = [await read_text(gateway) for _ in range(6)]
+        texts += await asyncio.gather(*(read_text(gateway) for _ in range(6)))
         assert all(text == TEXT for text in texts), texts
         # B's supervisor may already have restarted it (fresh statistics) and the gateway
         # taken it back: every request was served once, by A or by the new B.
@@ -117,7 +129,7 @@ async def scenario(settings: Settings, work: Path, messages: Callable[[], list[s
         assert b.restarts == 1
         assert any(f"Triton {b.grpc_url} is unreachable" in m for m in messages())
         assert model_ready(b)
-        texts = [await read_text(gateway, image) for _ in range(6)]
+        texts = [await read_text(gateway) for _ in range(6)]
         assert all(text == TEXT for text in texts), texts
         assert settled(lambda: served(b), 2) >= 2
 
@@ -129,7 +141,7 @@ async def scenario(settings: Settings, work: Path, messages: Callable[[], list[s
         await gateway.load(MODEL)
         await asyncio.gather(a.stop(), b.stop())
         with pytest.raises(APIError) as failure:
-            await read_text(gateway, image)
+            await read_text(gateway)
         assert failure.value.status == 503
         assert not await gateway.is_ready()
     finally:
