@@ -14,11 +14,9 @@ footprint: PSS of the model's stubs and of the frontend. With --baseline-code DI
 service, whose frontend and Triton stubs run DIR's code (e.g. the main checkout), is measured
 in the same rounds: before/after in one run; with --layout 2x1 (instances x threads per
 instance) another layout of the same code is too.
-With --infinity PATH (the `infinity_emb` launcher of an Infinity install in a virtualenv of
-its own) Infinity serves the same snapshot on CPU, batch 32, and its OpenAI-style
-`POST /embeddings` is measured in the same rounds, loads, latency, CPU and memory figures as
-ours, after a check that its vectors agree with ours; --infinity-engines picks its engines
-(torch, optimum: ONNX Runtime on our export of the model).
+With --infinity PATH (tools/bench_embed_infinity.py) Infinity serves the same snapshot on
+CPU, batch 32, measured in the same rounds and figures as ours once its vectors agree with
+ours; --infinity-engines picks its engines (torch, optimum: ONNX Runtime on our export).
 
     python -m tools.bench_embed [--seconds 5] [--rounds 3] [--baseline-code /work/main]
                                 [--layout 2x1 ...] [--infinity /opt/infinity/bin/infinity_emb]
@@ -29,14 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,21 +41,18 @@ import aiohttp
 import numpy as np
 
 from frontend.models.stubs import process_tree, resident_bytes, rss_bytes
-from frontend.triton.embedded import free_port
-from tools.benchlib import (
-    LoadResult,
-    closed_loop,
-    cpu_per_call,
-    cpu_seconds,
-    running_service,
-    wait_ready,
+from tools.bench_embed_infinity import (
+    INFINITY_NAME,
+    infinity_cpu,
+    infinity_footprint_mib,
+    running_infinity,
 )
+from tools.benchlib import LoadResult, closed_loop, cpu_per_call, cpu_seconds, running_service
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SENTENCES = [f"The quick brown fox number {i} jumps over the lazy dog." for i in range(512)]
 LOADS = {"16 x 1": (16, 1), "64 x 1": (64, 1), "4 x 32": (4, 32)}
 ROOT = Path(__file__).resolve().parents[1]
-INFINITY_NAME = "minilm"  # the model's name in Infinity's API (--served-model-name)
 # Short texts, as the loads send, and last one past the model's 256 tokens: Infinity's optimum
 # engine truncates at 512 (max_position_embeddings), so only the short ones must agree
 AGREEMENT = [*SENTENCES[:3], "ok", "Emoji 🚀 and CJK 日本語のテキスト", "long " * 300]
@@ -238,73 +232,6 @@ async def vectors(endpoint: str, texts: list[str]) -> np.ndarray:
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
 
-def infinity_model_dir(snapshot: Path, engine: str, work: Path) -> tuple[Path, str]:
-    """(working directory, --model-id) for Infinity's `engine` on the local snapshot.
-
-    torch: the snapshot itself. optimum: Infinity 0.0.78 finds no ONNX file in a folder
-    without one (the snapshot ships none), and with optimum 2 it passes the ONNX file's path,
-    where optimum matches a bare file name ("Could not find any ONNX files with target file
-    name /abs/model.onnx, only found: [model.onnx]"): so a folder of links to the snapshot's
-    files plus our ONNX export as model.onnx, run from inside it with --model-id "."."""
-    if engine != "optimum":
-        return work, str(snapshot)
-    from frontend.tasks.onnx_export import ensure_exported
-
-    folder = work / "infinity-optimum-model"
-    folder.mkdir(parents=True, exist_ok=True)
-    links = {entry.name: entry.resolve() for entry in snapshot.iterdir()}
-    links["model.onnx"] = ensure_exported(snapshot).model.resolve()
-    for name, target in links.items():
-        (folder / name).unlink(missing_ok=True)
-        (folder / name).symlink_to(target, target_is_directory=target.is_dir())
-    return folder, "."
-
-
-@contextmanager
-def running_infinity(
-    launcher: Path, snapshot: Path, engine: str, work: Path
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Infinity (`infinity_emb v2`) serving the snapshot with `engine` on CPU, batch 32, on a
-    free loopback port, offline; yield (its /embeddings URL, process). Its own session, so
-    its whole process group is stopped at the end."""
-    cwd, model_id = infinity_model_dir(snapshot, engine, work)
-    port = free_port()
-    command = [str(launcher), "v2", "--model-id", model_id, "--served-model-name", INFINITY_NAME]
-    command += ["--engine", engine, "--device", "cpu", "--batch-size", "32"]
-    # mean pooling, as the model's 1_Pooling says: with "auto" the optimum engine pools CLS
-    command += ["--pooling-method", "mean", "--no-vector-disk-cache", "--log-level", "warning"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1"}
-    env["INFINITY_ANONYMOUS_USAGE_STATS"] = "0"
-    env["HF_HOME"] = str(work / "infinity-hf-home")  # its ONNX cache, not ~/.cache
-    log = work / f"infinity-{engine}.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        # Infinity loads and warms the model before it answers
-        asyncio.run(wait_ready(url, 600, "/health", process, log))
-        yield f"{url}/embeddings", process
-    finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
-
-
-def infinity_cpu(pid: int) -> dict[str, float]:
-    """cpu_seconds for an Infinity service: one process tree, so all of it under 'infinity'."""
-    parts = cpu_seconds(pid)
-    own = parts.pop("load generator")
-    return {"infinity": sum(parts.values()), "load generator": own}
-
-
 def footprint_mib(service_pid: int) -> dict[str, float]:
     """PSS (MiB) of the model's stub processes, tritonserver and the frontend, and the
     frontend's RSS. PSS splits shared pages between processes, so the parts add up."""
@@ -314,14 +241,6 @@ def footprint_mib(service_pid: int) -> dict[str, float]:
         parts[label or "frontend"] += resident_bytes([pid]) / 2**20
     parts["frontend RSS"] = rss_bytes(service_pid) / 2**20
     return parts
-
-
-def infinity_footprint_mib(pid: int) -> dict[str, float]:
-    """PSS (MiB) of Infinity's process tree and its main process's RSS."""
-    return {
-        "infinity": resident_bytes(list(process_tree(pid))) / 2**20,
-        "infinity RSS": rss_bytes(pid) / 2**20,
-    }
 
 
 def main() -> int:

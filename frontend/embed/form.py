@@ -4,11 +4,11 @@ answers both (as /api/caption reads multipart or JSON)."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
+import pybase64
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
@@ -64,7 +64,7 @@ async def form_body(request: Request, limits: LimitsSection) -> dict[str, Any]:
                 data = await value.read()
                 if not data:
                     raise _invalid(f"images.{len(files)}", "the file is empty")
-                files.append(base64.b64encode(data).decode("ascii"))
+                files.append(pybase64.b64encode(data).decode("ascii"))
             elif key == "texts":
                 if isinstance(value, UploadFile):
                     raise _invalid("texts", "must be text fields, not files")

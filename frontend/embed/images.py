@@ -5,7 +5,6 @@ sandbox with /api/caption's limits; one Triton request per image (the model batc
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import re
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pybase64
 from fastapi import FastAPI
 from PIL import Image
 
@@ -99,7 +99,7 @@ def base64_image(value: Any, index: int) -> bytes:
     text = value.strip()
     prefix = _DATA_URL.match(text)
     try:
-        return base64.b64decode(text[prefix.end() :] if prefix else text, validate=True)
+        return pybase64.b64decode(text[prefix.end() :] if prefix else text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(
             f"image {index}: is not valid base64", {"image_index": index}

@@ -20,12 +20,11 @@ from typing import Any
 
 import grpc
 import tritonclient.grpc as grpcclient
-from tritonclient.grpc._utils import _get_inference_request
 from tritonclient.utils import InferenceServerException
 
 from frontend.core.errors import INFERENCE_FAILED, APIError, InvalidRequest, Unavailable
-from frontend.triton.pipe import MAX_PIPED_BYTES
-from frontend.triton.replicas import Replica, is_model_missing, is_unreachable
+from frontend.triton.pipe import MAX_PIPED_BYTES, inference_request
+from frontend.triton.replicas import Replica, is_model_missing, is_unreachable, merge_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -208,19 +207,7 @@ class TritonGateway:
         parameters: dict[str, int | str] | None = None,
     ) -> grpcclient.InferResult:
         requested = [grpcclient.InferRequestedOutput(o) for o in outputs]
-        request = _get_inference_request(
-            model_name=name,
-            inputs=inputs,
-            model_version="",
-            request_id="",
-            outputs=requested,
-            sequence_id=0,
-            sequence_start=False,
-            sequence_end=False,
-            priority=0,
-            timeout=None,
-            parameters=parameters,
-        )
+        request = inference_request(name, inputs, requested, parameters)
         piped = request.ByteSize() <= MAX_PIPED_BYTES
         tried: set[Replica] = set()
         while (replica := self._pick(tried)) is not None:
@@ -338,7 +325,7 @@ class TritonGateway:
                 raise triton_error(exc, name) from None
             models = stats.get("model_stats", [])
             if models:
-                merged = _merge_statistics(merged, dict(models[0]))
+                merged = merge_statistics(merged, dict(models[0]))
         return merged
 
     # --- replicas going down and coming back ---------------------------------------------
@@ -402,25 +389,3 @@ class TritonGateway:
         if name not in self._models:  # unloaded meanwhile
             with contextlib.suppress(InferenceServerException):
                 await replica.unload(name)
-
-
-def _merge_statistics(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
-    """Add one replica's statistics to the total: counts and times add up, the rest is kept."""
-    merged = dict(total)
-    for key, value in more.items():
-        current = merged.get(key)
-        if key in ("name", "version"):
-            merged.setdefault(key, value)
-        elif key == "last_inference":
-            merged[key] = max(int(current or 0), int(value))
-        elif isinstance(value, dict):
-            merged[key] = _merge_statistics(current if isinstance(current, dict) else {}, value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            merged[key] = (current or 0) + value
-        elif isinstance(value, str) and value.isdigit():  # JSON int64 values arrive as strings
-            merged[key] = str(int(current or 0) + int(value))
-        elif isinstance(value, list) and isinstance(current, list):
-            merged[key] = current + value
-        elif current is None:
-            merged[key] = value
-    return merged

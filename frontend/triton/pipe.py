@@ -29,7 +29,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
+import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.grpc._utils import _get_inference_request
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,28 @@ MAX_PIPED_BYTES = 64 * 1024
 REOPEN_AFTER_S = 1.0
 
 _CLOSE = object()  # the request iterator's end
+
+
+def inference_request(
+    name: str,
+    inputs: list[grpcclient.InferInput],
+    outputs: list[grpcclient.InferRequestedOutput],
+    parameters: dict[str, int | str] | None = None,
+) -> service_pb2.ModelInferRequest:
+    """The ModelInferRequest tritonclient's own infer() would send for these tensors."""
+    return _get_inference_request(
+        model_name=name,
+        inputs=inputs,
+        model_version="",
+        request_id="",
+        outputs=outputs,
+        sequence_id=0,
+        sequence_start=False,
+        sequence_end=False,
+        priority=0,
+        timeout=None,
+        parameters=parameters,
+    )
 
 
 class Pipe:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import tritonclient.grpc.aio as grpcaio
 from tritonclient.utils import InferenceServerException
@@ -116,3 +117,25 @@ class Replica:
     async def close(self) -> None:
         await self.pipe.close()
         await self.client.close()
+
+
+def merge_statistics(total: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """Add one replica's statistics to the total: counts and times add up, the rest is kept."""
+    merged = dict(total)
+    for key, value in more.items():
+        current = merged.get(key)
+        if key in ("name", "version"):
+            merged.setdefault(key, value)
+        elif key == "last_inference":
+            merged[key] = max(int(current or 0), int(value))
+        elif isinstance(value, dict):
+            merged[key] = merge_statistics(current if isinstance(current, dict) else {}, value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            merged[key] = (current or 0) + value
+        elif isinstance(value, str) and value.isdigit():  # JSON int64 values arrive as strings
+            merged[key] = str(int(current or 0) + int(value))
+        elif isinstance(value, list) and isinstance(current, list):
+            merged[key] = current + value
+        elif current is None:
+            merged[key] = value
+    return merged

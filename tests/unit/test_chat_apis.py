@@ -22,9 +22,9 @@ from openai import AsyncOpenAI, BadRequestError, NotFoundError
 from PIL import Image
 
 from frontend.app import create_app
-from frontend.compat.chat_common import get_chat_backend
+from frontend.compat.chat_common import decode_base64_image, get_chat_backend
 from frontend.core.config import load_settings
-from frontend.core.errors import InvalidRequest, ModelNotFound
+from frontend.core.errors import APIError, InvalidRequest, ModelNotFound
 from frontend.crawl.service import CrawlService
 from frontend.models.registry import ModelRegistry
 from frontend.vision.schemas import ChatRequest, ChatResult, TextDelta
@@ -453,3 +453,24 @@ def test_models_list_has_the_vision_model(app: FastAPI) -> None:
         return [m.id async for m in openai_client(app).models.list()]
 
     assert set(run(go())) == {"tiny-vlm", "minilm"}
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        PNG_B64,
+        f"data:image/png;base64,{PNG_B64}",
+        "\r\n".join(PNG_B64[i : i + 76] for i in range(0, len(PNG_B64), 76)),  # MIME lines
+        f"  {PNG_B64[:10]}\n{PNG_B64[10:]}\t",
+    ],
+)
+def test_base64_images_decode_with_line_breaks_and_a_data_url(encoded: str) -> None:
+    assert decode_base64_image(encoded, "images.0") == PNG
+
+
+@pytest.mark.parametrize("encoded", ["@@@", PNG_B64[:-1] + "!", PNG_B64 + "===", "é" + PNG_B64, ""])
+def test_bad_base64_images_are_a_400_naming_the_field(encoded: str) -> None:
+    with pytest.raises(APIError) as caught:
+        decode_base64_image(encoded, "images.0")
+    assert caught.value.status == 400
+    assert "images.0" in str(caught.value.details)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from frontend.core.config import ConfigError, load_settings
-from frontend.triton.gateway import TritonGateway, _merge_statistics
+from frontend.triton.gateway import TritonGateway
+from frontend.triton.replicas import merge_statistics
 
 
 def test_single_url_stays_a_string(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,7 +120,7 @@ def test_statistics_of_replicas_add_up() -> None:
         "inference_stats": {"success": {"count": "4", "ns": "100"}},
     }
 
-    total = _merge_statistics(_merge_statistics({}, one), two)
+    total = merge_statistics(merge_statistics({}, one), two)
 
     assert total["name"] == "m" and total["version"] == "1"
     assert total["last_inference"] == 250
