@@ -73,24 +73,27 @@ def prepare_data_dir(data_dir: Path) -> Path:
 
 def in_process(snapshot: Path, engine: str, seconds: float, threads: int, batch: int) -> float:
     """Run in a child process (its idle threads must not spin in the load generator);
-    sentences/s at `batch`, or the p50 latency in ms at batch 1."""
+    sentences/s at `batch`."""
     command = [sys.executable, "-m", "tools.bench_embed", "--in-process", str(snapshot), engine]
     command += ["--seconds", str(seconds), "--threads", str(threads), "--batch", str(batch)]
     result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return float(result.stdout.strip().splitlines()[-1])
 
 
+def onnx_embedder(snapshot: Path, threads: int) -> Callable[[list[str]], np.ndarray]:
+    """The torch-free engine the service's stub runs, on the same export."""
+    from frontend.tasks.onnx_export import ensure_exported
+    from frontend.tasks.st_pipeline import TorchFreeEmbedder
+
+    files = ensure_exported(snapshot)
+    return TorchFreeEmbedder(snapshot, files.model, files.tokenizer, threads, "cpu")
+
+
 def in_process_child(
     snapshot: Path, engine: str, seconds: float, threads: int, batch: int
 ) -> float:
     if engine == "onnx":
-        from frontend.tasks.onnx_export import ensure_exported
-        from frontend.tasks.st_pipeline import TorchFreeEmbedder
-
-        files = ensure_exported(snapshot)
-        embed: Callable[[list[str]], np.ndarray] = TorchFreeEmbedder(
-            snapshot, files.model, files.tokenizer, threads, "cpu"
-        )
+        embed = onnx_embedder(snapshot, threads)
     else:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -105,25 +108,17 @@ def in_process_child(
         embed = encode
 
     embed(SENTENCES[:batch])
-    done, times, start = 0, [], time.perf_counter()
+    done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        began = time.perf_counter()
         embed(SENTENCES[done % 480 : done % 480 + batch])
-        times.append((time.perf_counter() - began) * 1000)
         done += batch
-    if batch == 1:
-        return statistics.median(times)
     return done / (time.perf_counter() - start)
 
 
 def in_process_latency_child(snapshot: Path, threads: int) -> None:
     """Serve latency blocks over stdin/stdout: for each line "n", n batch-1 embeddings of
     fresh sentences, one after another, and their median in ms on a line."""
-    from frontend.tasks.onnx_export import ensure_exported
-    from frontend.tasks.st_pipeline import TorchFreeEmbedder
-
-    files = ensure_exported(snapshot)
-    embed = TorchFreeEmbedder(snapshot, files.model, files.tokenizer, threads, "cpu")
+    embed = onnx_embedder(snapshot, threads)
     embed(SENTENCES[:1])
     print("ready", flush=True)
     done = 0
