@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from frontend.app import create_app
 from frontend.core.config import SecuritySection, Settings
@@ -234,7 +234,10 @@ def test_uploaded_pdf_shows_each_page_with_its_boxes_and_text(
     admin.page.fill("#document-dpi", "100")
     admin.page.click("#document-form button[type=submit]")
     assert admin.wait_text("#document-summary", lambda t: "pages" in t).startswith("2 of 2 pages")
+    # The summary comes first; each page's canvas and text follow as its image loads
     canvases = admin.page.locator("#document-pages-out canvas")
+    expect(canvases).to_have_count(2, timeout=30_000)
+    expect(admin.page.locator("#document-pages-out pre")).to_have_count(2, timeout=30_000)
     assert canvases.count() == 2
     assert [canvases.nth(i).get_attribute("data-boxes") for i in range(2)] == ["2", "1"]
     # 400 x 200 points at 100 DPI
