@@ -62,6 +62,10 @@ class ModelDoctor:
         self._restarting: dict[str, asyncio.Future[None]] = {}
         self._generation: dict[str, int] = {}  # loads so far: a restart is for one generation
         self._stubs: dict[str, list[int]] = {}  # stub pids seen right after the last load
+        # Stubs this doctor SIGKILLed: on a starved machine one can still be listed when the
+        # reload that follows records its new stubs, and it must not count as one of those
+        # (it dies a moment later, and the watcher would restart the healthy model again).
+        self._killed: dict[str, set[int]] = {}
         self._suspects: set[str] = set()  # seen dead once by the watcher
         # Inference calls in flight per model (their tasks): a restart cuts them loose, since
         # Triton holds a call whose process died for ~30 s (its stub timeout) before failing.
@@ -95,7 +99,18 @@ class ModelDoctor:
     def loaded(self, model_id: str) -> None:
         """A load finished: a new generation, and the stub processes to watch."""
         self._generation[model_id] = self.generation(model_id) + 1
-        self._stubs[model_id] = stub_pids(self.registry.repository, model_id)
+        self._stubs[model_id] = self._live_stubs(model_id)
+
+    def _live_stubs(self, model_id: str) -> list[int]:
+        """The model's stub pids, less those this doctor killed (forgotten once gone)."""
+        pids = stub_pids(self.registry.repository, model_id)
+        killed = self._killed.get(model_id)
+        if not killed:
+            return pids
+        killed.intersection_update(pids)  # a killed pid no longer listed is gone for good
+        if not killed:
+            del self._killed[model_id]
+        return [pid for pid in pids if pid not in killed]
 
     async def restart(self, entry: ModelEntry, reason: str, generation: int) -> None:
         """Restart a model whose process died or hangs: kill its stubs, unload, load again.
@@ -165,6 +180,7 @@ class ModelDoctor:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
+                self._killed.setdefault(entry.id, set()).add(pid)
         return pids
 
     async def abandon_load(self, entry: ModelEntry) -> None:
@@ -202,7 +218,7 @@ class ModelDoctor:
         for entry in self.registry.loaded_entries():
             pids = self._stubs.get(entry.id)
             if pids and not all(is_alive(pid) for pid in pids) and not self.is_restarting(entry.id):
-                current = stub_pids(self.registry.repository, entry.id)
+                current = self._live_stubs(entry.id)
                 if len(current) >= len(pids):  # restarted by another frontend: not ours to do
                     self._stubs[entry.id] = current
                     continue

@@ -80,3 +80,59 @@ def test_a_zombie_or_gone_process_is_not_alive(fake_stub: subprocess.Popen[bytes
     assert not is_alive(fake_stub.pid)  # a zombie until reaped
     fake_stub.wait()
     assert not is_alive(fake_stub.pid)
+
+
+def _stub(model_py: Path) -> subprocess.Popen[bytes]:
+    code = "import time; print('up', flush=True); time.sleep(60)"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, STUB_NAME, str(model_py)], stdout=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stdout.readline() == b"up\n"
+    process.stdout.close()
+    return process
+
+
+def test_a_killed_stub_still_listed_at_the_reload_is_not_taken_for_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a starved machine a SIGKILLed stub can still be listed when the restart's reload
+    records its new stubs; once it is gone the watcher must not see the healthy model as dead
+    (it restarted it a second time: seen once under load in tests/faults)."""
+    from types import SimpleNamespace
+
+    from frontend.core.config import Settings
+    from frontend.models import healing
+
+    entry = SimpleNamespace(id="m")
+    registry = SimpleNamespace(
+        settings=Settings(),
+        repository=tmp_path,
+        forget=lambda model_id: None,
+        loaded_entries=lambda: [entry],
+    )
+    doctor = healing.ModelDoctor(registry)
+    model_py = tmp_path.resolve() / "m" / "1" / "model.py"
+    old = _stub(model_py)
+    new = None
+    late: list[int] = []
+    try:
+        doctor.loaded("m")
+        assert doctor.dead_models() == []
+        # the kill is sent; the kernel has not ended the process yet
+        monkeypatch.setattr(healing.os, "kill", lambda pid, sig: late.append(pid))
+        assert doctor._kill_stubs(entry) == [old.pid]  # type: ignore[arg-type]
+        monkeypatch.undo()
+        new = _stub(model_py)
+        doctor.loaded("m")  # the reload: the old stub is still listed
+        assert late == [old.pid] and sorted(stub_pids(tmp_path, "m")) == sorted([old.pid, new.pid])
+        old.kill()
+        old.wait()
+        assert doctor.dead_models() == []  # the new stub lives: nothing to restart
+        new.kill()
+        new.wait()
+        assert doctor.dead_models() == [entry]  # its own stub dying still counts
+    finally:
+        for process in (old, new):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
