@@ -52,19 +52,33 @@ def with_models(settings: Settings, *entries: dict[str, Any]) -> dict[str, Any]:
     return {"models": type(settings.models).model_validate(models)}
 
 
+# The model these tests kill, restart and mark failed: an entry of their own frontend only. The
+# session's frontend serves "minilm" from the same Triton, and its watcher would heal killed
+# "minilm" stubs too (two frontends healing one model: each test's counts are then wrong).
+MODEL = "minilm-faults"
+
+
+def own_model(settings: Settings) -> dict[str, Any]:
+    return with_models(settings, {"id": MODEL, "hf_model": MINILM_ID})
+
+
+def embed(client: httpx.Client, texts: list[str]) -> httpx.Response:
+    return client.post("/api/embed", json={"texts": texts, "model": MODEL})
+
+
 def test_killed_stubs_with_16_requests_in_flight_are_restarted_and_requests_retried(
     settings: Settings, triton: EmbeddedTriton
 ) -> None:
-    with own_frontend(settings, triton) as api, api.client() as http:
-        assert http.post("/api/embed", json={"texts": ["warm up"]}).status_code == 200
-        before = stubs(settings, "minilm")
+    with own_frontend(settings, triton, **own_model(settings)) as api, api.client() as http:
+        assert embed(http, ["warm up"]).status_code == 200
+        before = stubs(settings, MODEL)
         barrier = threading.Barrier(17)
 
         def post(_: int) -> tuple[int, float]:
             with httpx.Client(base_url=api.url, timeout=90) as client:
                 barrier.wait(30)
                 started = time.monotonic()
-                status = client.post("/api/embed", json={"texts": TEXTS}).status_code
+                status = embed(client, TEXTS).status_code
                 return status, time.monotonic() - started
 
         with ThreadPoolExecutor(16) as pool:
@@ -75,7 +89,7 @@ def test_killed_stubs_with_16_requests_in_flight_are_restarted_and_requests_retr
             kill(before)
             first_ok = None  # a new request's first success after the kill
             for _ in range(600):
-                if http.post("/api/embed", json={"texts": ["after"]}).status_code == 200:
+                if embed(http, ["after"]).status_code == 200:
                     first_ok = time.monotonic() - killed_at
                     break
                 time.sleep(0.05)
@@ -89,13 +103,13 @@ def test_killed_stubs_with_16_requests_in_flight_are_restarted_and_requests_retr
         assert failed <= 2, statuses
         assert first_ok is not None and first_ok < 30
         assert slowest < 20, outcomes  # Triton alone holds them ~30 s (its stub timeout)
-        after = stubs(settings, "minilm")
+        after = stubs(settings, MODEL)
         assert after and not set(after) & set(before)
-        health = model_health(http, "minilm")
+        health = model_health(http, MODEL)
         assert health["state"] == "ok" and health["restarts"] >= 1
         metrics = http.get("/metrics").text
-        assert 'model_restarts_total{model="minilm"} 1.0' in metrics
-        ok = [http.post("/api/embed", json={"texts": TEXTS}).status_code for _ in range(16)]
+        assert f'model_restarts_total{{model="{MODEL}"}} 1.0' in metrics
+        ok = [embed(http, TEXTS).status_code for _ in range(16)]
         assert ok == [200] * 16
         print(
             f"\n16 in flight at SIGKILL: {failed} failed, the slowest answered after "
@@ -106,34 +120,34 @@ def test_killed_stubs_with_16_requests_in_flight_are_restarted_and_requests_retr
 def test_a_dead_stub_is_restarted_without_waiting_for_a_request(
     settings: Settings, triton: EmbeddedTriton
 ) -> None:
-    with own_frontend(settings, triton) as api, api.client() as http:
-        assert http.post("/api/embed", json={"texts": ["warm up"]}).status_code == 200
-        before = stubs(settings, "minilm")
+    with own_frontend(settings, triton, **own_model(settings)) as api, api.client() as http:
+        assert embed(http, ["warm up"]).status_code == 200
+        before = stubs(settings, MODEL)
         kill(before)
         # the watcher notices within ~2 s and loads the model again
 
         def back() -> bool:
-            now = stubs(settings, "minilm")
+            now = stubs(settings, MODEL)
             restarted = bool(now) and not set(now) & set(before)
-            return restarted and model_health(http, "minilm").get("state") == "ok"
+            return restarted and model_health(http, MODEL).get("state") == "ok"
 
         assert wait_until(back, 60, 0.2)
-        assert not set(stubs(settings, "minilm")) & set(before)
-        assert model_health(http, "minilm")["restarts"] == 1
-        assert http.post("/api/embed", json={"texts": ["after"]}).status_code == 200
+        assert not set(stubs(settings, MODEL)) & set(before)
+        assert model_health(http, MODEL)["restarts"] == 1
+        assert embed(http, ["after"]).status_code == 200
 
 
 def test_a_stopped_stub_is_killed_and_restarted(settings: Settings, triton: EmbeddedTriton) -> None:
-    with own_frontend(settings, triton) as api, api.client() as http:
-        assert http.post("/api/embed", json={"texts": ["warm up"]}).status_code == 200
-        before = stubs(settings, "minilm")
+    with own_frontend(settings, triton, **own_model(settings)) as api, api.client() as http:
+        assert embed(http, ["warm up"]).status_code == 200
+        before = stubs(settings, MODEL)
         kill(before, signal.SIGSTOP)  # a hung process: alive, answers nothing
         started = time.monotonic()
-        response = http.post("/api/embed", json={"texts": ["while hung"]})
+        response = embed(http, ["while hung"])
         assert response.status_code == 200, response.text
         assert time.monotonic() - started < 60
-        assert not set(stubs(settings, "minilm")) & set(before)
-        assert model_health(http, "minilm")["restarts"] == 1
+        assert not set(stubs(settings, MODEL)) & set(before)
+        assert model_health(http, MODEL)["restarts"] == 1
 
 
 def test_an_inference_timeout_answers_504_and_restarts_the_model(
@@ -141,39 +155,42 @@ def test_an_inference_timeout_answers_504_and_restarts_the_model(
 ) -> None:
     triton_section = settings.triton.model_copy(update={"inference_timeout_seconds": 0.001})
     hurried = settings.model_copy(update={"triton": triton_section})
-    with own_frontend(hurried, triton) as api, api.client() as http:
-        http.post("/api/models/minilm/load").raise_for_status()
-        before = stubs(settings, "minilm")
-        response = http.post("/api/embed", json={"texts": TEXTS})
+    with own_frontend(hurried, triton, **own_model(settings)) as api, api.client() as http:
+        http.post(f"/api/models/{MODEL}/load").raise_for_status()
+        before = stubs(settings, MODEL)
+        response = embed(http, TEXTS)
         assert response.status_code == 504, response.text
         assert response.json()["error"]["code"] == "INFERENCE_TIMEOUT"
-        assert wait_until(lambda: model_health(http, "minilm").get("restarts") == 1, 30, 0.2)
-        assert wait_until(lambda: model_health(http, "minilm")["state"] == "ok", 60, 0.2)
-        assert not set(stubs(settings, "minilm")) & set(before)
+        assert wait_until(lambda: model_health(http, MODEL).get("restarts") == 1, 30, 0.2)
+        assert wait_until(lambda: model_health(http, MODEL)["state"] == "ok", 60, 0.2)
+        assert not set(stubs(settings, MODEL)) & set(before)
 
 
 def test_a_model_that_keeps_dying_is_marked_failed_until_loaded_by_hand(
     settings: Settings, triton: EmbeddedTriton
 ) -> None:
     resources = settings.resources.model_copy(update={"model_max_restarts": 1})
-    with own_frontend(settings, triton, resources=resources) as api, api.client() as http:
-        assert http.post("/api/embed", json={"texts": ["first"]}).status_code == 200
-        kill(stubs(settings, "minilm"))
-        assert http.post("/api/embed", json={"texts": ["restart 1"]}).status_code == 200
-        kill(stubs(settings, "minilm"))
-        response = http.post("/api/embed", json={"texts": ["gives up"]})
+    with (
+        own_frontend(settings, triton, resources=resources, **own_model(settings)) as api,
+        api.client() as http,
+    ):
+        assert embed(http, ["first"]).status_code == 200
+        kill(stubs(settings, MODEL))
+        assert embed(http, ["restart 1"]).status_code == 200
+        kill(stubs(settings, MODEL))
+        response = embed(http, ["gives up"])
         assert response.status_code == 503
         error = response.json()["error"]
         assert error["code"] == "MODEL_LOAD_FAILED" and "failed" in error["message"]
-        health = model_health(http, "minilm")
+        health = model_health(http, MODEL)
         assert health["state"] == "failed" and health["loaded"] is False
         assert "restarted 1 times" in health["reason"]
-        assert wait_until(lambda: not stubs(settings, "minilm"), 10)  # nothing left running
-        again = http.post("/api/embed", json={"texts": ["still failed"]})
-        assert again.status_code == 503 and "POST /api/models/minilm/load" in again.text
-        assert http.post("/api/models/minilm/load").status_code == 200
-        assert model_health(http, "minilm")["state"] == "ok"
-        assert http.post("/api/embed", json={"texts": ["back"]}).status_code == 200
+        assert wait_until(lambda: not stubs(settings, MODEL), 10)  # nothing left running
+        again = embed(http, ["still failed"])
+        assert again.status_code == 503 and f"POST /api/models/{MODEL}/load" in again.text
+        assert http.post(f"/api/models/{MODEL}/load").status_code == 200
+        assert model_health(http, MODEL)["state"] == "ok"
+        assert embed(http, ["back"]).status_code == 200
 
 
 def test_a_load_wedged_by_starved_stubs_is_abandoned_and_the_next_load_works(
