@@ -23,7 +23,7 @@ from frontend.core.config import ModelEntry, Task
 from frontend.core.errors import APIError
 from frontend.embed import images
 from frontend.embed.images import Picture
-from frontend.images.clip_inputs import Geometry, decode_sized_for, model_geometry
+from frontend.images.clip_inputs import Geometry, model_geometry
 from frontend.models.cache import snapshot_path
 from frontend.models.registry import ModelRegistry
 from frontend.triton.codecs import image_input, strings
@@ -175,10 +175,7 @@ async def _picture(
     """The decoded image; for a CLIP image vector alone (Immich's smart search), already at
     the model's input size (frontend.images.clip_inputs: the same vector, far fewer bytes)."""
     geometry = _clip_geometry(registry, entries)
-    if geometry is None:
-        return (await images.decode_pictures(request.app, [image]))[0]
-    pixels, height, width = await decode_sized_for(request.app, image, geometry)
-    return Picture(pixels, height, width)
+    return (await images.decode_pictures(request.app, [image], geometry=geometry))[0]
 
 
 def _clip_geometry(registry: ModelRegistry, entries: dict[str, Any]) -> Geometry | None:

@@ -68,6 +68,20 @@ def input_geometry(registry: ModelRegistry, entry: ModelEntry) -> Geometry | Non
     return model_geometry(snapshot) if snapshot is not None else None
 
 
+def checked_pictures(
+    blobs: list[bytes], types: list[str | None], limits: ImageLimits, geometry: Geometry | None
+) -> list[tuple[np.ndarray, int, int]]:
+    """In the sandbox, in one call: the request's files kept, refused if one is a document,
+    then each decoded (at the model's input size where `geometry` gives one) with its size."""
+    classify(blobs, types, len(blobs) == 1, False)
+    return [
+        decode_sized(index, limits, MAX_SIDE)
+        if geometry is None
+        else decode_with(index, limits, geometry)
+        for index in range(len(blobs))
+    ]
+
+
 async def decode_pictures(
     app: FastAPI,
     blobs: list[bytes],
@@ -80,15 +94,9 @@ async def decode_pictures(
     check_count(len(blobs), limits)
     image_limits = ImageLimits(limits.max_image_pixels, limits.max_image_side)
     async with sandbox_of(app).lease() as worker:  # images only: a document is a 400
-        await worker.call(classify, blobs, types or [None] * len(blobs), len(blobs) == 1, False)
-        decoded = [
-            await (
-                worker.call(decode_sized, index, image_limits, MAX_SIDE)
-                if geometry is None
-                else worker.call(decode_with, index, image_limits, geometry)
-            )
-            for index in range(len(blobs))
-        ]
+        decoded = await worker.call(
+            checked_pictures, blobs, types or [None] * len(blobs), image_limits, geometry
+        )
     return [Picture(pixels, height, width) for pixels, height, width in decoded]
 
 

@@ -14,13 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI
 from PIL import Image
 
-from frontend.core.config import LimitsSection
 from frontend.images.decode import ImageLimits, decode_pil
-from frontend.images.pages import classify
-from frontend.sandbox.pool import sandbox_of
 from frontend.sandbox.worker import session
 from frontend.tasks.image_embedding_immich import ImmichVisualPreprocess
 from frontend.tasks.image_embedding_onnx import ProcessorSpec, export_folder
@@ -80,14 +76,3 @@ def decode_with(index: int, limits: ImageLimits, geometry: Geometry) -> tuple[np
     full = decode_pil(session()["files"][index], index, limits)  # no full-size array copy
     width, height = full.size
     return geometry.apply(full), height, width
-
-
-async def decode_sized_for(
-    app: FastAPI, blob: bytes, geometry: Geometry
-) -> tuple[np.ndarray, int, int]:
-    """One uploaded image, checked and decoded as /api/caption does, at the model's input size."""
-    limits: LimitsSection = app.state.settings.limits
-    image_limits = ImageLimits(limits.max_image_pixels, limits.max_image_side)
-    async with sandbox_of(app).lease() as worker:  # images only: a document is a 400
-        await worker.call(classify, [blob], [None], True, False)
-        return await worker.call(decode_with, 0, image_limits, geometry)

@@ -225,12 +225,8 @@ class TritonGateway:
                     if response is not None:
                         replica.served += 1
                         return grpcclient.InferResult(response)
-                result = await replica.client.infer(
-                    name,
-                    inputs,
-                    outputs=requested,
-                    client_timeout=self.infer_timeout,
-                    parameters=parameters,
+                result = grpcclient.InferResult(
+                    await replica.pipe.unary(request, self.infer_timeout)
                 )
             except InferenceServerException as exc:
                 if is_unreachable(exc):

@@ -31,7 +31,7 @@ from typing import Any
 import grpc
 import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2, service_pb2_grpc
-from tritonclient.grpc._utils import _get_inference_request
+from tritonclient.grpc._utils import _get_inference_request, get_error_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ class Pipe:
         self.url = url
         self._channel_args = list(channel_args)
         self._channel: grpc.aio.Channel | None = None
+        # Unary calls (large requests, and small ones the stream could not answer) have their
+        # own connection: a megabyte image must not hold the stream's small requests behind
+        # it in one connection's flow-control window.
+        self._unary: Any = None  # a GRPCInferenceServiceStub on its own channel
+        self._unary_channel: grpc.aio.Channel | None = None
         self._queue: asyncio.Queue[Any] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[Any]] = {}
@@ -104,11 +109,34 @@ class Pipe:
         self.piped += 1
         return response.infer_response
 
-    def _open(self) -> asyncio.Queue[Any] | None:
+    async def unary(
+        self, request: service_pb2.ModelInferRequest, timeout: float
+    ) -> service_pb2.ModelInferResponse:
+        """The request, already built, as one ModelInfer call (what tritonclient's infer()
+        sends, without building the message again); its gRPC errors raised as tritonclient's
+        InferenceServerException, with their status codes."""
+        self._on_this_loop()
+        if self._unary is None:
+            self._unary_channel = grpc.aio.insecure_channel(self.url, options=self._channel_args)
+            self._unary = service_pb2_grpc.GRPCInferenceServiceStub(self._unary_channel)
+        request.id = ""
+        try:
+            response: service_pb2.ModelInferResponse = await self._unary.ModelInfer(
+                request=request, timeout=timeout
+            )
+        except grpc.RpcError as exc:
+            raise get_error_grpc(exc) from None
+        return response
+
+    def _on_this_loop(self) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or an earlier event loop (tests): start over
             self._reset()
             self._loop = loop
+
+    def _open(self) -> asyncio.Queue[Any] | None:
+        loop = asyncio.get_running_loop()
+        self._on_this_loop()
         if self._reader is not None:
             return self._queue
         if time.monotonic() - self._broken_at < REOPEN_AFTER_S:
@@ -150,6 +178,7 @@ class Pipe:
     def _reset(self) -> None:
         """Forget the stream and channel of another event loop (they cannot be used here)."""
         self._reader = self._queue = self._channel = None
+        self._unary = self._unary_channel = None
         self._pending.clear()
 
     async def close(self) -> None:
@@ -160,6 +189,9 @@ class Pipe:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
-        if self._channel is not None and self._loop is asyncio.get_running_loop():
-            await self._channel.close()
+        if self._loop is asyncio.get_running_loop():
+            for channel in (self._channel, self._unary_channel):
+                if channel is not None:
+                    await channel.close()
         self._reader = self._queue = self._channel = None
+        self._unary = self._unary_channel = None
