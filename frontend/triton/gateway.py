@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 import tritonclient.grpc as grpcclient
+from tritonclient.grpc._utils import get_error_grpc
 from tritonclient.utils import InferenceServerException
 
 from frontend.core.errors import INFERENCE_FAILED, APIError, InvalidRequest, Unavailable
@@ -285,7 +286,7 @@ class TritonGateway:
                         return
                 raise unavailable()  # the stream ended without its final response
             except grpc.RpcError as rpc:
-                exc = InferenceServerException(msg=rpc.details(), status=str(rpc.code()))
+                exc = get_error_grpc(rpc)  # as tritonclient (and Pipe.unary) map it
                 if is_unreachable(exc) and not answered:
                     self._mark_down(replica, str(exc.message())[:200])
                     continue

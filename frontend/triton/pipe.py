@@ -128,15 +128,15 @@ class Pipe:
             raise get_error_grpc(exc) from None
         return response
 
-    def _on_this_loop(self) -> None:
+    def _on_this_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or an earlier event loop (tests): start over
             self._reset()
             self._loop = loop
+        return loop
 
     def _open(self) -> asyncio.Queue[Any] | None:
-        loop = asyncio.get_running_loop()
-        self._on_this_loop()
+        loop = self._on_this_loop()
         if self._reader is not None:
             return self._queue
         if time.monotonic() - self._broken_at < REOPEN_AFTER_S:
